@@ -1,0 +1,101 @@
+"""What a hidden suite imports: checks whose failure messages a student can read.
+
+Every message names the student's function and says what is wrong in one line, and
+never shows an expected value, a threshold or a hidden input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from autograder.sandbox import StudentError
+from autograder.wire import MetaTensor, Unsupported
+
+__all__ = ["expect_tensor", "expect_close", "expect_meta", "expect_finite", "parity_devices",
+           "StudentError", "MetaTensor", "Unsupported", "describe_value"]
+
+
+def describe_value(value) -> str:
+    """'a tensor of shape (4, 2) and dtype float32', 'a list', 'None' ..."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {str(value.dtype).removeprefix('torch.')}"
+    if isinstance(value, MetaTensor):
+        return f"a meta tensor of shape {value.shape}"
+    if isinstance(value, Unsupported):
+        return f"a {value.type_name} object"
+    if value is None:
+        return "None"
+    return f"a {type(value).__name__}"
+
+
+def expect_tensor(value, *, name: str, shape=None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Assert that ``value`` is a tensor (of ``shape`` and ``dtype``, when given) and return it.
+
+    ``shape`` may contain ``None`` for a dimension that is not checked.
+    """
+    if not isinstance(value, torch.Tensor):
+        wanted = f"a tensor of shape {tuple(shape)}" if shape is not None else "a tensor"
+        raise AssertionError(f"{name} should return {wanted}, got {describe_value(value)}")
+    if shape is not None:
+        shape = tuple(shape)
+        if value.dim() != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
+            shown = tuple("*" if s is None else s for s in shape)
+            raise AssertionError(f"{name} should have shape {shown}, got {tuple(value.shape)}")
+    if dtype is not None and value.dtype != dtype:
+        raise AssertionError(
+            f"{name} should have dtype {str(dtype).removeprefix('torch.')}, got {str(value.dtype).removeprefix('torch.')}")
+    return value
+
+
+def expect_finite(value: torch.Tensor, *, name: str) -> torch.Tensor:
+    if value.is_floating_point() and not torch.isfinite(value).all():
+        bad = "NaN" if torch.isnan(value).any() else "inf"
+        raise AssertionError(f"{name} contains {bad} values")
+    return value
+
+
+def expect_close(actual, expected: torch.Tensor, *, name: str, rtol: float = 1e-5, atol: float = 1e-8) -> None:
+    """Assert ``|actual - expected| <= atol + rtol * |expected|`` elementwise.
+
+    The message gives the size of the error and the tolerance, never the expected values.
+    """
+    actual = expect_tensor(actual, name=name, shape=tuple(expected.shape))
+    expect_finite(actual, name=name)
+    actual64, expected64 = actual.double(), expected.double()
+    error = (actual64 - expected64).abs()
+    allowed = atol + rtol * expected64.abs()
+    if not bool((error <= allowed).all()):
+        worst = float((error - allowed).argmax()) if error.numel() > 1 else 0
+        index = int(worst)
+        raise AssertionError(
+            f"{name} is off by up to {float(error.max()):.3g} "
+            f"(allowed {float(allowed.flatten()[index]):.3g} at the worst element)")
+
+
+def expect_meta(value, *, name: str, shape, dtype: torch.dtype | None = None) -> None:
+    """Assert that a probe run on the ``meta`` device returned a meta tensor of ``shape``.
+
+    A CPU tensor created inside the student's function (a hard-coded device) either makes
+    the call fail on meta inputs or comes back as a real tensor: both fail here.
+    """
+    if isinstance(value, torch.Tensor):
+        raise AssertionError(
+            f"{name} returned a {value.device.type if value.device.type != 'cpu' else 'CPU'} tensor for inputs "
+            "on another device: create new tensors on the input's device (e.g. torch.zeros_like, device=x.device)")
+    if not isinstance(value, MetaTensor):
+        raise AssertionError(f"{name} should return a tensor, got {describe_value(value)}")
+    if tuple(value.shape) != tuple(shape):
+        raise AssertionError(f"{name} on the meta device should have shape {tuple(shape)}, got {value.shape}")
+    if dtype is not None and value.dtype != dtype:
+        raise AssertionError(f"{name} on the meta device should keep dtype {dtype}, got {value.dtype}")
+
+
+def parity_devices(worker) -> list[str]:
+    """The devices a parity check runs on: the accelerators present, else ``["meta"]``."""
+    return list(worker.devices) or ["meta"]
+
+
+def is_close_scalar(a: float, b: float, rel: float, abs_: float = 0.0) -> bool:
+    return math.isfinite(a) and abs(a - b) <= abs_ + rel * abs(b)

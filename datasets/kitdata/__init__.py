@@ -1,0 +1,24 @@
+"""kitdata: the data that ships with the kit, and sample-quality metrics.
+
+Import name ``kitdata`` (the folder is ``datasets/kitdata``; the name never shadows Hugging
+Face's ``datasets``). Submodules (imported on first use, so ``import kitdata`` is cheap):
+
+* ``kitdata.digits``   scikit-learn's 8x8 digits with the kit's fixed train / held-out split
+* ``kitdata.toy2d``    2-D sources with exact sampling and exact log-density (ring8, grid25, moons, spiral)
+* ``kitdata.mnist``    MNIST / Fashion-MNIST through torchvision, only when present locally
+* ``kitdata.features`` the shipped small digit classifier used as FID-lite's feature extractor
+* ``kitdata.metrics``  FID-lite, KID, precision / recall, density / coverage, memorisation,
+                       mode coverage, mean log-density
+* ``python -m kitdata.build_features``  rebuild the shipped feature-extractor weights
+* ``python -m kitdata.calibrate``       regenerate ``datasets/CALIBRATION.md``
+"""
+import importlib
+
+_SUBMODULES = ("digits", "toy2d", "mnist", "features", "metrics", "text")
+__all__ = list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

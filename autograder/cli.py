@@ -1,0 +1,247 @@
+"""The ``autograder`` command.
+
+    autograder list                                   the assignments, their tests and points
+    autograder check ASSIGNMENT_DIR                   a student's public checks
+    autograder grade SUBMISSION --assignment ID       grade one submission (or --all)
+    autograder grade-batch ROOT --assignment ID       grade a class, one folder per student
+    autograder release [--check]                      regenerate assignments/ from solutions/
+
+Exit codes: 0 graded (or checks passed); 1 graded but below --fail-under (or a check
+failed); 2 bad usage, bad grading.yml or unreadable submission; 3 the grader itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from autograder import config as config_module
+from autograder import reports, runner
+from autograder.config import ConfigError
+from autograder.runner import Result, SubmissionError, TestResult
+
+OK, BELOW, USAGE, INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _default_config() -> Path:
+    here = Path("grading.yml")
+    if here.is_file():
+        return here
+    return Path(__file__).resolve().parent.parent / "grading.yml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="autograder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=None,
+                        help="the course file (default: ./grading.yml, else the kit's own)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("list", help="the assignments, their tests and points")
+
+    check = commands.add_parser("check", help="run an assignment's public checks on your work")
+    check.add_argument("assignment_dir", type=Path)
+
+    grade = commands.add_parser("grade", help="grade one submission")
+    grade.add_argument("submission", type=Path)
+    which = grade.add_mutually_exclusive_group(required=True)
+    which.add_argument("--assignment", help="the assignment id (see 'autograder list')")
+    which.add_argument("--all", action="store_true", help="SUBMISSION holds one folder per assignment, like solutions/")
+    _grading_options(grade)
+    grade.add_argument("--fail-under", type=float, default=None, metavar="PERCENT",
+                       help="exit with 1 if the score is below this percentage of the maximum")
+
+    batch = commands.add_parser("grade-batch", help="grade a class: one folder per student under ROOT")
+    batch.add_argument("root", type=Path)
+    batch.add_argument("--assignment", required=True)
+    batch.add_argument("--jobs", type=int, default=1, help="gradings run at once (default 1)")
+    _grading_options(batch)
+
+    release = commands.add_parser("release", help="regenerate assignments/ from solutions/")
+    release.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
+    return parser
+
+
+def _grading_options(command) -> None:
+    command.add_argument("--out", type=Path, default=None, help="write results.json, junit.xml, feedback.md here")
+    command.add_argument("--seed", type=int, default=0, help="the grader's seed (default 0)")
+    command.add_argument("--tests", default=None, help="grade only these tests (comma-separated names)")
+    command.add_argument("--quiet", action="store_true", help="print the total only")
+
+
+def _only(args, assignment) -> list[str] | None:
+    if not args.tests:
+        return None
+    names = [n.strip() for n in args.tests.split(",") if n.strip()]
+    unknown = [n for n in names if n not in assignment.tests]
+    if unknown:
+        raise UsageError(f"--tests: {', '.join(unknown)} is not a test of {assignment.id} (see 'autograder list')")
+    return names
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_list(cfg, args) -> int:
+    for a in cfg.assignments:
+        print(f"{a.id}  ({a.folder}, files: {', '.join(a.files)})  {a.max_points:g} points")
+        for name, test in a.tests.items():
+            print(f"    {name:<44} {test.points:>5g}  {test.visibility}")
+    return OK
+
+
+def cmd_check(cfg, args) -> int:
+    folder = args.assignment_dir
+    if not folder.is_dir():
+        raise SubmissionError(f"{folder}: not a folder")
+    assignment = cfg.by_folder(folder.resolve().name)
+    if assignment is None:
+        known = ", ".join(a.folder for a in cfg.assignments)
+        raise UsageError(f"{folder}: not an assignment folder of this course (expected one of: {known})")
+    checks = folder / "checks"
+    if not (checks / "probes.py").is_file():
+        raise SubmissionError(f"{checks}: no public checks here (checks/probes.py is missing)")
+    print(f"Running the public checks of {assignment.id} on {folder} ...", file=sys.stderr)
+    result = runner.grade(cfg, assignment, folder, suite=checks, public=True)
+    passed = sum(t.status == "passed" for t in result.tests)
+    for t in result.tests:
+        print(f"  {'PASS' if t.status == 'passed' else 'FAIL'}  {t.name}" + (f"\n        {t.message}" if t.message and t.status != "passed" else ""))
+    print(f"{passed} passed, {len(result.tests) - passed} failed")
+    if result.grader_errors:
+        print("\n".join(result.grader_errors), file=sys.stderr)
+        return INTERNAL
+    return OK if passed == len(result.tests) else BELOW
+
+
+def _missing_folder(assignment, folder: Path) -> Result:
+    message = f"your submission has no folder {folder.name}"
+    tests = [TestResult(n, 0.0, t.points, "failed", message, t.visibility, 0) for n, t in assignment.tests.items()]
+    return Result(assignment.id, str(folder), tests, 0.0, 0)
+
+
+def cmd_grade(cfg, args) -> int:
+    if not args.submission.is_dir():
+        raise SubmissionError(f"{args.submission}: not a folder")
+    if args.all:
+        if args.tests:
+            raise UsageError("--tests goes with --assignment, not --all")
+        plan = [(a, args.submission / a.folder) for a in cfg.assignments]
+    else:
+        assignment = cfg.get(args.assignment)
+        plan = [(assignment, args.submission)]
+    results = []
+    for assignment, folder in plan:
+        print(f"grading {assignment.id} ({folder}) ...", file=sys.stderr, flush=True)
+        out = (args.out / assignment.id if args.all else args.out) if args.out else None
+        if not folder.is_dir():
+            result = _missing_folder(assignment, folder)
+        else:
+            result = runner.grade(cfg, assignment, folder, seed=args.seed, only=_only(args, assignment),
+                                  artifacts_dir=out)
+        if out:
+            reports.write(result, out)
+        results.append(result)
+    print(reports.table(results, with_tests=not args.quiet))
+    for r in results:
+        for error in r.grader_errors:
+            print(f"grader error in {r.assignment}: {error}", file=sys.stderr)
+    if any(r.grader_errors for r in results):
+        return INTERNAL
+    score, most = sum(r.score for r in results), sum(r.max_score for r in results)
+    if args.fail_under is not None and most and 100 * score / most < args.fail_under:
+        return BELOW
+    return OK
+
+
+def cmd_grade_batch(cfg, args) -> int:
+    from tqdm import tqdm
+
+    assignment = cfg.get(args.assignment)
+    only = _only(args, assignment)
+    if not args.root.is_dir():
+        raise SubmissionError(f"{args.root}: not a folder")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    students = sorted(p for p in args.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not students:
+        raise SubmissionError(f"{args.root}: no student folders inside")
+    out = args.out or Path("grades")
+    rows: dict[str, tuple[str, Result | None, str]] = {}
+
+    def one(student: Path):
+        result = runner.grade(cfg, assignment, student, seed=args.seed, only=only, artifacts_dir=out / student.name)
+        reports.write(result, out / student.name)
+        return result
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(one, s): s for s in students}
+        with tqdm(total=len(students), desc=f"grading {assignment.id}", unit="student", file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                student = futures[future]
+                try:
+                    rows[student.name] = (student.name, future.result(), "")
+                except SubmissionError as error:
+                    rows[student.name] = (student.name, None, f"unreadable: {error}")
+                except Exception as error:  # one broken grading never stops the batch
+                    rows[student.name] = (student.name, None, f"grader_error: {type(error).__name__}: {error}")
+                bar.update(1)
+    ordered = [rows[s.name] for s in students]
+    tests = [n for n in assignment.tests if not only or n in only]
+    reports.write_grades_csv(ordered, out / "grades.csv", tests)
+    for name, result, problem in ordered:
+        score = f"{result.score:g} / {result.max_score:g}" if result else problem
+        print(f"{name:<24} {score}")
+    print(f"grades: {out / 'grades.csv'}")
+    failed = any(r is None and p.startswith("grader_error") or (r and r.grader_errors) for _, r, p in ordered)
+    return INTERNAL if failed else OK
+
+
+def cmd_release(cfg, args) -> int:
+    from autograder import release
+
+    folders = [a.folder for a in cfg.assignments if cfg.solution_dir(a).is_dir()]
+    lines = release.release(cfg.root, folders, check=args.check)
+    for line in lines:
+        print(line)
+    if args.check:
+        if lines:
+            print(f"assignments/ has drifted from solutions/ ({len(lines)} file(s)); run 'autograder release'")
+            return BELOW
+        print(f"assignments/ is in sync with solutions/ ({len(folders)} assignment(s))")
+    return OK
+
+
+COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "grade-batch": cmd_grade_batch,
+            "release": cmd_release}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        cfg = config_module.load(args.config or _default_config())
+        return COMMANDS[args.command](cfg, args)
+    except (UsageError, ConfigError, SubmissionError) as error:
+        print(f"autograder: error: {error}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        print("autograder: interrupted", file=sys.stderr)
+        return INTERNAL
+    except Exception as error:  # a bug of the grader's own
+        traceback.print_exc()
+        print(f"autograder: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        return INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The pytest plugin that turns a suite into a judge.
+
+Loaded with ``-p autograder.judge.plugin --kit-job JOB.json`` by ``autograder.runner``.
+It never imports student code: the ``worker`` fixture talks to the sandboxed worker.
+Each test's outcome goes to a JSON-lines file that the runner turns into reports.
+
+Outcomes: ``passed`` (with a credit fraction), ``failed`` (an AssertionError or a
+StudentError: the message is for the student) or ``error`` (anything else raised by the
+suite itself: a grader bug, reported to the instructor, exit code 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder.sandbox import Limits, Sandbox, StudentError
+
+
+def pytest_addoption(parser):
+    parser.addoption("--kit-job", help="the grading job (JSON) written by autograder.runner")
+
+
+class Job:
+    def __init__(self, path: str):
+        spec = json.loads(Path(path).read_text())
+        self.spec = spec
+        self.results = Path(spec["results"])
+        self.artifacts_dir = Path(spec["artifacts"])
+        self.only = set(spec.get("only") or [])
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            spec = self.spec
+            self._sandbox = Sandbox(
+                submission=Path(spec["submission"]), workdir=Path(spec["workdir"]),
+                probes_source=Path(spec["probes"]).read_text(encoding="utf-8"),
+                modules=spec["modules"], limits=Limits(**spec["limits"]),
+                read_rules=[tuple(r) for r in spec["read_rules"]])
+        return self._sandbox
+
+    def record(self, entry: dict) -> None:
+        with open(self.results, "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.stop()
+
+
+def pytest_configure(config):
+    job = config.getoption("--kit-job")
+    config._kit_job = Job(job) if job else None
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_kit_job", None):
+        config._kit_job.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    job = config._kit_job
+    if job and job.only:
+        keep = [item for item in items if item.originalname in job.only]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
+def _test_seed(grader_seed: int, nodeid: str) -> int:
+    name = nodeid.split("::", 1)[-1]  # independent of where the suite lives on disk
+    digest = hashlib.sha256(f"{grader_seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+class Worker:
+    """The ``worker`` fixture: ``worker.call(probe, *args, **kwargs)`` with this test's seed."""
+
+    def __init__(self, sandbox: Sandbox, seed: int):
+        self._sandbox, self._seed = sandbox, seed
+
+    def call(self, probe: str, *args, seed: int | None = None, timeout: float | None = None, **kwargs):
+        return self._sandbox.call(probe, *args, seed=self._seed if seed is None else seed,
+                                  timeout=timeout, **kwargs)
+
+    @property
+    def devices(self) -> list[str]:
+        if self._sandbox._process is None and self._sandbox._fatal is None:
+            self._sandbox.start()
+        return self._sandbox.devices
+
+
+class Credit:
+    def __init__(self):
+        self.fraction, self.reason = 1.0, ""
+
+    def __call__(self, fraction: float, reason: str = "") -> None:
+        self.fraction, self.reason = max(0.0, min(1.0, float(fraction))), reason
+
+
+class Artifacts:
+    def __init__(self, folder: Path, test: str):
+        self.folder, self.test = folder, test
+        self.files: list[str] = []
+        self.notes: list[str] = []
+
+    def figure(self, filename: str, fig) -> None:
+        import matplotlib.pyplot as plt
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.folder / filename, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        self.files.append(filename)
+
+    def note(self, text: str) -> None:
+        self.notes.append(str(text))
+
+
+@pytest.fixture
+def seed(request) -> int:
+    return _test_seed(request.config._kit_job.spec["seed"], request.node.nodeid)
+
+
+@pytest.fixture
+def worker(request, seed) -> Worker:
+    return Worker(request.config._kit_job.sandbox, seed)
+
+
+@pytest.fixture
+def thresholds(request) -> dict:
+    return request.config._kit_job.spec["thresholds"]
+
+
+@pytest.fixture
+def credit(request) -> Credit:
+    request.node._kit_credit = Credit()
+    return request.node._kit_credit
+
+
+@pytest.fixture
+def artifacts(request) -> Artifacts:
+    request.node._kit_artifacts = Artifacts(request.config._kit_job.artifacts_dir, request.node.originalname)
+    return request.node._kit_artifacts
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def _message(excinfo) -> tuple[str, str, str]:
+    """(outcome, one-line message for the student, detail for the instructor)."""
+    error = excinfo.value
+    if isinstance(error, StudentError):
+        return "failed", str(error), ""
+    if isinstance(error, AssertionError):
+        text = str(error).strip() or "a check failed"
+        return "failed", text.splitlines()[0], ""
+    if isinstance(error, pytest.skip.Exception):
+        return "skipped", str(error), ""
+    # A bug in the suite: the student is told only that it happened (the exception's text
+    # could hold expected values); the instructor gets the traceback.
+    return "error", "the grader itself failed on this test; your instructor has been told", str(excinfo.getrepr(style="short"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    job = item.config._kit_job
+    if job is None or call.when == "teardown" and report.passed:
+        return
+    if call.when == "setup" and report.passed:
+        item._kit_started = time.monotonic()
+        return
+    if call.when == "call" or report.failed or report.skipped:
+        if report.passed:
+            status, message, detail = "passed", "", ""
+        else:
+            status, message, detail = _message(call.excinfo)
+        credit = getattr(item, "_kit_credit", None)
+        artifacts = getattr(item, "_kit_artifacts", None)
+        job.record({
+            "nodeid": item.nodeid, "test": item.originalname, "when": call.when, "outcome": status,
+            "fraction": (credit.fraction if credit else 1.0) if status == "passed" else 0.0,
+            "message": message or (credit.reason if credit else ""), "detail": detail,
+            "duration": round(call.duration, 3),
+            "artifacts": artifacts.files if artifacts else [],
+            "notes": artifacts.notes if artifacts else [],
+        })

@@ -1,0 +1,268 @@
+"""`autograder release`: regenerate assignments/ from solutions/, the single source.
+
+Every file a student receives goes through nbgrader's own preprocessors, the ones
+`nbgrader generate_assignment` runs: `ClearSolutions` turns each region between
+``### BEGIN SOLUTION`` and ``### END SOLUTION`` into a code stub (indentation kept),
+`ClearHiddenTests` drops ``BEGIN HIDDEN TESTS`` regions, `ClearOutput` empties notebook
+outputs. A ``.py`` module is wrapped as one code cell and a ``.md`` handout as one markdown
+cell, so modules, handouts and notebooks share a single pipeline. One preprocessor of our
+own, `ClearInstructorNotes`, removes the handout's "Instructor notes" sections (the
+calibration numbers behind the thresholds).
+
+What is never released: hidden suites (they live in autograder/suites/, outside
+solutions/), anything named ``hidden*``, dotfiles and caches. Output is deterministic:
+sorted paths, LF line endings, the same bytes on every run, so ``release --check`` can
+compare byte for byte.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path, PurePosixPath
+
+import nbformat
+from nbconvert.preprocessors import Preprocessor
+from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions
+
+# nbgrader's python stub is "# YOUR CODE HERE\nraise NotImplementedError()"; we keep its
+# shape and add a message, because the student meets it in a traceback.
+STUB_RAISE = 'raise NotImplementedError("your code goes here (see the handout)")'
+CODE_STUB = "# YOUR CODE HERE\n" + STUB_RAISE
+REGIONS = (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"))
+# Made by running things, never by an author: ignored on both sides of the comparison.
+JUNK = frozenset({"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store"})
+
+
+class ReleaseError(Exception):
+    """A solution folder cannot be released (unbalanced markers, skeleton not valid Python...)."""
+
+
+# --- the transformations ------------------------------------------------------------------
+
+class ClearInstructorNotes(Preprocessor):
+    """Remove every section headed "Instructor notes" (ATX heading of any level) up to the
+    next heading of the same or a higher level; in a notebook the section may run over
+    several cells. Lines inside fenced code blocks are never taken for headings (a
+    ``# comment`` in a code block must not end the section early)."""
+
+    title = "instructor notes"
+    heading = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
+    fence = re.compile(r"^ {0,3}(```|~~~)")
+
+    def preprocess(self, nb, resources):
+        cells, level = [], None  # level: heading level of the section being removed, or None
+        for cell in nb.cells:
+            if cell.cell_type != "markdown":
+                if level is None:
+                    cells.append(cell)
+                continue
+            lines = cell.source.split("\n")
+            kept, level = self._strip(lines, level)
+            if kept:  # a cell that was all instructor notes goes
+                cell.source = "\n".join(kept)
+                cells.append(cell)
+        nb.cells = cells
+        return nb, resources
+
+    def _strip(self, lines, level):
+        kept, in_fence = [], False
+        for line in lines:
+            if self.fence.match(line):
+                in_fence = not in_fence
+            found = None if in_fence else self.heading.match(line)
+            if found:
+                depth, title = len(found.group(1)), (found.group(2) or "").lower()
+                if level is not None and depth <= level:
+                    level = None
+                if level is None and title.startswith(self.title):
+                    level = depth
+            if level is None:
+                kept.append(line)
+        return kept, level
+
+
+def _pipeline(kind: str) -> list:
+    clear_solutions = ClearSolutions(code_stub={"python": CODE_STUB}, enforce_metadata=False)
+    steps = [clear_solutions, ClearHiddenTests(enforce_metadata=False)]
+    if kind == "notebook":
+        steps.append(ClearOutput())
+    if kind in ("notebook", "markdown"):
+        steps.append(ClearInstructorNotes())
+    return steps
+
+
+def _run(nb, kind: str, where) -> nbformat.NotebookNode:
+    for step in _pipeline(kind):
+        try:
+            nb, _ = step.preprocess(nb, {})
+        except (RuntimeError, ValueError) as error:  # markers are checked before; e.g. kernel language
+            raise ReleaseError(f"{where}: {error}") from error
+    return nb
+
+
+def _check_regions(text: str, where: str, cell: int | None = None) -> None:
+    """Balanced, unnested markers, found the way nbgrader finds them (substring of a line)."""
+    def at(line: int) -> str:
+        return f"{where}:{line}" if cell is None else f"{where}, cell {cell}, line {line}"
+
+    for begin, end in REGIONS:
+        opened = None
+        for number, line in enumerate(text.split("\n"), 1):
+            if begin in line:
+                if opened:
+                    raise ReleaseError(f"{at(number)}: '{begin}' inside the region opened on "
+                                       f"line {opened} (regions cannot nest)")
+                opened = number
+            elif end in line:
+                if not opened:
+                    raise ReleaseError(f"{at(number)}: '{end}' without a '{begin}' before it")
+                opened = None
+        if opened:
+            raise ReleaseError(f"{at(opened)}: '{begin}' is never closed by '{end}'")
+
+
+def _runs_on_import(tree: ast.Module):
+    """Nodes executed when the module is imported: all but function bodies and the main guard."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            continue
+        yield node
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def _check_skeleton(text: str, where: str) -> None:
+    """The skeleton must be valid Python and import cleanly (no stub outside a function)."""
+    try:
+        compile(text, where, "exec")
+    except SyntaxError as error:
+        raise ReleaseError(f"{where}: the generated skeleton is not valid Python (skeleton line "
+                           f"{error.lineno}: {error.msg}); check where the solution region starts "
+                           "and ends") from error
+    lines = text.split("\n")
+    for node in _runs_on_import(ast.parse(text)):
+        if isinstance(node, ast.Raise) and lines[node.lineno - 1].strip() == STUB_RAISE:
+            raise ReleaseError(f"{where}: a solution region outside any function (skeleton line "
+                               f"{node.lineno}) would make the skeleton fail on import")
+
+
+# --- one function per kind of file --------------------------------------------------------
+
+def _release_python(text: str, where: str) -> str:
+    _check_regions(text, where)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text)])
+    skeleton = _run(nb, "python", where).cells[0].source
+    _check_skeleton(skeleton, where)
+    return skeleton
+
+
+def _release_markdown(text: str, where: str) -> str:
+    _check_regions(text, where)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+    released = "\n".join(cell.source for cell in _run(nb, "markdown", where).cells)
+    return released.rstrip("\n") + "\n" if released.strip() else ""
+
+
+def _release_notebook(text: str, where: str) -> str:
+    nb = nbformat.reads(text, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        _check_regions(cell.source, where, cell=index)
+    nb = _run(nb, "notebook", where)
+    return nbformat.writes(nb) + "\n"
+
+
+def _release_other(text: str, where: str) -> str:
+    if any(marker in text for pair in REGIONS for marker in pair):
+        raise ReleaseError(f"{where}: release clears solution and hidden-test regions only in "
+                           ".py, .md and .ipynb files")
+    return text
+
+
+RELEASERS = {".py": _release_python, ".md": _release_markdown, ".ipynb": _release_notebook}
+
+
+def _release_file(path: Path) -> bytes:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw  # binary (pictures, weights): copied as is
+    if "\0" in text:
+        return raw
+    text = text.replace("\r\n", "\n")
+    return RELEASERS.get(path.suffix.lower(), _release_other)(text, str(path)).encode("utf-8")
+
+
+# --- the folder level ---------------------------------------------------------------------
+
+def _is_junk(rel: str) -> bool:
+    path = PurePosixPath(rel)
+    return any(part in JUNK for part in path.parts) or path.suffix in (".pyc", ".pyo")
+
+
+def _is_private(rel: str) -> bool:
+    """Never released: junk, dotfiles, and anything named hidden*."""
+    parts = PurePosixPath(rel).parts
+    return _is_junk(rel) or any(p.startswith(".") or p.lower().startswith("hidden") for p in parts)
+
+
+def _files(root: Path) -> dict[str, Path]:
+    if not root.is_dir():
+        return {}
+    found = {path.relative_to(root).as_posix(): path for path in root.rglob("*") if path.is_file()}
+    return dict(sorted(found.items()))
+
+
+def render_assignment(solution_dir: Path) -> dict[str, bytes]:
+    """What assignments/<folder>/ must contain: relative posix path -> file content."""
+    return {rel: _release_file(path)
+            for rel, path in _files(Path(solution_dir)).items() if not _is_private(rel)}
+
+
+def release(kit_root: Path, folders: list[str], *, check: bool = False) -> list[str]:
+    """Write (or, with check=True, only compare) assignments/<folder> for each folder from
+    solutions/<folder>.
+
+    Returns human-readable lines: with check, one line per drifted/missing/extra file (empty
+    list = in sync); without check, one line per file written/removed. Files in
+    assignments/<folder> that release would not write are removed (write) / reported (check);
+    caches made by running the checks (``__pycache__``, ``.pytest_cache``...) are left alone.
+    """
+    kit_root = Path(kit_root)
+    report = []
+    for folder in folders:
+        if not folder or folder in (".", "..") or PurePosixPath(folder).name != folder:
+            raise ReleaseError(f"{folder!r}: expected the name of a folder under solutions/")
+        source = kit_root / "solutions" / folder
+        if not source.is_dir():
+            raise ReleaseError(f"{source}: no such solution folder")
+        wanted = render_assignment(source)
+        target = kit_root / "assignments" / folder
+        present = {rel: path for rel, path in _files(target).items() if not _is_junk(rel)}
+        for rel in sorted(wanted.keys() | present.keys()):
+            shown = f"assignments/{folder}/{rel}"
+            if rel not in wanted:
+                verdict = "extra"
+            elif rel not in present:
+                verdict = "missing"
+            elif present[rel].read_bytes() != wanted[rel]:
+                verdict = "drifted"
+            else:
+                continue
+            if check:
+                report.append(f"{verdict}: {shown}")
+            elif verdict == "extra":
+                present[rel].unlink()
+                report.append(f"removed: {shown}")
+            else:
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                (target / rel).write_bytes(wanted[rel])
+                report.append(f"wrote: {shown}")
+        if not check:
+            for path in sorted(target.rglob("*"), reverse=True):  # children before parents
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+    return report

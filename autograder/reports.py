@@ -1,0 +1,127 @@
+"""Reports of a grading: Gradescope results.json, JUnit XML, the student's feedback.md,
+the class's grades.csv and the terminal's score table.
+
+What a student may see (results.json's test outputs, feedback.md) holds names, points
+and the one-line messages only: hidden test code and expected values never reach them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from autograder.runner import Result
+
+STUDENT_VISIBLE = ("visible",)
+
+
+def gradescope(result: Result) -> dict:
+    """Gradescope's autograder results format (results.json)."""
+    tests = []
+    for number, test in enumerate(result.tests, 1):
+        entry = {"name": test.name, "number": str(number), "score": test.score, "max_score": test.max_score,
+                 "status": "passed" if test.status == "passed" else "failed",
+                 "output": test.message, "visibility": test.visibility}
+        tests.append(entry)
+    return {
+        "score": result.score,
+        "execution_time": round(result.execution_time, 2),
+        "output": f"{result.assignment}: {result.score:g} / {result.max_score:g} points",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+
+
+def junit(result: Result) -> ET.ElementTree:
+    failures = sum(t.status == "failed" for t in result.tests)
+    errors = sum(t.status == "error" for t in result.tests)
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(suites, "testsuite", name=result.assignment, tests=str(len(result.tests)),
+                          failures=str(failures), errors=str(errors), skipped="0",
+                          time=f"{result.execution_time:.3f}")
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="score", value=f"{result.score:g}")
+    ET.SubElement(properties, "property", name="max_score", value=f"{result.max_score:g}")
+    ET.SubElement(properties, "property", name="seed", value=str(result.seed))
+    for test in result.tests:
+        case = ET.SubElement(suite, "testcase", classname=result.assignment, name=test.name,
+                             time=f"{test.duration:.3f}")
+        case_properties = ET.SubElement(case, "properties")
+        ET.SubElement(case_properties, "property", name="score", value=f"{test.score:g}")
+        ET.SubElement(case_properties, "property", name="max_score", value=f"{test.max_score:g}")
+        if test.status == "failed":
+            ET.SubElement(case, "failure", message=test.message, type="failed").text = test.message
+        elif test.status == "error":
+            ET.SubElement(case, "error", message=test.message, type="grader_error").text = test.message
+    ET.indent(suites)
+    return ET.ElementTree(suites)
+
+
+def feedback_markdown(result: Result) -> str:
+    shown = [t for t in result.tests if t.visibility in STUDENT_VISIBLE]
+    held = [t for t in result.tests if t.visibility not in STUDENT_VISIBLE]
+    mark = {"passed": "✅", "failed": "❌", "error": "⚠️"}
+    lines = [f"# Feedback: {result.assignment}", ""]
+    if held:
+        lines += [f"**{sum(t.score for t in shown):g} / {sum(t.max_score for t in shown):g}** points on the tests "
+                  f"shown here; {len(held)} more test(s) worth {sum(t.max_score for t in held):g} points are "
+                  "not shown (hidden, or released after the due date).", ""]
+    else:
+        lines += [f"**{result.score:g} / {result.max_score:g}** points", ""]
+    lines += ["| | test | points | what the grader saw |", "|---|---|---|---|"]
+    for t in shown:
+        message = (t.message or "").replace("|", "\\|")
+        lines.append(f"| {mark.get(t.status, '')} | `{t.name}` | {t.score:g} / {t.max_score:g} | {message} |")
+    pictures = [(t, a) for t in shown for a in t.artifacts]
+    notes = [(t, n) for t in shown for n in t.notes]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- `{t.name}`: {n}" for t, n in notes]
+    if pictures:
+        lines += ["", "## Pictures", ""] + [f"![{a}]({a})" for _, a in pictures]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: Result, out: Path) -> None:
+    """results.json, junit.xml and feedback.md into ``out`` (pictures are already there)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(gradescope(result), indent=2) + "\n")
+    junit(result).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
+    (out / "feedback.md").write_text(feedback_markdown(result), encoding="utf-8")
+    if result.grader_errors:
+        (out / "grader-errors.txt").write_text("\n\n".join(result.grader_errors) + "\n")
+
+
+def table(results: list[Result], with_tests: bool = True) -> str:
+    """The score table printed by the CLI."""
+    lines = []
+    for r in results:
+        lines.append(f"{r.assignment:<14} {r.score:>7g} / {r.max_score:<5g}  ({r.execution_time:.1f} s)  {r.submission}")
+        if with_tests:
+            for t in r.tests:
+                status = {"passed": "ok  ", "failed": "FAIL", "error": "ERR "}[t.status]
+                message = f"  {t.message}" if t.message and t.status != "passed" else ""
+                lines.append(f"    {status} {t.name:<40} {t.score:>6g} / {t.max_score:<4g}{message[:150]}")
+    if len(results) > 1:
+        total = sum(r.score for r in results)
+        most = sum(r.max_score for r in results)
+        lines.append(f"{'total':<14} {total:>7g} / {most:<5g}")
+    return "\n".join(lines)
+
+
+def write_grades_csv(rows: list[tuple[str, Result | None, str]], path: Path, test_names: list[str]) -> None:
+    """One line per student: name, score, max, status, then each test's points."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["student", "score", "max_score", "status", *test_names])
+        for student, result, problem in rows:
+            if result is None:
+                writer.writerow([student, 0, "", problem, *[""] * len(test_names)])
+                continue
+            by_name = {t.name: t.score for t in result.tests}
+            status = "grader_error" if result.grader_errors else "graded"
+            writer.writerow([student, f"{result.score:g}", f"{result.max_score:g}", status,
+                             *[f"{by_name.get(n, 0):g}" for n in test_names]])

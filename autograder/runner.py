@@ -1,0 +1,211 @@
+"""Grade one submission against one assignment: run the judge, collect a result.
+
+    CLI -> runner.grade() -> pytest judge (subprocess, hidden suite + plugin)
+                                  -> worker (subprocess of the judge, student code, fenced)
+
+The runner never imports student code either; it reads the judge's JSON-lines file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import autograder
+import kitdata
+from autograder.config import Assignment, Config
+
+
+class SubmissionError(Exception):
+    """The submission cannot be read at all (exit code 2)."""
+
+
+@dataclass
+class TestResult:
+    name: str
+    score: float
+    max_score: float
+    status: str          # passed | failed | error
+    message: str = ""
+    visibility: str = "visible"
+    cases: int = 1
+    duration: float = 0.0
+    artifacts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    detail: str = ""     # for the instructor only (grader errors)
+
+
+@dataclass
+class Result:
+    assignment: str
+    submission: str
+    tests: list[TestResult]
+    execution_time: float
+    seed: int
+    grader_errors: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.score for t in self.tests), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(t.max_score for t in self.tests), 4)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(score=self.score, max_score=self.max_score)
+        return data
+
+
+def _read_rules(config: Config, suite: Path, submission: Path, private: list[Path]) -> list[tuple[str, bool]]:
+    """What the worker may read: nothing of the kit but its engine and data, nothing of the
+    suites, the original submission's folder and its siblings (a class's other students),
+    or this grading's private files."""
+    engine = Path(autograder.__file__).parent
+    rules = [(config.root, False), (engine, True), (engine / "suites", False), (suite, False),
+             (Path(kitdata.__file__).parent, True)]
+    if len(submission.parent.parts) > 2:  # never fence off '/' or '/home' as a whole
+        rules.append((submission.parent, False))
+    rules += [(p, False) for p in private]
+    return [(str(p.resolve()), allowed) for p, allowed in rules]
+
+
+def _judge_command(suite: Path, job: Path, ini: Path) -> list[str]:
+    return [sys.executable, "-m", "pytest", str(suite), "-p", "autograder.judge.plugin",
+            "--kit-job", str(job), "-c", str(ini), "--rootdir", str(suite),
+            "--assert=plain", "--import-mode=importlib", "-p", "no:cacheprovider",
+            "-q", "--no-header", "-rN", "-W", "ignore::DeprecationWarning"]
+
+
+def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int = 0,
+          only: list[str] | None = None, artifacts_dir: Path | None = None,
+          suite: Path | None = None, public: bool = False) -> Result:
+    """Grade ``submission`` (a folder) on ``assignment``.
+
+    ``public=True`` runs the public checks in ``suite`` instead of the hidden suite: every
+    test found counts one point. ``only`` restricts grading to these test functions.
+    """
+    submission = Path(submission)
+    if not submission.is_dir():
+        raise SubmissionError(f"{submission}: not a folder (a submission is a folder holding {', '.join(assignment.files)})")
+    try:
+        os.listdir(submission)
+    except OSError as error:
+        raise SubmissionError(f"{submission}: cannot be read ({error.strerror})") from None
+    suite = Path(suite or config.suite_dir(assignment)).resolve()
+    if not (suite / "probes.py").is_file():
+        raise FileNotFoundError(f"{suite}: a suite needs probes.py")
+
+    started = time.monotonic()
+    private = Path(tempfile.mkdtemp(prefix="kit-grade-"))
+    try:
+        workdir = private / "work"
+        workdir.mkdir()
+        artifacts = Path(artifacts_dir) if artifacts_dir else private / "artifacts"
+        results = private / "results.jsonl"
+        ini = private / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        job = private / "job.json"
+        job.write_text(json.dumps({
+            "submission": str(submission.resolve()), "workdir": str(workdir), "probes": str(suite / "probes.py"),
+            "modules": assignment.modules, "limits": assignment.limits.model_dump(exclude={"suite_seconds"}),
+            "seed": seed, "thresholds": {} if public else assignment.thresholds, "results": str(results),
+            "artifacts": str(artifacts), "only": only or [],
+            "read_rules": _read_rules(config, suite, submission.resolve(), [private / "job.json", results, artifacts]),
+        }))
+        log = private / "judge.log"
+        with open(log, "wb") as out:
+            judge = subprocess.Popen(_judge_command(suite, job, ini), stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=private, start_new_session=True)
+            try:
+                code = judge.wait(timeout=assignment.limits.suite_seconds)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                os.killpg(judge.pid, signal.SIGKILL)
+                judge.wait()
+                code, timed_out = None, True
+            _kill_leftovers(private)
+        entries = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+        judge_log = log.read_text(errors="replace")
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+    grader_errors = []
+    if not timed_out and code not in (0, 1):
+        tail = "\n".join(judge_log.strip().splitlines()[-15:])
+        grader_errors.append(f"the judge (pytest) exited with code {code}:\n{tail}")
+    tests = _collect(assignment, entries, only, public, timed_out, grader_errors)
+    return Result(assignment.id, str(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors)
+
+
+def _kill_leftovers(private: Path) -> None:
+    """The judge kills its worker on exit; if it was killed itself, find the orphan."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd.startswith(str(private)):
+            try:
+                os.killpg(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _collect(assignment: Assignment, entries: list[dict], only, public: bool, timed_out: bool,
+             grader_errors: list[str]) -> list[TestResult]:
+    by_test: dict[str, dict[str, dict]] = {}
+    for entry in entries:
+        cases = by_test.setdefault(entry["test"], {})
+        previous = cases.get(entry["nodeid"])
+        if previous is None or previous["outcome"] == "passed":  # a teardown failure overrides a pass
+            cases[entry["nodeid"]] = entry
+    if public:
+        plan = {name: (1.0, "visible") for name in by_test}
+    else:
+        plan = {name: (t.points, t.visibility) for name, t in assignment.tests.items() if not only or name in only}
+        for name in by_test:
+            if name not in plan:
+                grader_errors.append(f"{name} ran but has no points in grading.yml")
+    tests = []
+    for name, (points, visibility) in plan.items():
+        cases = list(by_test.get(name, {}).values())
+        if not cases:
+            if timed_out:
+                message = f"not reached: the suite's time limit of {assignment.limits.suite_seconds:g} s was used up"
+                tests.append(TestResult(name, 0.0, points, "failed", message, visibility, 0))
+            else:
+                grader_errors.append(f"{name} is in grading.yml but did not run")
+                tests.append(TestResult(name, 0.0, points, "error", "this test did not run; your instructor has been told",
+                                        visibility, 0))
+            continue
+        fraction = sum(c["fraction"] for c in cases) / len(cases)
+        statuses = {c["outcome"] for c in cases}
+        status = "error" if "error" in statuses else "passed" if statuses == {"passed"} else "failed"
+        failing = [c for c in cases if c["outcome"] != "passed"]
+        message = _case_message(failing[0], len(cases)) if failing else next((c["message"] for c in cases if c["message"]), "")
+        details = [c["detail"] for c in cases if c.get("detail")]
+        grader_errors += [f"{name}: {d}" for d in details[:1]]
+        tests.append(TestResult(
+            name, round(points * fraction, 4), points, status, message, visibility, len(cases),
+            round(sum(c["duration"] for c in cases), 3),
+            sorted({a for c in cases for a in c["artifacts"]}), [n for c in cases for n in c["notes"]],
+            "\n".join(details)))
+    return tests
+
+
+def _case_message(case: dict, n_cases: int) -> str:
+    if n_cases > 1 and "[" in case["nodeid"]:
+        return f"[{case['nodeid'].rsplit('[', 1)[1]} {case['message']}"
+    return case["message"]

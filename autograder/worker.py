@@ -1,0 +1,256 @@
+"""The worker: the only process that ever runs a student's code.
+
+The judge starts it (``autograder.sandbox.Sandbox``) in its own process group, with a
+scratch copy of the submission as working directory, a scrubbed environment and its
+output going to a log file. It then:
+
+1. reads one setup frame (paths, limits, the probe module's source),
+2. applies the resource limits and imports torch once,
+3. installs an audit hook (PEP 578) that refuses, for the rest of the process's life,
+   subprocesses and forks, reading the grader's files (hidden suites, solutions, other
+   submissions, the output folder), writing outside the scratch folder, the network,
+   signals to other processes and loading native code through ctypes,
+4. answers ``call`` requests: seed everything, run the probe, send back its result.
+
+Audit hooks cannot be removed once installed, but they are a fence, not a wall: the
+judge never trusts what comes back either (see ``autograder.wire``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+import re
+import resource
+import signal
+import sys
+import traceback
+import types
+
+from autograder import wire
+
+_scratch = os.getcwd()
+
+
+# --------------------------------------------------------------------------- for probes
+
+
+class StudentImportError(Exception):
+    """A submission module could not be imported; the message names the file."""
+
+
+def student(module_name: str) -> types.ModuleType:
+    """Import a module of the submission (``student("vae")`` imports ``vae.py``).
+
+    Errors are reported as one line naming the file and the line of the fault.
+    """
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = os.path.join(_scratch, module_name + ".py")
+    if not os.path.exists(path) and not os.path.isdir(os.path.join(_scratch, module_name)):
+        raise StudentImportError(f"your submission has no {module_name}.py")
+    try:
+        return importlib.import_module(module_name)
+    except SyntaxError as error:
+        where = os.path.basename(error.filename or module_name + ".py")
+        raise StudentImportError(f"{where} line {error.lineno}: SyntaxError: {error.msg}") from None
+    except Exception as error:
+        sys.modules.pop(module_name, None)
+        raise StudentImportError(f"importing {module_name}.py failed: {describe(error)}") from None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _student_frame(tb) -> str:
+    """'vae.py line 42 in kl_divergence' for the innermost frame in the submission."""
+    where = ""
+    for frame, lineno in traceback.walk_tb(tb):
+        filename = frame.f_code.co_filename
+        if filename.startswith(_scratch + os.sep):
+            where = f"{os.path.relpath(filename, _scratch)} line {lineno} in {frame.f_code.co_name}"
+    return where
+
+
+def describe(error: BaseException) -> str:
+    """One line: what was raised, its message and where in the student's files."""
+    if isinstance(error, SystemExit):
+        what = f"your code called sys.exit({error.code!r})"
+    elif isinstance(error, StudentImportError):
+        return str(error)
+    else:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        what = type(error).__name__ + (f": {message}" if message else "")
+        if len(what) > 300:
+            what = what[:297] + "..."
+    where = _student_frame(error.__traceback__)
+    return f"{what} ({where})" if where else what
+
+
+# --------------------------------------------------------------------------- the fence
+
+
+class Fence:
+    """The audit hook. Path rules: the longest matching prefix decides (allow or deny)."""
+
+    BLOCKED_EVENTS = {
+        "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+        "os.fork", "os.forkpty", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym",
+        "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto",
+        "os.setsid", "os.setpgid",
+    }
+    WRITE_EVENTS = {
+        "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown",
+        "os.link", "os.symlink", "os.truncate", "os.utime", "shutil.rmtree",
+    }
+    LIST_EVENTS = {"os.listdir", "os.scandir"}
+
+    def __init__(self, read_rules: list[tuple[str, bool]], writable: list[str]):
+        self.read_rules = sorted(((os.path.realpath(p), ok) for p, ok in read_rules), key=lambda r: -len(r[0]))
+        self.writable = [os.path.realpath(p) for p in writable] + ["/dev/null"]
+        self.own_proc = f"/proc/{os.getpid()}"
+
+    @staticmethod
+    def _under(path: str, prefix: str) -> bool:
+        return path == prefix or path.startswith(prefix.rstrip(os.sep) + os.sep)
+
+    def _resolve(self, path) -> str | None:
+        if isinstance(path, int) or path is None:
+            return None
+        path = os.fsdecode(os.fspath(path))
+        return os.path.realpath(os.path.join(_scratch, path))
+
+    def may_read(self, path: str) -> bool:
+        if re.match(r"^/proc/\d+(/|$)", path) and not self._under(path, self.own_proc):
+            return False
+        for prefix, allowed in self.read_rules:
+            if self._under(path, prefix):
+                return allowed
+        return True
+
+    def may_write(self, path: str) -> bool:
+        return any(self._under(path, prefix) for prefix in self.writable)
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if event in self.BLOCKED_EVENTS:
+            raise PermissionError(f"the grader does not allow {event} in submissions")
+        if event in ("os.kill", "os.killpg", "signal.pthread_kill") and args and args[0] not in (0, os.getpid()):
+            raise PermissionError("the grader does not allow signalling other processes")
+        if event == "open":
+            path = self._resolve(args[0])
+            if path is None:
+                return
+            mode, flags = args[1], args[2] if len(args) > 2 else 0
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC))
+            if writing and not self.may_write(path):
+                raise PermissionError(f"submissions may only write inside their own folder, not {path}")
+            if not self.may_read(path):
+                raise PermissionError(f"the grader's files are off limits: {path}")
+        elif event in self.LIST_EVENTS:
+            path = self._resolve(args[0] if args else ".")
+            if path is not None and not self.may_read(path):
+                raise PermissionError(f"the grader's files are off limits: {path}")
+        elif event in self.WRITE_EVENTS:
+            for arg in args[:2]:
+                if isinstance(arg, (str, bytes, os.PathLike)):
+                    path = self._resolve(arg)
+                    if path is not None and not self.may_write(path):
+                        raise PermissionError(f"submissions may only change files inside their own folder, not {path}")
+
+
+# --------------------------------------------------------------------------- main loop
+
+
+def _apply_limits(setup: dict) -> None:
+    mb = 2**20
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (setup["file_mb"] * mb, setup["file_mb"] * mb))
+    # Resident memory is watched by the judge; the address-space limit is only a backstop
+    # (a CUDA build of torch maps over 2 GB just to import).
+    address = (setup["memory_mb"] + 8192) * mb
+    resource.setrlimit(resource.RLIMIT_AS, (address, address))
+    # A write past the file-size limit must fail with an error, not kill the worker.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _devices(torch) -> list[str]:
+    found = []
+    try:
+        if torch.cuda.is_available():
+            found.append("cuda")
+    except Exception:
+        pass
+    try:
+        if torch.backends.mps.is_available():
+            found.append("mps")
+    except Exception:
+        pass
+    return found
+
+
+def _seed_everything(seed: int, torch) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def main() -> None:
+    request_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
+    setup = wire.read_frame(request_fd)
+    _apply_limits(setup)
+
+    import numpy  # noqa: F401  (imported before the fence: it loads native code)
+    import torch
+
+    torch.set_num_threads(setup["threads"])
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    devices = _devices(torch)
+    import kitdata  # noqa: F401  (the kit's data, readable by submissions)
+
+    probes = types.ModuleType("probes")
+    probes.__file__ = "<probes>"
+    sys.modules["probes"] = probes
+    exec(compile(setup["probes_source"], "<probes>", "exec"), probes.__dict__)
+
+    sys.addaudithook(Fence([tuple(rule) for rule in setup["read_rules"]], setup["writable"]))
+    sys.path.insert(0, _scratch)
+    wire.write_frame(reply_fd, {"ready": True, "devices": devices})
+
+    while True:
+        try:
+            request = wire.read_frame(request_fd)
+        except wire.ChannelError:
+            return  # the judge has gone: nothing left to do
+        reply = {"id": request["id"]}
+        try:
+            if request["op"] == "import":
+                for name in request["modules"]:
+                    student(name)
+                reply.update(ok=True, value=None)
+            else:
+                probe = getattr(probes, request["probe"], None)
+                if not callable(probe):
+                    raise LookupError(f"the suite has no probe named {request['probe']!r}")
+                _seed_everything(request["seed"], torch)
+                value = probe(*request["args"], **request["kwargs"])
+                reply.update(ok=True, value=wire.to_wire(value))
+        except BaseException as error:  # noqa: BLE001 - everything the student raises is reported
+            reply.update(ok=False, error=describe(error))
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # the output file may be at its size limit
+                    pass
+        try:
+            wire.write_frame(reply_fd, reply)
+        except Exception as error:  # e.g. a value torch.save cannot write
+            wire.write_frame(reply_fd, {"id": request["id"], "ok": False,
+                                        "error": f"the result could not be sent back: {describe(error)}"})
