@@ -211,7 +211,10 @@ def cmd_release(cfg, args) -> int:
     from autograder import release
 
     folders = [a.folder for a in cfg.assignments if cfg.solution_dir(a).is_dir()]
-    lines = release.release(cfg.root, folders, check=args.check)
+    try:
+        lines = release.release(cfg.root, folders, check=args.check)
+    except release.ReleaseError as error:
+        raise UsageError(str(error)) from None
     for line in lines:
         print(line)
     if args.check:

@@ -71,7 +71,7 @@ class ClearInstructorNotes(Preprocessor):
                 in_fence = not in_fence
             found = None if in_fence else self.heading.match(line)
             if found:
-                depth, title = len(found.group(1)), (found.group(2) or "").lower()
+                depth, title = len(found.group(1)), (found.group(2) or "").strip("*_ ").lower()
                 if level is not None and depth <= level:
                     level = None
                 if level is None and title.startswith(self.title):

@@ -18,6 +18,7 @@ judge never trusts what comes back either (see ``autograder.wire``).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import random
@@ -77,6 +78,8 @@ def describe(error: BaseException) -> str:
     """One line: what was raised, its message and where in the student's files."""
     if isinstance(error, SystemExit):
         what = f"your code called sys.exit({error.code!r})"
+    elif isinstance(error, OSError) and error.errno == errno.EFBIG:
+        what = "your code printed or wrote more output than the grader allows (file size limit)"
     elif isinstance(error, StudentImportError):
         return str(error)
     else:

@@ -77,7 +77,13 @@ def train(steps: int = STEPS, seed: int = SEED, verbose: bool = True) -> dict[st
             print(f"step {step:5d}  loss {loss.item():.4f}")
     l1, _, l2, _, l3 = net
     w = {"w1": l1.weight.T, "b1": l1.bias, "w2": l2.weight.T, "b2": l2.bias, "w3": l3.weight.T, "b3": l3.bias}
-    return {k: v.detach().numpy().astype(np.float32) for k, v in w.items()}
+    w = {k: v.detach().numpy().astype(np.float32) for k, v in w.items()}
+    # Standardise the features with the training split's per-unit mean and std, so FID-lite and
+    # KID are in units of "one feature's spread on real digits" (the kernel's scale then fits).
+    with torch.no_grad():
+        f = net[:4](x).numpy()
+    w["feat_mean"], w["feat_std"] = f.mean(0).astype(np.float32), f.std(0).astype(np.float32)
+    return w
 
 
 def main(argv=None) -> None:

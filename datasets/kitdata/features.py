@@ -6,8 +6,12 @@ reproducibly by ``python -m kitdata.build_features`` (see that module for the re
 The features are the 32 ELU activations of the second layer:
 
     h1 = elu(x W1 + b1)   (N, 128)
-    f  = elu(h1 W2 + b2)  (N, 32)   <- digit_features(x)
-    logits = f W3 + b3    (N, 10)
+    h2 = elu(h1 W2 + b2)  (N, 32)
+    f  = (h2 - m) / s     (N, 32)   <- digit_features(x)
+    logits = h2 W3 + b3   (N, 10)
+
+m and s are the per-unit mean and std of h2 over the training digits, so each feature has
+mean 0 and variance 1 on them and FID-lite is measured in those units.
 
 Inference is plain numpy in float64 (no torch needed): 2,000 images take well under 1 ms.
 """
@@ -38,17 +42,18 @@ class DigitClassifier:
                 f"feature-extractor weights not found at {path}; rebuild them with "
                 "`python -m kitdata.build_features`")
         with np.load(path) as z:
-            self.w = {k: z[k].astype(np.float64) for k in ("w1", "b1", "w2", "b2", "w3", "b3")}
+            self.w = {k: z[k].astype(np.float64) for k in z.files}
 
     def features(self, x) -> np.ndarray:
         """x: (N, 64) in [0, 1] (or (N, 8, 8), (N, 1, 8, 8); numpy or torch) -> float64 (N, 32)."""
         w = self.w
         h = _elu(flat_images(x) @ w["w1"] + w["b1"])
-        return _elu(h @ w["w2"] + w["b2"])
+        return (_elu(h @ w["w2"] + w["b2"]) - w["feat_mean"]) / w["feat_std"]
 
     def logits(self, x) -> np.ndarray:
         """float64 (N, 10) class scores."""
-        return self.features(x) @ self.w["w3"] + self.w["b3"]
+        f = self.features(x) * self.w["feat_std"] + self.w["feat_mean"]
+        return f @ self.w["w3"] + self.w["b3"]
 
     def predict(self, x) -> np.ndarray:
         """int64 (N,) predicted digit."""

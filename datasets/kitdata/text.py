@@ -140,6 +140,17 @@ class SyntheticLanguage:
         """``H(X_t | X_{t-1})`` under the stationary law: the best any bigram model can do."""
         return math.log(self.n_letters) + self.case_entropy_rate()
 
+    def window_entropy(self, block_size: int) -> float:
+        """Best achievable mean NLL over the ``block_size`` targets of a training window.
+
+        A window of ``block_size + 1`` characters has targets at indices 1..block_size;
+        the first ``lag - 1`` of them cannot see the letter they echo (it lies before the
+        window), so their floor is :meth:`bigram_entropy`; the rest can reach the entropy
+        rate. This is the floor under a training-loss curve on such windows.
+        """
+        short = min(self.lag - 1, block_size)
+        return (short * self.bigram_entropy() + (block_size - short) * self.entropy_rate()) / block_size
+
     def unigram_entropy(self) -> float:
         """``H(X_t)``: the best any model that ignores the past can do (uniform alphabet)."""
         return math.log(2 * self.n_letters)

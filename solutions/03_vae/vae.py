@@ -40,7 +40,7 @@ class VAE(nn.Module):
     digits). The encoder's last layer outputs 2 * z_dim numbers: mu and logvar.
     """
 
-    def __init__(self, x_dim: int = 64, z_dim: int = 8, hidden: int = 256):
+    def __init__(self, x_dim: int = 64, z_dim: int = 8, hidden: int = 128):
         super().__init__()
         self.x_dim = x_dim
         self.z_dim = z_dim
@@ -166,7 +166,7 @@ def elbo(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
     ### END SOLUTION
 
 
-def train(model: VAE, data: torch.Tensor, steps: int, batch_size: int = 64, lr: float = 1e-3) -> list[float]:
+def train(model: VAE, data: torch.Tensor, steps: int, batch_size: int = 64, lr: float = 2e-3) -> list[float]:
     """Maximise the ELBO with Adam for exactly ``steps`` optimisation steps.
 
     Each step: draw a minibatch of ``batch_size`` rows of ``data`` uniformly at random

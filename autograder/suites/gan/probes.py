@@ -1,0 +1,254 @@
+"""Probes for the gan suite: they run in the sandboxed worker and call the student's gan.py.
+
+Every probe returns tensors and plain values only; all judging happens in test_gan.py.
+
+The isolation probes (discriminator_step / generator_step / train_step) use two tiny
+networks of our own instead of the student's, so that a bug in Generator/Discriminator
+cannot hide or fake a bug in the training step, and so that the judge can recompute the
+exact update in float64:
+  * _ConstG ignores its noise (x = b for every z): the fakes are known whatever noise the
+    student draws, and b is G's only parameter;
+  * _LinD is logistic regression, D(x) = x w + c, logits of shape (N,).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autograder.worker import student
+
+
+def _gan():
+    return student("gan")
+
+
+# --- networks --------------------------------------------------------------------------------
+
+def generator_forward(z_dim, x_dim, hidden, output, n, device="cpu", dtype="float32"):
+    """G(z) for a fixed z, the same weights on every device (built on the CPU, then moved)."""
+    gan = _gan()
+    G = gan.Generator(z_dim, x_dim, hidden, output)
+    z = torch.randn(n, z_dim)
+    if dtype == "float64":
+        G, z = G.double(), z.double()
+    G, z = G.to(device), z.to(device)
+    with torch.no_grad():
+        x = G(z)
+        # a second, different noise batch: a generator that ignores z returns the same rows
+        x2 = G(torch.randn(n, z_dim, dtype=z.dtype).to(device)) if device != "meta" else None
+    return {"x": x, "x2": x2, "z_dim": getattr(G, "z_dim", None), "x_dim": getattr(G, "x_dim", None)}
+
+
+def discriminator_forward(x_dim, hidden, n, device="cpu", dtype="float32"):
+    """D(x) on inputs at three scales (x ~ N(0, 1) times 1, 10, 1000)."""
+    gan = _gan()
+    D = gan.Discriminator(x_dim, hidden)
+    x = torch.randn(n, x_dim)
+    x = torch.cat([x, 10 * x, 1000 * x])
+    if dtype == "float64":
+        D, x = D.double(), x.double()
+    D, x = D.to(device), x.to(device)
+    with torch.no_grad():
+        return D(x)
+
+
+# --- losses ----------------------------------------------------------------------------------
+
+def discriminator_loss(real_logits, fake_logits, device="cpu", with_grad=True):
+    """L_D and dL_D/d(logits) for the given logits, computed on `device`."""
+    gan = _gan()
+    real = real_logits.to(device).requires_grad_(with_grad)
+    fake = fake_logits.to(device).requires_grad_(with_grad)
+    loss = gan.discriminator_loss(real, fake)
+    if not with_grad or device == "meta":
+        return {"loss": loss}
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        return {"loss": loss, "grad_real": None, "grad_fake": None}
+    g_real, g_fake = torch.autograd.grad(loss.sum(), [real, fake], allow_unused=True)
+    return {"loss": loss.detach(), "grad_real": g_real, "grad_fake": g_fake}
+
+
+def generator_loss(fake_logits, saturating, device="cpu", with_grad=True):
+    """L_G and dL_G/d(logits) for the given logits, computed on `device`."""
+    gan = _gan()
+    fake = fake_logits.to(device).requires_grad_(with_grad)
+    loss = gan.generator_loss(fake, saturating=saturating)
+    if not with_grad or device == "meta":
+        return {"loss": loss}
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        return {"loss": loss, "grad": None}
+    (g,) = torch.autograd.grad(loss.sum(), [fake], allow_unused=True)
+    return {"loss": loss.detach(), "grad": g}
+
+
+# --- the training step -----------------------------------------------------------------------
+
+class _ConstG(nn.Module):
+    def __init__(self, z_dim, x_dim):
+        super().__init__()
+        self.z_dim, self.x_dim = z_dim, x_dim
+        self.b = nn.Parameter(torch.randn(x_dim))
+        self.noise_shapes = []
+
+    def forward(self, z):
+        self.noise_shapes.append(list(z.shape))
+        return self.b.expand(z.shape[0], -1)
+
+
+class _LinD(nn.Module):
+    def __init__(self, x_dim):
+        super().__init__()
+        self.lin = nn.Linear(x_dim, 1)
+
+    def forward(self, x):
+        return self.lin(x).squeeze(-1)
+
+
+def _d_params(D):
+    return {"w": D.lin.weight.detach().clone().squeeze(0), "c": D.lin.bias.detach().clone()}
+
+
+def _stale(params):
+    """Leave gradients in .grad, as the opponent's step would have."""
+    for p in params:
+        p.grad = torch.randn_like(p)
+
+
+def discriminator_steps(x_dim, n, lr, momentum, calls):
+    """`calls` discriminator_step calls with SGD(lr, momentum) on D, stale D gradients before
+    each; snapshots of both networks after each call."""
+    gan = _gan()
+    G, D = _ConstG(3, x_dim), _LinD(x_dim)
+    opt_d = torch.optim.SGD(D.parameters(), lr=lr, momentum=momentum)
+    out = {"b": G.b.detach().clone(), "d0": _d_params(D), "reals": [], "after": [], "losses": [],
+           "g_grad": [], "g_b": []}
+    for _ in range(calls):
+        real = torch.randn(n, x_dim) + 1.0
+        _stale(D.parameters())
+        G.b.grad = None
+        loss = gan.discriminator_step(G, D, opt_d, real)
+        out["reals"].append(real)
+        out["losses"].append(loss)
+        out["after"].append(_d_params(D))
+        out["g_grad"].append(None if G.b.grad is None else G.b.grad.detach().clone())
+        out["g_b"].append(G.b.detach().clone())
+    out["noise_shapes"] = G.noise_shapes
+    return out
+
+
+def generator_steps(x_dim, n, lr, momentum, calls, saturating):
+    """`calls` generator_step calls with SGD(lr, momentum) on G, stale G gradients before each;
+    snapshots of both networks after each call."""
+    gan = _gan()
+    G, D = _ConstG(3, x_dim), _LinD(x_dim)
+    opt_g = torch.optim.SGD(G.parameters(), lr=lr, momentum=momentum)
+    out = {"b0": G.b.detach().clone(), "d0": _d_params(D), "b": [], "d": [], "losses": []}
+    for _ in range(calls):
+        _stale(G.parameters())
+        loss = gan.generator_step(G, D, opt_g, n, saturating=saturating)
+        out["losses"].append(loss)
+        out["b"].append(G.b.detach().clone())
+        out["d"].append(_d_params(D))
+    out["noise_shapes"] = G.noise_shapes
+    return out
+
+
+def train_step(x_dim, n, lr, saturating):
+    """One train_step with plain SGD on both networks."""
+    gan = _gan()
+    G, D = _ConstG(3, x_dim), _LinD(x_dim)
+    opt_g = torch.optim.SGD(G.parameters(), lr=lr)
+    opt_d = torch.optim.SGD(D.parameters(), lr=lr)
+    out = {"b0": G.b.detach().clone(), "d0": _d_params(D)}
+    real = torch.randn(n, x_dim) + 1.0
+    losses = gan.train_step(G, D, opt_g, opt_d, real, saturating=saturating)
+    out.update(real=real, losses=losses, b=G.b.detach().clone(), d=_d_params(D))
+    return out
+
+
+def optimizers(lr, betas):
+    """Which parameters each optimiser from make_optimizers holds ('G' / 'D' / 'other')."""
+    gan = _gan()
+    G, D = _ConstG(3, 2), _LinD(2)
+    owner = {id(p): "G" for p in G.parameters()}
+    owner.update({id(p): "D" for p in D.parameters()})
+    pair = gan.make_optimizers(G, D, lr=lr, betas=betas)
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        return {"pair": False}
+    out = {"pair": True, "n_G": len(list(G.parameters())), "n_D": len(list(D.parameters()))}
+    for name, opt in zip(("opt_g", "opt_d"), pair):
+        if not isinstance(opt, torch.optim.Optimizer):
+            out[name] = None
+            continue
+        groups = opt.param_groups
+        out[name] = {
+            "type": type(opt).__name__,
+            "owners": [owner.get(id(p), "other") for g in groups for p in g["params"]],
+            "lr": [float(g.get("lr", float("nan"))) for g in groups],
+            "betas": [list(map(float, g["betas"])) if "betas" in g else None for g in groups],
+        }
+    return out
+
+
+# --- the loop and sampling -----------------------------------------------------------------
+
+def train_loop(steps, batch_size):
+    """A very short train() on the digits: history lengths, output range, sample shapes."""
+    import kitdata.digits
+
+    gan = _gan()
+    x = torch.from_numpy(kitdata.digits.load_digits("train")[0][:256])
+    G, D, history = gan.train(x, steps, z_dim=4, hidden=16, output="sigmoid", batch_size=batch_size, lr=1e-3)
+    with torch.no_grad():
+        xs = G(torch.randn(50, 4))
+        logits = D(x[:10])
+    return {"history": history, "x": xs, "logits": logits,
+            "G_is_generator": isinstance(G, gan.Generator), "D_is_discriminator": isinstance(D, gan.Discriminator)}
+
+
+def sampling(n, device="cpu"):
+    """sample(G, n) twice, for a fixed G moved to `device`."""
+    gan = _gan()
+    G = gan.Generator(5, 3, 16, "linear").to(device)
+    a = gan.sample(G, n)
+    if device == "meta":
+        return {"a": a}
+    b = gan.sample(G, n)
+    return {"a": a, "b": b, "requires_grad": bool(getattr(a, "requires_grad", False))}
+
+
+# --- sample quality: the student's own loop, a fixed budget of steps ---------------------------
+
+def _history(history):
+    def floats(key):
+        try:
+            return torch.tensor([float(v) for v in history[key]], dtype=torch.float64)
+        except Exception:
+            return None
+    if not isinstance(history, dict):
+        return None, None
+    return floats("d_loss"), floats("g_loss")
+
+
+def train_mixture(name, n_data, steps, batch_size, lr, z_dim, hidden, n_samples):
+    """Train on n_data exact samples of kitdata.toy2d.<name>(); return n_samples samples."""
+    from kitdata import toy2d
+
+    gan = _gan()
+    x = torch.from_numpy(getattr(toy2d, name)().sample(n_data))
+    G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="linear",
+                              batch_size=batch_size, lr=lr)
+    d, g = _history(history)
+    return {"samples": gan.sample(G, n_samples), "d_loss": d, "g_loss": g}
+
+
+def train_digits(steps, batch_size, lr, z_dim, hidden, n_samples):
+    """Train on the 1,497 training digits; return n_samples samples (N, 64)."""
+    import kitdata.digits
+
+    gan = _gan()
+    x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
+    G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="sigmoid",
+                              batch_size=batch_size, lr=lr)
+    d, g = _history(history)
+    return {"samples": gan.sample(G, n_samples), "d_loss": d, "g_loss": g}

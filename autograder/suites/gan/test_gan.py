@@ -1,0 +1,414 @@
+"""Hidden suite for the GAN assignment (judge side: never imports the student's code).
+
+Expected values are recomputed here in float64 from the inputs the probes report back;
+training budgets and quality tiers come from grading.yml (`thresholds:` of the gan entry).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autograder.judge import expect_close, expect_finite, expect_meta, expect_tensor, parity_devices
+
+# Logits where sigmoid-then-log breaks in float32: sigmoid rounds to 1 above ~17 and to 0
+# below ~-104, so log(sigmoid) or log(1 - sigmoid) is -inf (and BCELoss clamps it at -100).
+MODERATE_REAL = [-4.0, -1.5, -0.3, 0.0, 0.7, 2.0, 5.0]
+MODERATE_FAKE = [-3.0, -0.8, 0.0, 0.4, 1.7, 4.5]             # a different batch size on purpose
+EXTREME_REAL = [-1e4, -300.0, -105.0, -40.0, 25.0, 1e4]
+EXTREME_FAKE = [-1e4, -120.0, 18.0, 40.0, 300.0, 1e4]
+
+
+def softplus64(x):
+    return torch.logaddexp(torch.zeros_like(x), x)
+
+
+def ref_d_loss(real, fake):
+    return softplus64(-real).mean() + softplus64(fake).mean()
+
+
+def ref_g_loss(fake, saturating):
+    return -softplus64(fake).mean() if saturating else softplus64(-fake).mean()
+
+
+def tier(value, tiers, higher_is_better=True):
+    """Credit for `value` from [[threshold, credit], ...], best tier first."""
+    for threshold, fraction in tiers:
+        if (value >= threshold) if higher_is_better else (value <= threshold):
+            return float(fraction)
+    return 0.0
+
+
+# --- the two networks ----------------------------------------------------------------------
+
+def test_generator_output(worker):
+    for z_dim, x_dim, hidden, output in [(8, 2, 32, "linear"), (16, 64, 64, "sigmoid")]:
+        out = worker.call("generator_forward", z_dim, x_dim, hidden, output, 64)
+        name = f"Generator({z_dim}, {x_dim}, output={output!r})"
+        x = expect_tensor(out["x"], name=name, shape=(64, x_dim), dtype=torch.float32)
+        x = expect_finite(x, name=name)
+        x2 = expect_tensor(out["x2"], name=name, shape=(64, x_dim), dtype=torch.float32)
+        assert out["z_dim"] == z_dim and out["x_dim"] == x_dim, \
+            f"{name} should keep z_dim and x_dim as attributes"
+        if output == "sigmoid":
+            assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0, \
+                f"{name} should return values in [0, 1], the range of the digits' pixels"
+        else:
+            assert float(x.min()) < 0.0 or float(x.max()) > 1.0, \
+                f"{name} squashes its output into [0, 1]: output='linear' has no output map"
+        assert float(x.std(0).max()) > 1e-4 and float((x - x2).abs().max()) > 1e-4, \
+            f"{name} gives the same sample for different noise z: G must depend on z"
+
+
+def test_discriminator_output(worker):
+    name = "Discriminator(64)"
+    logits = expect_tensor(worker.call("discriminator_forward", 64, 32, 64),
+                           name=name, shape=(192,), dtype=torch.float32)
+    logits = expect_finite(logits, name=name)
+    assert float(logits.min()) < 0.0 or float(logits.max()) > 1.0, \
+        f"{name} returns values in [0, 1]: it should return logits, with no sigmoid at the end"
+    assert float(logits.std()) > 1e-6, f"{name} returns the same logit for every input"
+
+
+# --- the two losses ------------------------------------------------------------------------
+
+def _check_loss(name, got, expected_loss, expected_grads):
+    loss = expect_tensor(got.get("loss"), name=name, shape=(), dtype=torch.float32)
+    if not bool(torch.isfinite(loss)):
+        raise AssertionError(f"{name} is inf or NaN: write it with softplus / logsigmoid "
+                             "(or a *_with_logits loss), not log(sigmoid(.))")
+    expect_close(loss, expected_loss, name=name, rtol=1e-5, atol=1e-6)
+    for key, expected in expected_grads.items():
+        if got.get(key) is None:
+            raise AssertionError(f"{name} is not differentiable with respect to its logits")
+        expect_close(got[key], expected, name=f"the gradient of {name}", rtol=1e-4, atol=1e-7)
+
+
+def _judge_loss(name, call, expected, credit):
+    """Moderate logits decide the formula (all or nothing); extreme logits the numerics:
+    right on moderate logits but wrong on extreme ones keeps 40 %."""
+    _check_loss(f"{name} (on moderate logits)", call(False), *expected(False))
+    try:
+        _check_loss(f"{name} (on logits up to +-1e4)", call(True), *expected(True))
+    except AssertionError as error:
+        credit(0.4, f"{error}; right on moderate logits: 40% kept")
+
+
+def test_discriminator_loss(worker, credit):
+    def logits(extreme):
+        r, f = (MODERATE_REAL + EXTREME_REAL, MODERATE_FAKE + EXTREME_FAKE) if extreme else (MODERATE_REAL, MODERATE_FAKE)
+        return torch.tensor(r), torch.tensor(f)
+
+    def expected(extreme):
+        r, f = (t.double().requires_grad_() for t in logits(extreme))
+        loss = ref_d_loss(r, f)
+        gr, gf = torch.autograd.grad(loss, [r, f])
+        return loss.detach(), {"grad_real": gr, "grad_fake": gf}
+
+    _judge_loss("discriminator_loss", lambda e: worker.call("discriminator_loss", *logits(e)), expected, credit)
+
+
+@pytest.mark.parametrize("saturating", [False, True], ids=["non_saturating", "saturating"])
+def test_generator_loss(worker, credit, saturating):
+    def logits(extreme):
+        return torch.tensor(MODERATE_FAKE + EXTREME_FAKE if extreme else MODERATE_FAKE)
+
+    def expected(extreme):
+        f = logits(extreme).double().requires_grad_()
+        loss = ref_g_loss(f, saturating)
+        (g,) = torch.autograd.grad(loss, [f])
+        return loss.detach(), {"grad": g}
+
+    _judge_loss(f"generator_loss(saturating={saturating})",
+                lambda e: worker.call("generator_loss", logits(e), saturating), expected, credit)
+
+
+# --- devices -------------------------------------------------------------------------------
+
+def _parity_call(worker, what, device, dtype="float32"):
+    logits = torch.tensor(MODERATE_REAL + EXTREME_REAL[:3])
+    if dtype == "float64":
+        logits = logits.double()
+    if what == "generator":
+        return worker.call("generator_forward", 6, 5, 16, "linear", 12, device=device, dtype=dtype)["x"], (12, 5)
+    if what == "discriminator":
+        return worker.call("discriminator_forward", 5, 16, 12, device=device, dtype=dtype), (36,)
+    if what == "discriminator_loss":
+        return worker.call("discriminator_loss", logits, logits.flip(0)[:7], device=device,
+                           with_grad=False)["loss"], ()
+    return worker.call("generator_loss", logits, False, device=device, with_grad=False)["loss"], ()
+
+
+@pytest.mark.parametrize("what", ["generator", "discriminator", "discriminator_loss", "generator_loss"])
+def test_device_parity(worker, what):
+    """The same call on every accelerator present (or on `meta`) and in float64 agrees with
+    the float32 CPU result; the probe builds the weights on the CPU (seeded) before moving them."""
+    name = {"generator": "Generator.forward", "discriminator": "Discriminator.forward"}.get(what, what)
+    cpu, shape = _parity_call(worker, what, "cpu")
+    cpu = expect_finite(expect_tensor(cpu, name=name, shape=shape, dtype=torch.float32), name=name)
+    for device in parity_devices(worker):
+        got, _ = _parity_call(worker, what, device)
+        if device == "meta":
+            expect_meta(got, name=f"{name} on the meta device", shape=shape, dtype=torch.float32)
+        else:
+            expect_close(got, cpu, name=f"{name} on {device}", rtol=1e-4, atol=1e-5)
+    got64, _ = _parity_call(worker, what, "cpu", dtype="float64")
+    got64 = expect_tensor(got64, name=f"{name} with float64 inputs", shape=shape, dtype=torch.float64)
+    expect_close(got64, cpu.double(), name=f"{name} in float64 vs float32", rtol=1e-4, atol=1e-5)
+
+
+# --- the training step ---------------------------------------------------------------------
+# The probe's G is a learned constant b (it ignores z) and its D is logistic regression
+# D(x) = x w + c, so L_D(w, c) and L_G(b) have closed forms the judge recomputes in float64.
+
+def _dparams(d):
+    return torch.cat([d["w"].double().flatten(), d["c"].double().flatten()])
+
+
+def _d_loss_at(theta, real, b, swapped=False, real_only=False):
+    w, c = theta[:-1], theta[-1]
+    r, f = real.double() @ w + c, (b.double() @ w + c).reshape(1)
+    if swapped:
+        r, f = -r, -f
+    return softplus64(-r).mean() + (0.0 if real_only else softplus64(f).mean())
+
+
+def _grad(fn, theta):
+    theta = theta.clone().requires_grad_()
+    (g,) = torch.autograd.grad(fn(theta), [theta])
+    return g
+
+
+def _sgd(theta, grads_fn, lr, momentum, calls):
+    """PyTorch SGD with momentum (buf = g on the first step, then m * buf + g)."""
+    out, buf = [], None
+    for k in range(calls):
+        g = grads_fn(theta, k)
+        buf = g if buf is None else momentum * buf + g
+        theta = theta - lr * buf
+        out.append(theta)
+    return out
+
+
+def test_discriminator_step(worker, thresholds):
+    lr, momentum, calls = 0.1, 0.9, 2
+    out = worker.call("discriminator_steps", 4, 16, lr, momentum, calls)
+    b, reals = out["b"], out["reals"]
+    if not out["noise_shapes"]:
+        raise AssertionError("discriminator_step never calls G: D must also see fakes G(z)")
+    for k in range(calls):
+        assert torch.equal(out["g_b"][k], b), "discriminator_step changed G's parameters"
+        g = out["g_grad"][k]
+        assert g is None or not bool(g.abs().max() > 0), \
+            "gradients reach G during discriminator_step: the fakes must be detached (or made under no_grad)"
+
+    def expected(**variant):
+        return _sgd(_dparams(out["d0"]), lambda th, k: _grad(lambda t: _d_loss_at(t, reals[k], b, **variant), th),
+                    lr, momentum, calls)
+
+    got = [_dparams(d) for d in out["after"]]
+    right = expected()
+    close = lambda a, e: bool(((a - e).abs() <= 1e-5 + 1e-4 * e.abs()).all())
+    if not all(close(a, e) for a, e in zip(got, right)):
+        if torch.equal(got[0], _dparams(out["d0"])):
+            raise AssertionError("discriminator_step did not change D: backward on L_D and opt_d.step() are needed")
+        if all(close(a, e) for a, e in zip(got, expected(swapped=True))):
+            raise AssertionError("discriminator_step moves D the wrong way: real samples are labelled fake and fakes real")
+        if all(close(a, e) for a, e in zip(got, expected(real_only=True))):
+            raise AssertionError("discriminator_step trains D on real samples only: L_D has a term for the fakes too")
+        raise AssertionError("discriminator_step's update of D is not one step of opt_d on L_D "
+                             "(stale gradients not reset with opt_d.zero_grad()? another optimiser?)")
+    thetas = [_dparams(out["d0"])] + right[:-1]
+    for k in range(calls):
+        loss = out["losses"][k]
+        assert isinstance(loss, float), f"discriminator_step should return a Python float, got {type(loss).__name__}"
+        assert abs(loss - float(_d_loss_at(thetas[k], reals[k], b))) <= 1e-4 * (1 + abs(loss)), \
+            "discriminator_step should return L_D computed before the step"
+
+
+def _g_loss_at(b, theta, saturating):
+    w, c = theta[:-1], theta[-1]
+    return ref_g_loss((b @ w + c).reshape(1), saturating)
+
+
+@pytest.mark.parametrize("saturating", [False, True], ids=["non_saturating", "saturating"])
+def test_generator_step(worker, saturating):
+    lr, momentum, calls = 0.1, 0.9, 2
+    out = worker.call("generator_steps", 4, 16, lr, momentum, calls, saturating)
+    theta = _dparams(out["d0"])
+    for k in range(calls):
+        assert torch.equal(_dparams(out["d"][k]), theta), "generator_step changed D's parameters: only opt_g may step"
+    if not out["noise_shapes"]:
+        raise AssertionError("generator_step never calls G")
+    assert all(s == [16, 3] for s in out["noise_shapes"]), \
+        "generator_step should feed G a noise batch of shape (n, G.z_dim)"
+    b0 = out["b0"].double()
+    got = [b.double() for b in out["b"]]
+    if torch.equal(got[0], b0):
+        raise AssertionError("generator_step did not change G: the gradient of L_G must flow through D into G "
+                             "(no detach here) and opt_g must step")
+
+    def expected(sat):
+        return _sgd(b0, lambda b, k: _grad(lambda t: _g_loss_at(t, theta, sat), b), lr, momentum, calls)
+
+    close = lambda a, e: bool(((a - e).abs() <= 1e-5 + 1e-4 * e.abs()).all())
+    if not all(close(a, e) for a, e in zip(got, expected(saturating))):
+        if all(close(a, e) for a, e in zip(got, expected(not saturating))):
+            raise AssertionError(f"generator_step(saturating={saturating}) uses the "
+                                 f"{'non-' if saturating else ''}saturating loss")
+        raise AssertionError("generator_step's update of G is not one step of opt_g on L_G "
+                             "(stale gradients not reset with opt_g.zero_grad()? another optimiser?)")
+    bs = [b0] + expected(saturating)[:-1]
+    for k in range(calls):
+        loss = out["losses"][k]
+        assert isinstance(loss, float), f"generator_step should return a Python float, got {type(loss).__name__}"
+        assert abs(loss - float(_g_loss_at(bs[k], theta, saturating))) <= 1e-4 * (1 + abs(loss)), \
+            "generator_step should return L_G computed before the step"
+
+
+def test_train_step(worker):
+    """One round: D steps first (against the current G), then G against the updated D."""
+    lr = 0.1
+    out = worker.call("train_step", 4, 16, lr, False)
+    losses = out["losses"]
+    assert isinstance(losses, dict) and {"d_loss", "g_loss"} <= set(losses), \
+        "train_step should return a dict with keys 'd_loss' and 'g_loss'"
+    assert all(isinstance(losses[k], float) for k in ("d_loss", "g_loss")), "train_step's losses should be floats"
+    b0, theta0 = out["b0"].double(), _dparams(out["d0"])
+    theta1 = theta0 - lr * _grad(lambda t: _d_loss_at(t, out["real"], b0), theta0)
+    b1 = b0 - lr * _grad(lambda b: _g_loss_at(b, theta1, False), b0)
+    b_other = b0 - lr * _grad(lambda b: _g_loss_at(b, theta0, False), b0)
+    close = lambda a, e: bool(((a.double() - e).abs() <= 1e-5 + 1e-4 * e.abs()).all())
+    assert close(_dparams(out["d"]), theta1), "train_step's discriminator update is not one discriminator_step on `real`"
+    if not close(out["b"], b1):
+        if close(out["b"], b_other):
+            raise AssertionError("train_step updates G against the old D: the discriminator steps first, then G")
+        raise AssertionError("train_step's generator update is not one generator_step with n = real.shape[0]")
+
+
+def test_optimizers(worker):
+    out = worker.call("optimizers", 3e-3, (0.4, 0.99))
+    assert out["pair"], "make_optimizers should return a pair (opt_g, opt_d)"
+    for name, who, n in (("opt_g", "G", out["n_G"]), ("opt_d", "D", out["n_D"])):
+        opt = out[name]
+        assert opt is not None, f"make_optimizers: {name} is not a torch.optim.Optimizer"
+        assert opt["type"] == "Adam", f"make_optimizers: {name} should be Adam, got {opt['type']}"
+        assert all(o == who for o in opt["owners"]) and len(opt["owners"]) == n, \
+            f"make_optimizers: {name} should hold exactly {who}'s parameters, and nothing else"
+        assert all(abs(lr - 3e-3) < 1e-12 for lr in opt["lr"]), f"make_optimizers: {name} ignores lr"
+        assert all(bt is not None and abs(bt[0] - 0.4) < 1e-12 and abs(bt[1] - 0.99) < 1e-12
+                   for bt in opt["betas"]), f"make_optimizers: {name} ignores betas"
+
+
+def test_train_loop(worker):
+    steps = 7
+    out = worker.call("train_loop", steps, 32)
+    history = out["history"]
+    assert isinstance(history, dict) and {"d_loss", "g_loss"} <= set(history), \
+        "train should return history = {'d_loss': [...], 'g_loss': [...]}"
+    for key in ("d_loss", "g_loss"):
+        values = history[key]
+        assert isinstance(values, (list, tuple)) and len(values) == steps, \
+            f"train: history[{key!r}] should hold one float per step ({steps} here)"
+        assert all(isinstance(v, float) and np.isfinite(v) for v in values), \
+            f"train: history[{key!r}] should hold finite Python floats"
+    assert out["G_is_generator"] and out["D_is_discriminator"], "train should return (Generator, Discriminator, history)"
+    x = expect_tensor(out["x"], name="the generator returned by train", shape=(50, 64))
+    assert float(x.min()) >= 0 and float(x.max()) <= 1, "train should build G with the given output map ('sigmoid' here)"
+    expect_tensor(out["logits"], name="the discriminator returned by train", shape=(10,))
+
+
+def test_sampling(worker):
+    out = worker.call("sampling", 40)
+    a = expect_finite(expect_tensor(out["a"], name="sample(G, 40)", shape=(40, 3), dtype=torch.float32), name="sample")
+    b = expect_tensor(out["b"], name="sample(G, 40)", shape=(40, 3))
+    assert not out["requires_grad"], "sample should not build an autograd graph"
+    assert float((a - b).abs().max()) > 1e-6, "sample returns the same samples twice: draw fresh noise each call"
+    for device in parity_devices(worker):
+        got = worker.call("sampling", 40, device=device)["a"]
+        if device == "meta":
+            expect_meta(got, name="sample(G, 40) for G on the meta device", shape=(40, 3), dtype=torch.float32)
+        else:
+            expect_tensor(got, name=f"sample(G, 40) on {device}", shape=(40, 3))
+
+
+# --- sample quality: the student's loop, a fixed number of steps ------------------------------
+
+def _loss_figure(out, title):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for key, label in (("d_loss", "discriminator loss $L_D$"), ("g_loss", "generator loss $L_G$")):
+        if isinstance(out.get(key), torch.Tensor):
+            ax.plot(out[key].numpy(), label=label, lw=0.8)
+    ax.axhline(2 * np.log(2), color="grey", ls=":", lw=0.8, label="$L_D$ at equilibrium: 2 log 2")
+    ax.set_xlabel("round (one D step + one G step)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def test_ring_quality(worker, thresholds, artifacts, credit):
+    import matplotlib.pyplot as plt
+    from kitdata import metrics, toy2d
+
+    t = thresholds
+    out = worker.call("train_mixture", "ring8", t["ring_data"], t["ring_steps"], t["ring_batch_size"],
+                      t["ring_lr"], t["z_dim"], t["hidden"], t["ring_samples"], timeout=t["train_seconds"])
+    mixture = toy2d.ring8()
+    samples = expect_tensor(out["samples"], name="sample (after train on the ring)", shape=(t["ring_samples"], 2))
+    samples = expect_finite(samples, name="the ring samples")
+    modes, hq = metrics.mode_coverage(samples, mixture)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    g = np.linspace(-2.6, 2.6, 200)
+    xx, yy = np.meshgrid(g, g)
+    dens = np.exp(mixture.log_prob(np.stack([xx.ravel(), yy.ravel()], 1))).reshape(xx.shape)
+    ax.contourf(xx, yy, np.log(dens + 1e-12), levels=[-5, 0, 5, 10], cmap="Greys", alpha=0.5)
+    s = samples.numpy()
+    ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, color="tab:orange", label="generated")
+    ax.scatter(mixture.means[:, 0], mixture.means[:, 1], marker="x", color="k", s=40, label="modes")
+    ax.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal",
+           title=f"ring of 8: {modes}/8 modes covered, {hq:.0%} high quality")
+    ax.legend(fontsize=7, loc="lower right")
+    artifacts.figure("ring_samples.png", fig)
+    artifacts.figure("ring_losses.png", _loss_figure(out, "training on the ring of 8"))
+    artifacts.note(f"ring of 8 Gaussians after {t['ring_steps']} rounds: {modes}/8 modes covered, "
+                   f"{hq:.1%} of samples within 3 std of a mode")
+
+    fraction = min(tier(modes, t["ring_modes_tiers"]), tier(hq, t["ring_hq_tiers"]))
+    assert fraction > 0, (f"after {t['ring_steps']} rounds on the ring the generator covers {modes}/8 modes "
+                          f"with {hq:.1%} high-quality samples: too far from the data (see ring_samples.png)")
+    if fraction < 1:
+        credit(fraction, f"ring: {modes}/8 modes covered, {hq:.1%} high quality (partial credit)")
+
+
+def test_digit_quality(worker, thresholds, artifacts, credit):
+    import matplotlib.pyplot as plt
+    from kitdata import metrics
+
+    t = thresholds
+    out = worker.call("train_digits", t["digits_steps"], t["digits_batch_size"], t["digits_lr"], t["z_dim"],
+                      t["hidden"], t["digits_samples"], timeout=t["train_seconds"])
+    samples = expect_tensor(out["samples"], name="sample (after train on the digits)", shape=(t["digits_samples"], 64))
+    samples = expect_finite(samples, name="the digit samples")
+    assert float(samples.min()) >= 0 and float(samples.max()) <= 1, "digit samples should lie in [0, 1]"
+    fid = metrics.fid_lite(samples)
+    copies = metrics.memorisation_fraction(samples)
+
+    fig, axes = plt.subplots(8, 8, figsize=(4, 4))
+    for ax, img in zip(axes.flat, samples[:64].reshape(-1, 8, 8).numpy()):
+        ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+        ax.axis("off")
+    fig.suptitle(f"generated digits: FID-lite {fid:.1f}", fontsize=9)
+    artifacts.figure("digit_samples.png", fig)
+    artifacts.figure("digit_losses.png", _loss_figure(out, "training on the 8x8 digits"))
+    artifacts.note(f"digits after {t['digits_steps']} rounds: FID-lite {fid:.1f} against held-out digits, "
+                   f"{copies:.1%} of samples are near-copies of training digits")
+
+    assert copies <= t["memorisation_max"], \
+        f"{copies:.0%} of the samples are near-copies of training digits: the generator must not replay the data"
+    fraction = tier(fid, t["digits_fid_tiers"], higher_is_better=False)
+    assert fraction > 0, f"FID-lite of the generated digits is {fid:.1f}: too far from real digits (see digit_samples.png)"
+    if fraction < 1:
+        credit(fraction, f"digits: FID-lite {fid:.1f} (partial credit)")

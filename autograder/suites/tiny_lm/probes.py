@@ -1,0 +1,206 @@
+"""Probes for the tiny_lm suite: they run in the worker and call the student's tiny_lm.py.
+
+Every probe returns raw results (tensors, strings, numbers); all judging happens in
+test_tiny_lm.py. The worker seeds torch/random/numpy with the test's seed before a call.
+"""
+import torch
+
+import kitdata.text as kt
+from autograder.worker import student
+
+
+def _tl():
+    return student("tiny_lm")
+
+
+class TableLM(torch.nn.Module):
+    """A stand-in language model with known logits: logits[b, t] = table[idx[b, t]].
+
+    Used to judge generate() on its own, whatever the student's transformer does. It
+    refuses contexts longer than block_size, as a transformer with position embeddings must.
+    """
+
+    def __init__(self, table: torch.Tensor, block_size: int):
+        super().__init__()
+        self.register_buffer("table", table)
+        self.block_size = block_size
+
+    def forward(self, idx):
+        if idx.dim() != 2:
+            raise ValueError(f"the model expects a (B, T) tensor of token ids, got shape {tuple(idx.shape)}")
+        if idx.shape[1] > self.block_size:
+            raise ValueError(f"the model was given {idx.shape[1]} tokens of context, more than its block_size {self.block_size}")
+        return self.table[idx]
+
+
+def _model(vocab_size, block_size, n_layer=2, n_head=4, n_embd=32):
+    tl = _tl()
+    return tl.TinyGPT(tl.GPTConfig(vocab_size=vocab_size, block_size=block_size,
+                                   n_layer=n_layer, n_head=n_head, n_embd=n_embd))
+
+
+# ---------------------------------------------------------------------------------- tokens
+def tokenizer(train_text, strings):
+    """Build a tokenizer on train_text (or the kit's corpus if None); encode and decode strings."""
+    tl = _tl()
+    if train_text is None:
+        train_text = kt.load_corpus("train")
+    tok = tl.CharTokenizer(train_text)
+    out = {"vocab_size": tok.vocab_size, "unk_id": tok.unk_id, "ids": [], "decoded": []}
+    for s in strings:
+        ids = tok.encode(s)
+        out["ids"].append(ids)
+        out["decoded"].append(tok.decode(ids))
+    return out
+
+
+# ---------------------------------------------------------------------------------- bigram
+def bigram(text, alpha):
+    """Fit the student's bigram on text; return its logits at every position and the char->id map."""
+    tl = _tl()
+    tok = tl.CharTokenizer(text)
+    ids = tok.encode(text)
+    model = tl.BigramLM(tok.vocab_size).fit(ids, alpha=alpha)
+    with torch.no_grad():
+        logits = model(ids[None, :-1])
+    chars = sorted(set(text))
+    return {"logits": logits, "char_ids": tok.encode("".join(chars)), "chars": "".join(chars),
+            "vocab_size": tok.vocab_size}
+
+
+# ---------------------------------------------------------------------------------- data and loss
+def batches(ids, batch_size, block_size, n_batches):
+    tl = _tl()
+    g = torch.Generator().manual_seed(1234)
+    return [tl.get_batch(ids, batch_size, block_size, g) for _ in range(n_batches)]
+
+
+def loss(logits, targets):
+    return _tl().lm_loss(logits, targets)
+
+
+def initial_logits(vocab_size, block_size, idx):
+    model = _tl().TinyGPT(_tl().GPTConfig(vocab_size=vocab_size, block_size=block_size))
+    model.eval()
+    with torch.no_grad():
+        return model(idx)
+
+
+# ---------------------------------------------------------------------------------- the transformer
+def logits_shapes(vocab_size, block_size, shapes):
+    model = _model(vocab_size, block_size)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for b, t in shapes:
+            out.append(model(torch.randint(0, vocab_size, (b, t))))
+    return out
+
+
+def attention_module(n_embd, n_head, x, gain):
+    """Run the student's CausalSelfAttention in float64 on x; return outputs and its weights."""
+    attn = _tl().CausalSelfAttention(n_embd, n_head).double()
+    with torch.no_grad():
+        attn.qkv.weight.mul_(gain)
+        attn.qkv.bias.mul_(gain)
+        result = attn(x)
+    y, att = (result[0], result[1]) if isinstance(result, (tuple, list)) and len(result) == 2 else (result, None)
+    return {"y": y, "att": att,
+            "qkv_w": attn.qkv.weight.detach(), "qkv_b": attn.qkv.bias.detach(),
+            "proj_w": attn.proj.weight.detach(), "proj_b": attn.proj.bias.detach()}
+
+
+def causality(vocab_size, block_size, idx, replacements):
+    """Logits of a randomly re-initialised model on idx and on idx with later tokens replaced.
+
+    Every parameter is redrawn from N(0, 0.5^2) (layout-independent) so that attention is
+    sharp and any leak or any use of the past is large, not hidden by a tiny initialisation.
+    variants[t] replaces every token after position t; the last entry replaces token 0 only.
+    """
+    model = _model(vocab_size, block_size)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    model.eval()
+    T = idx.shape[1]
+    with torch.no_grad():
+        base = model(idx)
+        after = []
+        for t in range(T - 1):
+            changed = idx.clone()
+            changed[:, t + 1:] = replacements[:, t + 1:]
+            after.append(model(changed))
+        first = idx.clone()
+        first[:, 0] = replacements[:, 0]
+        first_changed = model(first)
+    return {"base": base, "after": after, "first_changed": first_changed}
+
+
+def device_forward(device, vocab_size, block_size, idx, targets):
+    """Forward pass and loss of the student's model on `device` (meta: shapes only)."""
+    tl = _tl()
+    model = _model(vocab_size, block_size)
+    model.eval()
+    if device == "float64":
+        model = model.double()
+        with torch.no_grad():
+            logits = model(idx)
+            return {"logits": logits, "loss": tl.lm_loss(logits, targets)}
+    with torch.no_grad():
+        cpu_logits = model(idx) if device != "meta" else None
+        model = model.to(device)
+        logits = model(idx.to(device))
+        loss = tl.lm_loss(logits, targets.to(device))
+    return {"cpu_logits": cpu_logits, "logits": logits, "loss": loss}
+
+
+# ---------------------------------------------------------------------------------- learned quality
+def train_and_evaluate(steps, batch_size, block_size, n_windows, n_samples, sample_len, seed):
+    """Train the student's TinyGPT with the student's loop on the kit corpus; evaluate held out.
+
+    Returns the raw logits on n_windows non-overlapping held-out windows (the judge scores
+    them), the bigram's logits on the same windows, the training losses, and (for feedback
+    only, None if they fail) a few generated samples and the first layer's attention map.
+    """
+    tl = _tl()
+    train_text, held_text = kt.load_corpus("train"), kt.load_corpus("heldout")
+    tok = tl.CharTokenizer(train_text)
+    train_ids = tok.encode(train_text)
+    windows = tok.encode(held_text[: n_windows * (block_size + 1)]).view(n_windows, block_size + 1)
+    model = tl.TinyGPT(tl.GPTConfig(vocab_size=tok.vocab_size, block_size=block_size))
+    losses = tl.train(model, train_ids, steps=steps, batch_size=batch_size,
+                      generator=torch.Generator().manual_seed(seed))
+    model.eval()
+    with torch.no_grad():
+        logits = model(windows[:, :-1])
+        bigram = tl.BigramLM(tok.vocab_size).fit(train_ids)
+        bigram_logits = bigram(windows[:, :-1])
+    result = {"logits": logits, "bigram_logits": bigram_logits, "losses": losses,
+              "alphabet_ids": tok.encode(kt.LANGUAGE.alphabet), "samples": None, "attention": None}
+    try:
+        prompt = windows[:n_samples, :8]
+        out = tl.generate(model, prompt, sample_len, temperature=1.0,
+                          generator=torch.Generator().manual_seed(0))
+        result["samples"] = [tok.decode(row) for row in out]
+    except Exception:  # feedback only: a failure here is judged by the generation tests
+        pass
+    try:
+        with torch.no_grad():
+            _, attention = model(windows[:1, :-1], return_attention=True)
+        result["attention"] = attention[0][0]
+    except Exception:
+        pass
+    return result
+
+
+# ---------------------------------------------------------------------------------- generation
+def generate(table, block_size, prompt, max_new_tokens, temperature, top_k, seeds):
+    """The student's generate() on a TableLM, once per generator seed in `seeds`."""
+    tl = _tl()
+    model = TableLM(table, block_size)
+    outs = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(s)
+        outs.append(tl.generate(model, prompt.clone(), max_new_tokens, temperature=temperature,
+                                top_k=top_k, generator=g))
+    return outs
