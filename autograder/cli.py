@@ -140,6 +140,7 @@ def cmd_grade(cfg, args) -> int:
     else:
         assignment = cfg.get(args.assignment)
         plan = [(assignment, args.submission)]
+    only = {a.id: _only(args, a) for a, _ in plan}  # a bad --tests is a usage error before any grading
     results = []
     for assignment, folder in plan:
         print(f"grading {assignment.id} ({folder}) ...", file=sys.stderr, flush=True)
@@ -147,7 +148,7 @@ def cmd_grade(cfg, args) -> int:
         if not folder.is_dir():
             result = _missing_folder(assignment, folder)
         else:
-            result = runner.grade(cfg, assignment, folder, seed=args.seed, only=_only(args, assignment),
+            result = runner.grade(cfg, assignment, folder, seed=args.seed, only=only[assignment.id],
                                   artifacts_dir=out)
         if out:
             reports.write(result, out)
