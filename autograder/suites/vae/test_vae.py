@@ -84,7 +84,7 @@ def ref_expected_recon(w, x, nodes: int = 48):
     return -(ref_log_px_z(w, x[:, None, :], z) * weight).sum(-1)
 
 
-def ref_log_px(w, x, half_width: float = 7.0, step: float = 0.02):
+def ref_log_px(w, x, half_width: float = 6.0, step: float = 0.05):
     """log p(x) = log of the integral of p(x|z) N(z; 0, I) over a 2-d grid (Riemann sum)."""
     axis = torch.arange(-half_width, half_width + step / 2, step, dtype=F64)
     z = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
@@ -532,7 +532,7 @@ def test_iwae_grows_with_k(worker, seed):
 def test_iwae_below_log_likelihood(worker, seed):
     """E[IWAE_k] <= log p(x) (computed by quadrature over the 2-d latent) for every k, and
     it approaches log p(x) as k grows."""
-    ks = (64, 512)
+    ks = (64, 256)
     est, elbo, w, x = _iwae(worker, seed, ks, replicas=300)
     log_px = ref_log_px(w, x)
     for b in range(IWAE_X):
@@ -541,7 +541,7 @@ def test_iwae_below_log_likelihood(worker, seed):
             if m > float(log_px[b]) + Z_CRIT * s + 1e-6:
                 fails(f"iwae_bound with k = {k} is above log p(x) on average: it must be a lower bound "
                       "(is the -log k there?)")
-        m, _ = mean_and_se(est[512][b])
+        m, _ = mean_and_se(est[256][b])
         if m < float(elbo[b]) + 0.5 * float(log_px[b] - elbo[b]):
-            fails("iwae_bound with k = 512 does not approach log p(x): it should close most of the "
+            fails("iwae_bound with k = 256 does not approach log p(x): it should close most of the "
                   "gap between the ELBO and log p(x)")

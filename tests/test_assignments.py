@@ -1,0 +1,81 @@
+"""The quality bars of KIT.md, for every assignment in grading.yml.
+
+- every test of a hidden suite has points in grading.yml, and every entry there has a test;
+- the reference solution gets full marks, with no grader error;
+- the released skeleton gets zero, with no grader error;
+- every bug of the assignment's bug bank loses points on the test named for its concept.
+"""
+
+from __future__ import annotations
+
+import ast
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from autograder import config, runner
+from tests.bugbank import apply, bugs_of
+
+KIT = Path(__file__).resolve().parent.parent
+COURSE = config.load(KIT / "grading.yml")
+ASSIGNMENTS = COURSE.assignments
+IDS = [a.id for a in ASSIGNMENTS]
+BUG_JOBS = 2  # gradings at once: each worker uses one torch thread
+
+
+def _suite_tests(suite: Path) -> set[str]:
+    names = set()
+    for path in suite.glob("test_*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                names.add(node.name)
+    return names
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS, ids=IDS)
+def test_every_test_has_points_and_every_entry_a_test(assignment):
+    in_suite = _suite_tests(COURSE.suite_dir(assignment))
+    in_config = set(assignment.tests)
+    assert in_suite - in_config == set(), "tests without points in grading.yml"
+    assert in_config - in_suite == set(), "grading.yml entries without a test"
+    assert assignment.max_points == 100
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS, ids=IDS)
+def test_reference_gets_full_marks(assignment):
+    result = runner.grade(COURSE, assignment, COURSE.solution_dir(assignment))
+    assert not result.grader_errors, result.grader_errors
+    lost = {t.name: t.message for t in result.tests if t.score < t.max_score}
+    assert lost == {} and result.score == 100
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS, ids=IDS)
+def test_skeleton_gets_zero_without_grader_errors(assignment):
+    skeleton = KIT / "assignments" / assignment.folder
+    assert skeleton.is_dir(), "run 'autograder release'"
+    result = runner.grade(COURSE, assignment, skeleton)
+    assert not result.grader_errors, result.grader_errors
+    assert {t.name: t.score for t in result.tests if t.score} == {}
+    assert all(t.message for t in result.tests)  # every zero comes with a reason
+
+
+@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if bugs_of(a.id)], ids=lambda a: a.id)
+def test_every_bug_loses_points_on_its_test(assignment, tmp_path):
+    bugs = bugs_of(assignment.id)
+    assert len(bugs) >= 10
+    unknown = {b.name: b.test for b in bugs if b.test not in assignment.tests}
+    assert unknown == {}, "bugs naming tests that do not exist"
+
+    def grade(bug):
+        submission = apply(bug, COURSE.solution_dir(assignment), tmp_path / bug.name)
+        result = runner.grade(COURSE, assignment, submission, only=[bug.test])
+        (test,) = result.tests
+        return bug, result, test
+
+    with ThreadPoolExecutor(BUG_JOBS) as pool:
+        outcomes = list(pool.map(grade, bugs))
+    grader_errors = {bug.name: result.grader_errors for bug, result, _ in outcomes if result.grader_errors}
+    assert grader_errors == {}
+    survivors = {bug.name: bug.test for bug, _, test in outcomes if test.score >= test.max_score}
+    assert survivors == {}, "bugs that kept full marks on their test"
