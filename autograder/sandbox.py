@@ -56,6 +56,7 @@ class Sandbox:
         self._next_id = 0
         self._fatal: str | None = None     # the submission cannot even be imported
         self._restarts = 0
+        self.starts = 0                    # workers started (each imports torch once)
         self.devices: list[str] = []
         self.log_path = self.workdir / "worker-output.log"
 
@@ -85,6 +86,7 @@ class Sandbox:
             shutil.rmtree(self.scratch)
         shutil.copytree(self.submission, self.scratch, ignore=IGNORED_FILES, symlinks=False)
         (self.scratch / ".tmp").mkdir(exist_ok=True)
+        self.starts += 1
         request_read, self._requests = os.pipe()
         self._replies, reply_write = os.pipe()
         log = open(self.log_path, "ab")

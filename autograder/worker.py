@@ -121,8 +121,7 @@ class Fence:
     def _resolve(self, path) -> str | None:
         if isinstance(path, int) or path is None:
             return None
-        path = os.fsdecode(os.fspath(path))
-        return os.path.realpath(os.path.join(_scratch, path))
+        return os.path.realpath(os.fsdecode(os.fspath(path)))  # relative to the current folder
 
     def may_read(self, path: str) -> bool:
         if re.match(r"^/proc/\d+(/|$)", path) and not self._under(path, self.own_proc):

@@ -153,6 +153,8 @@ class _NoisyCurve:
 
     noise: float
 
+    max_speed: float  # max over t of |dc/dt|
+
     def curve(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -165,9 +167,7 @@ class _NoisyCurve:
     @property
     def quadrature(self) -> int:
         """Midpoint-rule nodes: spacing along the curve <= noise / 8 at the curve's fastest point."""
-        t = np.linspace(0.0, 1.0, 20001)
-        speed = np.max(np.linalg.norm(np.diff(self.curve(t), axis=0), axis=1)) * (len(t) - 1)
-        return int(min(max(np.ceil(8.0 * speed / self.noise), 256), 1 << 16))
+        return int(min(max(np.ceil(8.0 * self.max_speed / self.noise), 256), 1 << 16))
 
     def log_prob(self, x, chunk: int = 512) -> np.ndarray:
         """log p(x), float64 (n,): midpoint rule for integral_0^1 N(x; c(t), noise^2 I) dt."""
@@ -187,6 +187,8 @@ class TwoMoons(_NoisyCurve):
     """sklearn's two moons: with prob. 1/2 the upper arc (cos pi s, sin pi s), else the lower
     arc (1 - cos pi s, 1/2 - sin pi s), s ~ U[0, 1]; then Gaussian noise of std ``noise``.
     Parametrised as one curve: t < 1/2 -> upper arc at s = 2t, else lower arc at s = 2t - 1."""
+
+    max_speed = 2.0 * np.pi  # each half circle (length pi) is traversed in dt = 1/2
 
     def __init__(self, noise: float = 0.05):
         self.noise = float(noise)
@@ -209,6 +211,8 @@ class Spiral(_NoisyCurve):
 
     def __init__(self, noise: float = 0.1, turns: float = 1.5, r0: float = 0.5, r1: float = 3.0):
         self.noise, self.turns, self.r0, self.r1 = float(noise), float(turns), float(r0), float(r1)
+        # |dc/dt|^2 = (2 pi turns r(t))^2 + (r1 - r0)^2, largest at the outer end
+        self.max_speed = float(np.hypot(2 * np.pi * self.turns * max(abs(self.r0), abs(self.r1)), self.r1 - self.r0))
 
     def curve(self, t):
         t = np.asarray(t, dtype=np.float64)

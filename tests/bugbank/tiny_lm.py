@@ -42,7 +42,7 @@ BUGS = [
         old='scores.masked_fill(future, float("-inf"))', new="scores.masked_fill(future, -1e4)",
         why="masks with a finite value that large scores overcome"),
     Bug("heads_split_wrong", test="test_attention_module", file=F,
-        old="z.view(B, T, self.n_head, hs).transpose(1, 2)", new="z.view(B, self.n_head, T, hs)",
+        old="z.view(B, T, self.n_head, hs).transpose(1, 2)", new="z.reshape(B, self.n_head, T, hs)",
         why="reshapes (B, T, C) straight into (B, H, T, hs), mixing positions across heads"),
     Bug("mask_on_cpu", test="test_device_parity", file=F,
         old="dtype=torch.bool, device=x.device)", new="dtype=torch.bool)",

@@ -1,0 +1,61 @@
+"""Public checks: quick signs that each part works. Passing them is not full marks:
+the grader's own tests are stricter (see the handout, section 5)."""
+import math
+
+import torch
+
+import kitdata.text as kt
+from autograder.judge import expect_close, expect_finite, expect_tensor
+
+
+def test_tokenizer_roundtrip(worker):
+    strings = ["", "abcABC", kt.LANGUAGE.sample(200, seed=1)]
+    out = worker.call("roundtrip", strings + ["a?b"])
+    assert out["vocab_size"] == 17, "the corpus has 16 characters: vocab_size should be 16 + 1 (unknown)"
+    for s, d in zip(strings, out["decoded"]):
+        assert d == s, "decode(encode(s)) should give s back"
+    assert out["decoded"][-1] == "a\ufffdb", "an unknown character should decode to U+FFFD"
+
+
+def test_logits_and_causality(worker):
+    V = 11
+    idx = torch.randint(0, V, (2, 16), generator=torch.Generator().manual_seed(0))
+    out = worker.call("forward", V, idx)
+    logits = expect_tensor(out["logits"], name="TinyGPT.forward", shape=(2, 16, V), dtype=torch.float32)
+    expect_finite(logits, name="TinyGPT.forward")
+    changed = expect_tensor(out["changed_last"], name="TinyGPT.forward", shape=(2, 16, V))
+    assert torch.allclose(changed[:, :-1], logits[:, :-1], atol=1e-5), (
+        "changing the last token changed earlier positions' logits: check the causal mask")
+
+
+def test_loss_formula(worker):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 5, generator=g)
+    targets = torch.randint(0, 5, (2, 3), generator=g)
+    value = expect_tensor(worker.call("loss", logits, targets), name="lm_loss", shape=())
+    by_hand = -torch.log_softmax(logits.double(), -1).gather(-1, targets[..., None]).mean()
+    expect_close(value, by_hand, name="lm_loss", rtol=1e-5, atol=1e-6)
+    uniform = expect_tensor(worker.call("loss", torch.zeros(2, 3, 5), targets), name="lm_loss", shape=())
+    assert abs(float(uniform) - math.log(5)) < 1e-5, "lm_loss of uniform logits over 5 tokens should be ln 5"
+
+
+def test_batch_shifted(worker):
+    ids = torch.arange(100) * 10
+    x, y = worker.call("batch", ids)
+    x = expect_tensor(x, name="get_batch x", shape=(4, 8))
+    y = expect_tensor(y, name="get_batch y", shape=(4, 8))
+    assert bool((x[:, 1:] - x[:, :-1] == 10).all()), "each row of x should be a contiguous window"
+    assert bool((y == x + 10).all()), "y should be x shifted by one position"
+
+
+def test_training_lowers_the_loss(worker):
+    losses = worker.call("short_training", 60)
+    assert isinstance(losses, (list, tuple)) and len(losses) == 60, "train should return one loss per step"
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < first - 0.2, "60 training steps barely lowered the loss: check train() and the optimiser"
+
+
+def test_generate_reproducible(worker):
+    a, b = worker.call("sample", 3)
+    a = expect_tensor(a, name="generate", shape=(2, 11))
+    assert bool((a == b).all()), "the same generator seed should give the same tokens"

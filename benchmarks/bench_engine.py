@@ -1,0 +1,75 @@
+"""Engine benchmarks: judge-to-worker overhead, worker reuse, batch throughput.
+
+    python benchmarks/bench_engine.py [--students 8]
+
+Prints figures; asserts nothing (performance is reported, never a test).
+Targets (issue 2): 1 MB probe round trip median < 20 ms; torch imported once per
+assignment; grade-batch --jobs 2 at least 1.7x the throughput of --jobs 1 on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from autograder.sandbox import Limits, Sandbox
+
+KIT = Path(__file__).resolve().parent.parent
+EXAMPLE = KIT / "tests" / "fixtures" / "example"
+PROBES = "import torch\n\ndef megabyte(x):\n    return torch.zeros(2**18) + x\n"
+
+
+def probe_overhead(calls: int = 200) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        submission, work = Path(tmp, "submission"), Path(tmp, "work")
+        submission.mkdir()
+        work.mkdir()
+        with Sandbox(submission, work, PROBES, [], Limits()) as sandbox:
+            started = time.perf_counter()
+            sandbox.call("megabyte", 1.0)
+            first = time.perf_counter() - started
+            times = []
+            for i in range(calls):
+                started = time.perf_counter()
+                result = sandbox.call("megabyte", float(i))
+                times.append(time.perf_counter() - started)
+            assert result.numel() * result.element_size() == 2**20
+            times.sort()
+            print(f"probe returning a 1 MB tensor, {calls} calls: median {1000 * statistics.median(times):.2f} ms, "
+                  f"p90 {1000 * times[int(0.9 * calls)]:.2f} ms, max {1000 * times[-1]:.2f} ms")
+            print(f"first call (starts the worker, imports torch): {first:.2f} s; "
+                  f"worker starts for {calls + 1} calls: {sandbox.starts}")
+
+
+def batch_throughput(students: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp, "class")
+        for i in range(students):
+            shutil.copytree(EXAMPLE / "solutions" / "01_mini", root / f"student{i:02d}")
+        elapsed = {}
+        for jobs in (1, 2):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"),
+                            "grade-batch", str(root), "--assignment", "mini", "--jobs", str(jobs), "--out",
+                            str(Path(tmp, f"out{jobs}"))], check=True, capture_output=True)
+            elapsed[jobs] = time.perf_counter() - started
+            print(f"grade-batch, {students} students, --jobs {jobs}: {elapsed[jobs]:.1f} s "
+                  f"({students / elapsed[jobs] * 60:.1f} students/min)")
+        print(f"throughput --jobs 2 / --jobs 1: {elapsed[1] / elapsed[2]:.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=8)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
+    probe_overhead()
+    batch_throughput(args.students)
