@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("root", type=Path)
     batch.add_argument("--assignment", required=True)
     batch.add_argument("--jobs", type=int, default=1, help="gradings run at once (default 1)")
+    batch.add_argument("--gradebook", type=Path, default=None, metavar="DB",
+                       help="also record the grades in nbgrader's gradebook (an SQLite file)")
     _grading_options(batch)
 
     release = commands.add_parser("release", help="regenerate assignments/ from solutions/")
@@ -124,6 +126,11 @@ def cmd_check(cfg, args) -> int:
     return OK if passed == len(result.tests) else BELOW
 
 
+def _show_progress(entry: dict) -> None:
+    mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}.get(entry["outcome"], entry["outcome"])
+    print(f"  {mark:<5} {entry['nodeid'].split('::', 1)[-1]} ({entry['duration']:.1f} s)", file=sys.stderr, flush=True)
+
+
 def _missing_folder(assignment, folder: Path) -> Result:
     message = f"your submission has no folder {folder.name}"
     tests = [TestResult(n, 0.0, t.points, "failed", message, t.visibility, 0) for n, t in assignment.tests.items()]
@@ -149,7 +156,7 @@ def cmd_grade(cfg, args) -> int:
             result = _missing_folder(assignment, folder)
         else:
             result = runner.grade(cfg, assignment, folder, seed=args.seed, only=only[assignment.id],
-                                  artifacts_dir=out)
+                                  artifacts_dir=out, progress=None if args.quiet else _show_progress)
         if out:
             reports.write(result, out)
         results.append(result)
@@ -200,6 +207,11 @@ def cmd_grade_batch(cfg, args) -> int:
     ordered = [rows[s.name] for s in students]
     tests = [n for n in assignment.tests if not only or n in only]
     reports.write_grades_csv(ordered, out / "grades.csv", tests)
+    if args.gradebook:
+        from autograder import gradebook
+
+        gradebook.export(args.gradebook, assignment, {name: r for name, r, _ in ordered if r is not None})
+        print(f"nbgrader gradebook: {args.gradebook}")
     for name, result, problem in ordered:
         score = f"{result.score:g} / {result.max_score:g}" if result else problem
         print(f"{name:<24} {score}")

@@ -88,11 +88,12 @@ def _judge_command(suite: Path, job: Path, ini: Path) -> list[str]:
 
 def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int = 0,
           only: list[str] | None = None, artifacts_dir: Path | None = None,
-          suite: Path | None = None, public: bool = False) -> Result:
+          suite: Path | None = None, public: bool = False, progress=None) -> Result:
     """Grade ``submission`` (a folder) on ``assignment``.
 
     ``public=True`` runs the public checks in ``suite`` instead of the hidden suite: every
     test found counts one point. ``only`` restricts grading to these test functions.
+    ``progress``, if given, is called with each test case's outcome as it arrives.
     """
     submission = Path(submission)
     if not submission.is_dir():
@@ -126,13 +127,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
         with open(log, "wb") as out:
             judge = subprocess.Popen(_judge_command(suite, job, ini), stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=private, start_new_session=True)
-            try:
-                code = judge.wait(timeout=assignment.limits.suite_seconds)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                os.killpg(judge.pid, signal.SIGKILL)
-                judge.wait()
-                code, timed_out = None, True
+            code, timed_out = _wait(judge, assignment.limits.suite_seconds, results, progress)
             _kill_leftovers(private)
         entries = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
         judge_log = log.read_text(errors="replace")
@@ -145,6 +140,27 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
         grader_errors.append(f"the judge (pytest) exited with code {code}:\n{tail}")
     tests = _collect(assignment, entries, only, public, timed_out, grader_errors)
     return Result(assignment.id, str(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors)
+
+
+def _wait(judge: subprocess.Popen, seconds: float, results: Path, progress) -> tuple[int | None, bool]:
+    """Wait for the judge; call ``progress(entry)`` as each test's outcome arrives."""
+    deadline, seen = time.monotonic() + seconds, 0
+    while True:
+        try:
+            code = judge.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            code = None
+        if progress is not None and results.exists():
+            lines = results.read_text().splitlines()
+            for line in lines[seen:]:
+                progress(json.loads(line))
+            seen = len(lines)
+        if code is not None:
+            return code, False
+        if time.monotonic() > deadline:
+            os.killpg(judge.pid, signal.SIGKILL)
+            judge.wait()
+            return None, True
 
 
 def _kill_leftovers(private: Path) -> None:

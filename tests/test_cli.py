@@ -104,7 +104,8 @@ def test_batch_survives_broken_and_hanging_students(tmp_path):
     student(root, "dave", None)                                 # no mini.py
     (root / "notes.txt").write_text("not a student")
     out = tmp_path / "grades"
-    run = autograder("grade-batch", str(root), "--assignment", "mini", "--jobs", "2", "--out", str(out))
+    run = autograder("grade-batch", str(root), "--assignment", "mini", "--jobs", "2", "--out", str(out),
+                     "--gradebook", str(tmp_path / "gradebook.db"))
     assert run.returncode == 0, run.stderr
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     assert set(rows) == {"alice", "bob", "carol", "dave"}
@@ -113,6 +114,12 @@ def test_batch_survives_broken_and_hanging_students(tmp_path):
     carol = json.loads((out / "carol" / "results.json").read_text())
     assert "did not finish within" in carol["tests"][0]["output"]
     assert "grading mini" in run.stderr  # the progress bar
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gradebook:
+        assert gradebook.find_submission("mini", "alice").score == 100
+        assert gradebook.find_submission("mini", "bob").score == 0
+        assert gradebook.find_grade("test_double", "mini", "mini", "alice").max_score == 40
 
 
 def test_grader_errors_exit_3(tmp_path):

@@ -163,6 +163,16 @@ def kid(samples, real=None) -> float:
 # --- precision / recall, density / coverage ----------------------------------------------------
 
 
+def precision_recall_features(fs, fr, k: int = 3) -> tuple[float, float]:
+    """``precision_recall`` on given feature vectors (any space): fs (N, D) samples, fr (M, D) real."""
+    fs, fr = as_numpy(fs), as_numpy(fr)
+    rr, rs = _kth_nn_radius(fr, k), _kth_nn_radius(fs, k)
+    d = np.sqrt(_sqdist(fs, fr))                                   # (N, M)
+    precision = np.mean((d <= rr[None, :]).any(1))
+    recall = np.mean((d <= rs[:, None]).any(0))
+    return float(precision), float(recall)
+
+
 def precision_recall(samples, real=None, k: int = 3) -> tuple[float, float]:
     """k-NN manifold precision and recall in feature space (Kynkaanniemi et al. 2019).
 
@@ -170,12 +180,14 @@ def precision_recall(samples, real=None, k: int = 3) -> tuple[float, float]:
         precision = fraction of samples inside at least one real ball   (are samples realistic?)
         recall    = fraction of real points inside at least one sample ball (is the data covered?)
     samples (N, 64), real (M, 64) (default held-out digits), k < min(N, M). Both in [0, 1]."""
-    fs, fr = _features(samples), _real_features(real)
-    rr, rs = _kth_nn_radius(fr, k), _kth_nn_radius(fs, k)
-    d = np.sqrt(_sqdist(fs, fr))                                   # (N, M)
-    precision = np.mean((d <= rr[None, :]).any(1))
-    recall = np.mean((d <= rs[:, None]).any(0))
-    return float(precision), float(recall)
+    return precision_recall_features(_features(samples), _real_features(real), k)
+
+
+def density_coverage_features(fs, fr, k: int = 5) -> tuple[float, float]:
+    """``density_coverage`` on given feature vectors (any space): fs (N, D) samples, fr (M, D) real."""
+    fs, fr = as_numpy(fs), as_numpy(fr)
+    inside = np.sqrt(_sqdist(fs, fr)) <= _kth_nn_radius(fr, k)[None, :]   # (N, M)
+    return float(inside.sum() / (k * len(fs))), float(inside.any(0).mean())
 
 
 def density_coverage(samples, real=None, k: int = 5) -> tuple[float, float]:
@@ -184,9 +196,7 @@ def density_coverage(samples, real=None, k: int = 5) -> tuple[float, float]:
         density  = (1 / (k N)) sum_j #{i : sample j in B_i}   (~1 for a perfect sampler, may exceed 1)
         coverage = fraction of real points i whose ball contains at least one sample   (in [0, 1])
     samples (N, 64), real (M, 64) (default held-out digits)."""
-    fs, fr = _features(samples), _real_features(real)
-    inside = np.sqrt(_sqdist(fs, fr)) <= _kth_nn_radius(fr, k)[None, :]   # (N, M)
-    return float(inside.sum() / (k * len(fs))), float(inside.any(0).mean())
+    return density_coverage_features(_features(samples), _real_features(real), k)
 
 
 # --- memorisation ---------------------------------------------------------------------------
