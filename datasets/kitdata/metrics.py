@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from ._util import as_numpy, flat_images
+from ._util import as_numpy
 from .features import digit_features
 
 # --- helpers ---------------------------------------------------------------------------
@@ -255,10 +255,12 @@ def mode_coverage(samples, mixture, n_std: float = 3.0) -> tuple[int, float]:
 
     samples: (N, 2). Returns (modes_covered: int in [0, K], high_quality_fraction: float in [0, 1])."""
     x = as_numpy(samples)
+    if len(x) == 0:
+        return 0, 0.0
     k, d = mixture.nearest_mode(x)
     std = np.broadcast_to(np.asarray(mixture.std, dtype=np.float64), (mixture.n_modes,))
     hq = d <= n_std * std[k]
-    return int(len(np.unique(k[hq]))), float(hq.mean()) if len(x) else 0.0
+    return int(len(np.unique(k[hq]))), float(hq.mean())
 
 
 def mean_log_density(samples, mixture) -> float:

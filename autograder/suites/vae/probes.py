@@ -176,9 +176,6 @@ def parity(device: str, dtype_name: str, weights, x) -> dict:
 
 # --------------------------------------------------------------------------- training
 
-_trained: dict = {}  # one training run per (seed, steps) for the worker's lifetime
-
-
 def _kit_neg_elbo(model, x, draws: int) -> float:
     """Held-out -ELBO in nats per image, estimated by the kit's own formula (not the
     student's) from the student's encode/decode, averaged over `draws` draws of z."""
@@ -195,15 +192,12 @@ def train_and_sample(seed: int, steps: int, n_samples: int) -> dict:
     """Train the student's VAE with the student's `train` for `steps` steps on the training
     digits, then generate. Returns samples, losses, the held-out -ELBO (kit's formula),
     reconstructions of held-out digits and a walk through latent space."""
-    key = (seed, steps, n_samples)
-    if key in _trained:
-        return _trained[key]
     import kitdata.digits
 
     vae = student("vae")
     torch.manual_seed(seed)
     x_train = torch.from_numpy(kitdata.digits.load_digits("train")[0])
-    x_held = torch.from_numpy(kitdata.digits.load_digits("heldout")[0])
+    x_held, y_held = (torch.from_numpy(a) for a in kitdata.digits.load_digits("heldout"))
     model = vae.VAE(x_dim=X_DIM)
     losses = vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR)
     if isinstance(losses, torch.Tensor):
@@ -213,12 +207,12 @@ def train_and_sample(seed: int, steps: int, n_samples: int) -> dict:
     samples = _attempt(lambda: vae.sample(model, n_samples))
     with torch.no_grad():
         neg_elbo = _kit_neg_elbo(model, x_held, draws=8)
-        shown = x_held[::30][:10]                                  # one of each digit
+        shown = torch.stack([x_held[y_held == c][0] for c in range(10)])     # one of each digit
         mu, _ = model.encode(shown)
         recon = torch.sigmoid(model.decode(mu))
         t = torch.linspace(0, 1, 8, dtype=mu.dtype).unsqueeze(1)
         walks = [torch.sigmoid(model.decode((1 - t) * mu[a] + t * mu[b])) for a, b in [(0, 1), (3, 8), (4, 7)]]
-    result = {
+    return {
         "samples": samples,
         "losses": list(losses) if isinstance(losses, (list, tuple)) else losses,
         "heldout_neg_elbo": neg_elbo,
@@ -226,5 +220,3 @@ def train_and_sample(seed: int, steps: int, n_samples: int) -> dict:
         "reconstructions": recon,
         "walk": torch.cat(walks),
     }
-    _trained[key] = result
-    return result
