@@ -21,9 +21,11 @@ def gradescope(result: Result) -> dict:
     """Gradescope's autograder results format (results.json)."""
     tests = []
     for number, test in enumerate(result.tests, 1):
+        # The notes go with the test, so Gradescope shows them when it shows the test.
+        output = "\n".join([test.message] * bool(test.message) + test.notes)
         entry = {"name": test.name, "number": str(number), "score": test.score, "max_score": test.max_score,
                  "status": "passed" if test.status == "passed" else "failed",
-                 "output": test.message, "visibility": test.visibility}
+                 "output": output, "visibility": test.visibility}
         tests.append(entry)
     return {
         "score": result.score,
@@ -60,11 +62,13 @@ def junit(result: Result) -> ET.ElementTree:
     return ET.ElementTree(suites)
 
 
-def feedback_markdown(result: Result) -> str:
-    shown = [t for t in result.tests if t.visibility in STUDENT_VISIBLE]
+def feedback_markdown(result: Result, instructor: bool = False) -> str:
+    """The student's feedback (visible tests only), or with ``instructor`` every test."""
+    shown = [t for t in result.tests if instructor or t.visibility in STUDENT_VISIBLE]
     held = [t for t in result.tests if t.visibility not in STUDENT_VISIBLE]
     mark = {"passed": "✅", "failed": "❌", "error": "⚠️"}
-    lines = [f"# Feedback: {result.assignment}", ""]
+    title = "Instructor report" if instructor else "Feedback"
+    lines = [f"# {title}: {result.assignment}", ""]
     if held:
         lines += [f"**{sum(t.score for t in shown):g} / {sum(t.max_score for t in shown):g}** points on the tests "
                   f"shown here; {len(held)} more test(s) worth {sum(t.max_score for t in held):g} points are "
@@ -81,15 +85,21 @@ def feedback_markdown(result: Result) -> str:
         lines += ["", "## Notes", ""] + [f"- `{t.name}`: {n}" for t, n in notes]
     if pictures:
         lines += ["", "## Pictures", ""] + [f"![{a}]({a})" for _, a in pictures]
+    if instructor:
+        lines += ["", f"Submission `{result.submission}`, seed {result.seed}, {result.execution_time:.1f} s."]
+        if result.grader_errors:
+            lines += ["", "## Grader errors", "", "```", *result.grader_errors, "```"]
     return "\n".join(lines) + "\n"
 
 
 def write(result: Result, out: Path) -> None:
-    """results.json, junit.xml and feedback.md into ``out`` (pictures are already there)."""
+    """results.json, junit.xml, feedback.md (the student's) and report.md (the instructor's:
+    every test, note and picture) into ``out``; the pictures are already there."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(gradescope(result), indent=2) + "\n")
     junit(result).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
     (out / "feedback.md").write_text(feedback_markdown(result), encoding="utf-8")
+    (out / "report.md").write_text(feedback_markdown(result, instructor=True), encoding="utf-8")
     if result.grader_errors:
         (out / "grader-errors.txt").write_text("\n\n".join(result.grader_errors) + "\n")
 

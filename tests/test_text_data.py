@@ -42,7 +42,6 @@ def _brute_force(lang: SyntheticLanguage):
                 dist[(a, c2)] = pa * pc
                 P[index[(w, c)], index[(w[1:] + (a,), c2)]] += pa * pc
         cond[(w, c)] = dist
-    pi = np.full(len(states), 1.0 / len(states))
     pi = np.random.default_rng(0).dirichlet(np.ones(len(states)))   # start away from uniform
     for _ in range(5000):
         pi = pi @ P

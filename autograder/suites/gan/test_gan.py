@@ -190,7 +190,7 @@ def _sgd(theta, grads_fn, lr, momentum, calls):
     return out
 
 
-def test_discriminator_step(worker, thresholds):
+def test_discriminator_step(worker):
     lr, momentum, calls = 0.1, 0.9, 2
     out = worker.call("discriminator_steps", 4, 16, lr, momentum, calls)
     b, reals = out["b"], out["reals"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import kitdata.text as kt
-from autograder.judge import (MetaTensor, expect_close, expect_finite, expect_meta, expect_tensor,
+from autograder.judge import (expect_close, expect_finite, expect_meta, expect_tensor,
                               parity_devices)
 
 LANG = kt.LANGUAGE
@@ -29,8 +29,9 @@ def _random_text(alphabet, n, g):
 
 def _expect_ids(value, *, name, n, vocab_size):
     ids = expect_tensor(value, name=name, shape=(n,))
-    assert not ids.is_floating_point() and ids.dtype != torch.bool, f"{name} should hold integer token ids, got {ids.dtype}"
-    if n:
+    if n:   # torch.tensor([]) is float: the empty string's dtype is not held against anyone
+        assert not ids.is_floating_point() and ids.dtype != torch.bool, (
+            f"{name} should return integer token ids (a LongTensor), got {str(ids.dtype).removeprefix('torch.')}")
         assert int(ids.min()) >= 0 and int(ids.max()) < vocab_size, f"{name} has ids outside [0, vocab_size)"
     return ids
 

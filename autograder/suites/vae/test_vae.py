@@ -370,8 +370,10 @@ def test_sample_from_prior(worker, seed):
     z_dim, n, alpha = 4, 4000, 1e-7
     w = fixed_weights(seed, z_dim=z_dim, linear=True)
     w["enc_mu_b"] = torch.full((z_dim,), 3.0, dtype=F64)
-    out = expect_tensor(worker.call("prior_samples", w, n), name="sample", shape=(n, X_DIM), dtype=F64)
+    # dtype is judged by test_device_parity; here the grader's decoder accepts any float z.
+    out = expect_tensor(worker.call("prior_samples", w, n), name="sample", shape=(n, X_DIM))
     expect_finite(out, name="sample")
+    out = out.double()
     if float(out.min()) < 0 or float(out.max()) > 1:
         fails("sample should return pixel means sigmoid(decode(z)) in [0, 1], not logits")
     p = out[:, :z_dim].clamp(1e-300, 1 - 1e-16)
@@ -383,7 +385,7 @@ def test_sample_from_prior(worker, seed):
         if (abs(mean_z) > stats.norm.isf(alpha / 2) or ks < alpha
                 or not stats.chi2.ppf(alpha / 2, n - 1) <= chi2 <= stats.chi2.isf(alpha / 2, n - 1)):
             fails("sample: the latent vectors decoded are not drawn from the prior N(0, I)")
-    if float(out[:, z_dim:].sub(0.5).abs().max()) > 1e-9:
+    if float(out[:, z_dim:].sub(0.5).abs().max()) > 1e-6:
         fails("sample should return the decoder's pixel means sigmoid(decode(z)), not a draw from them")
 
 
@@ -411,7 +413,8 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
     losses = result.get("losses") if isinstance(result, dict) else None
     if isinstance(losses, (list, tuple)) and all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in losses):
         losses = [float(v) for v in losses]
-    if not isinstance(losses, (list, tuple)) or len(losses) != steps or not all(isinstance(v, float) for v in losses):
+    if not isinstance(losses, (list, tuple)) or len(losses) != steps or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses):
         fails(f"train should return its {steps} losses as a list of floats, got {describe_value(losses)}"
               + (f" of length {len(losses)}" if isinstance(losses, (list, tuple)) else ""))
     neg_elbo = result["heldout_neg_elbo"]
@@ -421,13 +424,17 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(np.arange(1, steps + 1), losses, lw=0.6)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss = -ELBO (nats per image)")
-    ax.set_ylim(min(losses) - 2, min(max(losses), np.percentile(losses, 99)) + 2)
-    ax.set_title("your training loss")
-    artifacts.figure("vae_loss.png", fig)
+    curve = np.asarray(losses, dtype=np.float64)
+    finite = curve[np.isfinite(curve)]
+    if finite.size >= 2:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(np.arange(1, steps + 1), np.where(np.isfinite(curve), curve, np.nan), lw=0.6)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss = -ELBO (nats per image)")
+        low, high = float(finite.min()), float(np.percentile(finite, 99))
+        ax.set_ylim(low - 0.05 * (high - low) - 1, high + 0.05 * (high - low) + 1)
+        ax.set_title("your training loss")
+        artifacts.figure("vae_loss.png", fig)
     artifacts.note(f"held-out -ELBO after {steps} steps of your train(): {neg_elbo:.2f} nats per image (lower is better)")
 
     for limit, fraction in thresholds["neg_elbo_tiers"]:
