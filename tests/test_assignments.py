@@ -2,6 +2,8 @@
 
 - every test of a hidden suite has points in grading.yml, and every entry there has a test;
 - the reference solution gets full marks, with no grader error;
+- an independently written correct implementation (tests/fixtures/independent/, written
+  from the released skeleton and handout only) gets full marks too;
 - the released skeleton gets zero, with no grader error;
 - every bug of the assignment's bug bank loses points on the test named for its concept.
 """
@@ -42,9 +44,16 @@ def test_every_test_has_points_and_every_entry_a_test(assignment):
     assert assignment.max_points == 100
 
 
+INDEPENDENT = KIT / "tests" / "fixtures" / "independent"
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS, ids=IDS)
-def test_reference_gets_full_marks(assignment):
-    result = runner.grade(COURSE, assignment, COURSE.solution_dir(assignment))
+@pytest.mark.parametrize("source", ["reference", "independent"])
+def test_correct_implementations_get_full_marks(assignment, source):
+    folder = COURSE.solution_dir(assignment) if source == "reference" else INDEPENDENT / assignment.folder
+    if not folder.is_dir():
+        pytest.skip(f"no {source} implementation of {assignment.id}")
+    result = runner.grade(COURSE, assignment, folder)
     assert not result.grader_errors, result.grader_errors
     lost = {t.name: t.message for t in result.tests if t.score < t.max_score}
     assert lost == {} and result.score == 100

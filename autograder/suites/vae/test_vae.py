@@ -526,34 +526,49 @@ def test_iwae_k1_matches_elbo(worker, seed):
 
 
 def test_iwae_grows_with_k(worker, seed):
-    """E[IWAE_k] >= ELBO and grows with k: checked for k = 1, 8, 64 on average over draws."""
+    """E[IWAE_k] grows with k (k = 1, 8, 64: significantly from 1 to 64, never
+    significantly down between neighbours) and E[IWAE_64] >= ELBO."""
     ks = (1, 8, 64)
     est, elbo, _, _ = _iwae(worker, seed, ks, replicas=1500)
     for b in range(IWAE_X):
         means = {k: mean_and_se(est[k][b]) for k in ks}
         for small, large in zip(ks, ks[1:]):
             (m1, s1), (m2, s2) = means[small], means[large]
-            if m2 - m1 < Z_CRIT * math.hypot(s1, s2):
-                fails(f"iwae_bound does not grow with k on average (k = {small} vs k = {large}): "
-                      "average the weights w_i, not the log-weights (logsumexp - log k)")
-        m, s = means[ks[-1]]
-        if m < float(elbo[b]) - Z_CRIT * s:
+            if m2 < m1 - Z_CRIT * math.hypot(s1, s2):
+                fails(f"iwae_bound decreases from k = {small} to k = {large} on average: it must grow with k")
+        (m1, s1), (m64, s64) = means[1], means[64]
+        if m64 - m1 < Z_CRIT * math.hypot(s1, s64):
+            fails("iwae_bound does not grow with k on average (k = 1 vs k = 64): average the weights w_i, "
+                  "not the log-weights (logsumexp - log k)")
+        if m64 < float(elbo[b]) - Z_CRIT * s64:
             fails("iwae_bound with k = 64 is below the ELBO on average")
 
 
+def ref_iwae(w, x, k: int, replicas: int, generator) -> torch.Tensor:
+    """The judge's own IWAE_k draws, float64: (B, replicas)."""
+    mu, logvar = ref_encode(w, x)
+    eps = torch.randn(replicas, k, *mu.shape, generator=generator, dtype=F64)   # (R, k, B, Z)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    log_prior = -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
+    log_q = -0.5 * (eps ** 2 + logvar + math.log(2 * math.pi)).sum(-1)
+    log_w = ref_log_px_z(w, x, z) + log_prior - log_q                             # (R, k, B)
+    return (torch.logsumexp(log_w, 1) - math.log(k)).T
+
+
 def test_iwae_below_log_likelihood(worker, seed):
-    """E[IWAE_k] <= log p(x) (computed by quadrature over the 2-d latent) for every k, and
-    it approaches log p(x) as k grows."""
+    """E[IWAE_k] <= log p(x) (log p(x) by quadrature over the 2-d latent) for k = 64 and
+    256, and E[IWAE_64] is the value the grader's own IWAE estimates (two-sample test)."""
     ks = (64, 256)
     est, elbo, w, x = _iwae(worker, seed, ks, replicas=300)
     log_px = ref_log_px(w, x)
+    own = ref_iwae(w, x, 64, 600, torch.Generator().manual_seed(seed))
     for b in range(IWAE_X):
         for k in ks:
             m, s = mean_and_se(est[k][b])
             if m > float(log_px[b]) + Z_CRIT * s + 1e-6:
                 fails(f"iwae_bound with k = {k} is above log p(x) on average: it must be a lower bound "
                       "(is the -log k there?)")
-        m, _ = mean_and_se(est[256][b])
-        if m < float(elbo[b]) + 0.5 * float(log_px[b] - elbo[b]):
-            fails("iwae_bound with k = 256 does not approach log p(x): it should close most of the "
-                  "gap between the ELBO and log p(x)")
+        (m, s), (m_ref, s_ref) = mean_and_se(est[64][b]), mean_and_se(own[b])
+        if abs(m - m_ref) > Z_CRIT * math.hypot(s, s_ref):
+            fails(f"iwae_bound with k = 64 does not average to E[IWAE_64] "
+                  f"({abs(m - m_ref) / math.hypot(s, s_ref):.0f} standard errors off)")
