@@ -136,7 +136,7 @@ def test_grader_errors_exit_3(tmp_path):
 @pytest.mark.parametrize("source, code, words", [
     (GOOD, 0, "1 passed, 0 failed"),
     (GOOD.replace("return 2 * x", "raise NotImplementedError"), 1, "NotImplementedError"),
-])
+], ids=["correct", "unimplemented"])
 def test_public_checks(tmp_path, source, code, words):
     folder = student(tmp_path, "01_mini", source)
     shutil.copytree(EXAMPLE / "checks", folder / "checks")
