@@ -14,7 +14,7 @@ from autograder.sandbox import StudentError
 from autograder.wire import MetaTensor, Unsupported
 
 __all__ = ["expect_tensor", "expect_close", "expect_meta", "expect_finite", "parity_devices",
-           "StudentError", "MetaTensor", "Unsupported", "describe_value"]
+           "StudentError", "MetaTensor", "Unsupported", "describe_value", "tier", "digit_grid"]
 
 
 def describe_value(value) -> str:
@@ -41,7 +41,7 @@ def expect_tensor(value, *, name: str, shape=None, dtype: torch.dtype | None = N
     if shape is not None:
         shape = tuple(shape)
         if value.dim() != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
-            shown = tuple("*" if s is None else s for s in shape)
+            shown = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
             raise AssertionError(f"{name} should have shape {shown}, got {tuple(value.shape)}")
     if dtype is not None and value.dtype != dtype:
         raise AssertionError(
@@ -97,5 +97,26 @@ def parity_devices(worker) -> list[str]:
     return list(worker.devices) or ["meta"]
 
 
-def is_close_scalar(a: float, b: float, rel: float, abs_: float = 0.0) -> bool:
-    return math.isfinite(a) and abs(a - b) <= abs_ + rel * abs(b)
+def tier(value: float, tiers, *, higher_is_better: bool) -> float:
+    """The credit of ``value`` under ``tiers`` = [[threshold, fraction], ...], best tier first
+    (as written in grading.yml); 0.0 when it reaches no tier, or is not a finite number."""
+    if not math.isfinite(value):
+        return 0.0
+    for threshold, fraction in tiers:
+        if (value >= threshold) if higher_is_better else (value <= threshold):
+            return float(fraction)
+    return 0.0
+
+
+def digit_grid(images, rows: int, cols: int, pad: int = 1, side: int = 8):
+    """(N, side*side) images in [0, 1] -> one (H, W) numpy picture, a dark frame around each."""
+    import numpy as np
+
+    images = images[: rows * cols].reshape(-1, side, side)
+    images = images.double().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=float)
+    canvas = np.full((rows * (side + pad) + pad, cols * (side + pad) + pad), 0.35)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (side + pad), pad + c * (side + pad)
+        canvas[top: top + side, left: left + side] = image
+    return canvas

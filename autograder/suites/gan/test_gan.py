@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.judge import expect_close, expect_finite, expect_meta, expect_tensor, parity_devices
+from autograder.judge import (digit_grid, expect_close, expect_finite, expect_meta, expect_tensor, parity_devices,
+                              tier)
 
 # Logits where sigmoid-then-log breaks in float32: sigmoid rounds to 1 above ~17 and to 0
 # below ~-104, so log(sigmoid) or log(1 - sigmoid) is -inf (and BCELoss clamps it at -100).
@@ -29,14 +30,6 @@ def ref_d_loss(real, fake):
 
 def ref_g_loss(fake, saturating):
     return -softplus64(fake).mean() if saturating else softplus64(-fake).mean()
-
-
-def tier(value, tiers, higher_is_better=True):
-    """Credit for `value` from [[threshold, credit], ...], best tier first."""
-    for threshold, fraction in tiers:
-        if (value >= threshold) if higher_is_better else (value <= threshold):
-            return float(fraction)
-    return 0.0
 
 
 # --- the two networks ----------------------------------------------------------------------
@@ -376,7 +369,8 @@ def test_ring_quality(worker, thresholds, artifacts, credit):
     artifacts.note(f"ring of 8 Gaussians after {t['ring_steps']} rounds: {modes}/8 modes covered, "
                    f"{hq:.1%} of samples within 3 std of a mode")
 
-    fraction = min(tier(modes, t["ring_modes_tiers"]), tier(hq, t["ring_hq_tiers"]))
+    fraction = min(tier(modes, t["ring_modes_tiers"], higher_is_better=True),
+                   tier(hq, t["ring_hq_tiers"], higher_is_better=True))
     assert fraction > 0, (f"after {t['ring_steps']} rounds on the ring the generator covers {modes}/8 modes "
                           f"with {hq:.1%} high-quality samples: too far from the data (see ring_samples.png)")
     if fraction < 1:
@@ -396,10 +390,9 @@ def test_digit_quality(worker, thresholds, artifacts, credit):
     fid = metrics.fid_lite(samples)
     copies = metrics.memorisation_fraction(samples)
 
-    fig, axes = plt.subplots(8, 8, figsize=(4, 4))
-    for ax, img in zip(axes.flat, samples[:64].reshape(-1, 8, 8).numpy()):
-        ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
-        ax.axis("off")
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(digit_grid(samples, 8, 8), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
     fig.suptitle(f"generated digits: FID-lite {fid:.1f}", fontsize=9)
     artifacts.figure("digit_samples.png", fig)
     artifacts.figure("digit_losses.png", _loss_figure(out, "training on the 8x8 digits"))

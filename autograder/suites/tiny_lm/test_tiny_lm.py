@@ -11,7 +11,7 @@ import torch
 
 import kitdata.text as kt
 from autograder.judge import (expect_close, expect_finite, expect_meta, expect_tensor,
-                              parity_devices)
+                              parity_devices, tier)
 
 LANG = kt.LANGUAGE
 V_CORPUS = len(LANG.alphabet) + 1          # the corpus's characters + the unknown token
@@ -387,12 +387,11 @@ def test_learned_quality(worker, seed, thresholds, credit, artifacts):
     assert ce <= bigram_limit - th["min_gain_over_bigram"], (
         f"after training, TinyGPT ({ce:.3f} nats/token held out) is not clearly better than the best "
         f"bigram ({bigram_limit:.3f}): it is not using the context (attention, positions, training loop)")
-    for limit, fraction in th["gap_tiers"]:
-        if gap <= limit:
-            if fraction < 1.0:
-                credit(fraction, f"TinyGPT is {gap:.3f} nats/token above the best achievable: partial credit")
-            return
-    raise AssertionError(f"TinyGPT is {gap:.3f} nats/token above the best achievable after training: too far")
+    fraction = tier(gap, th["gap_tiers"], higher_is_better=False)
+    if fraction == 0:
+        raise AssertionError(f"TinyGPT is {gap:.3f} nats/token above the best achievable after training: too far")
+    if fraction < 1:
+        credit(fraction, f"TinyGPT is {gap:.3f} nats/token above the best achievable: partial credit")
 
 
 # ======================================================================== generation

@@ -19,8 +19,8 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.judge import (MetaTensor, describe_value, expect_close, expect_finite, expect_meta,
-                              expect_tensor, parity_devices)
+from autograder.judge import (MetaTensor, describe_value, digit_grid, expect_close, expect_finite, expect_meta,
+                              expect_tensor, parity_devices, tier)
 
 X_DIM = 64
 Z_CRIT = 5.0
@@ -389,15 +389,6 @@ def test_sample_from_prior(worker, seed):
         fails("sample should return the decoder's pixel means sigmoid(decode(z)), not a draw from them")
 
 
-def _grid(images: torch.Tensor, rows: int, cols: int, pad: int = 1) -> np.ndarray:
-    """(rows * cols, 64) -> one image with a dark frame around each 8x8 digit."""
-    canvas = np.full((rows * (8 + pad) + pad, cols * (8 + pad) + pad), 0.35)
-    for i, img in enumerate(images[: rows * cols].reshape(-1, 8, 8).numpy()):
-        r, c = divmod(i, cols)
-        canvas[pad + r * (8 + pad): pad + r * (8 + pad) + 8, pad + c * (8 + pad): pad + c * (8 + pad) + 8] = img
-    return canvas
-
-
 def _trained(worker, seed, thresholds):
     """One run of probes.train_and_sample (each learned-quality test trains its own model,
     with its own seed)."""
@@ -437,12 +428,12 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
         artifacts.figure("vae_loss.png", fig)
     artifacts.note(f"held-out -ELBO after {steps} steps of your train(): {neg_elbo:.2f} nats per image (lower is better)")
 
-    for limit, fraction in thresholds["neg_elbo_tiers"]:
-        if neg_elbo <= limit:
-            if fraction < 1:
-                credit(fraction, f"held-out -ELBO {neg_elbo:.1f} nats per image after {steps} steps: "
-                                 "training works but less well than expected")
-            return
+    fraction = tier(neg_elbo, thresholds["neg_elbo_tiers"], higher_is_better=False)
+    if 0 < fraction < 1:
+        credit(fraction, f"held-out -ELBO {neg_elbo:.1f} nats per image after {steps} steps: "
+                         "training works but less well than expected")
+    if fraction > 0:
+        return
     fails(f"held-out -ELBO {neg_elbo:.1f} nats per image after {steps} steps: your train() does not "
           "maximise the ELBO (check the loss sign, zero_grad, and the optimiser step)")
 
@@ -467,11 +458,11 @@ def test_sample_quality(worker, seed, thresholds, credit, artifacts):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    panels = [("samples from the prior", _grid(samples, 8, 8))]
+    panels = [("samples from the prior", digit_grid(samples, 8, 8))]
     if all(isinstance(result.get(k), torch.Tensor) for k in ("inputs", "reconstructions", "walk")):
         panels.append(("held-out digits (top) and reconstructions",
-                       _grid(torch.cat([result["inputs"], result["reconstructions"]]).double(), 2, 10)))
-        panels.append(("walks in latent space", _grid(result["walk"].double(), 3, 8)))
+                       digit_grid(torch.cat([result["inputs"], result["reconstructions"]]).double(), 2, 10)))
+        panels.append(("walks in latent space", digit_grid(result["walk"].double(), 3, 8)))
     for filename, (title, image) in zip(["vae_samples.png", "vae_reconstructions.png", "vae_latent_walk.png"], panels):
         fig, ax = plt.subplots(figsize=(image.shape[1] / 12 + 1, image.shape[0] / 12 + 0.6))
         ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -485,11 +476,11 @@ def test_sample_quality(worker, seed, thresholds, credit, artifacts):
               "must produce new digits")
     fid = kitdata.metrics.fid_lite(samples)
     artifacts.note(f"FID-lite of your samples against the held-out digits: {fid:.1f} (lower is better)")
-    for limit, fraction in thresholds["fid_tiers"]:
-        if fid <= limit:
-            if fraction < 1:
-                credit(fraction, f"FID-lite {fid:.1f}: your samples look like digits only in part")
-            return
+    fraction = tier(fid, thresholds["fid_tiers"], higher_is_better=False)
+    if 0 < fraction < 1:
+        credit(fraction, f"FID-lite {fid:.1f}: your samples look like digits only in part")
+    if fraction > 0:
+        return
     fails(f"FID-lite {fid:.1f}: your samples from the prior do not look like the digits "
           "(is the KL term in the loss, and does sample decode z ~ N(0, I)?)")
 

@@ -1,0 +1,111 @@
+"""Units of the engine that need no worker: the judge's checks, the wire format, the fence."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+
+import pytest
+import torch
+
+from autograder import wire
+from autograder.judge import digit_grid, expect_close, expect_meta, expect_tensor, tier
+from autograder.worker import Fence
+
+
+def test_expect_tensor_names_the_function_and_the_problem():
+    with pytest.raises(AssertionError, match=r"kl\(mu, logvar\) should return a tensor of shape \(4,\), got a list"):
+        expect_tensor([1.0], name="kl(mu, logvar)", shape=(4,))
+    with pytest.raises(AssertionError, match=r"should have shape \(4, \*\), got \(3, 2\)"):
+        expect_tensor(torch.zeros(3, 2), name="f", shape=(4, None))
+    with pytest.raises(AssertionError, match="should have dtype float64, got float32"):
+        expect_tensor(torch.zeros(2), name="f", dtype=torch.float64)
+    assert expect_tensor(torch.zeros(4, 7), name="f", shape=(4, None)).shape == (4, 7)
+
+
+def test_expect_close_never_shows_the_expected_value():
+    expected = torch.tensor([123.456, 7.25])
+    with pytest.raises(AssertionError) as error:
+        expect_close(torch.tensor([123.0, 7.25]), expected, name="f(x)", rtol=1e-6)
+    assert "off by up to" in str(error.value) and "123.4" not in str(error.value)
+    with pytest.raises(AssertionError, match="contains NaN"):
+        expect_close(torch.tensor([float("nan"), 7.25]), expected, name="f(x)")
+    expect_close(expected + 1e-9, expected, name="f(x)", rtol=1e-6)
+
+
+def test_expect_meta():
+    expect_meta(wire.MetaTensor((2, 3), torch.float64), name="f", shape=(2, 3), dtype=torch.float64)
+    with pytest.raises(AssertionError, match="create new tensors on the input's device"):
+        expect_meta(torch.zeros(2, 3), name="f", shape=(2, 3))
+    with pytest.raises(AssertionError, match="should keep dtype"):
+        expect_meta(wire.MetaTensor((2, 3), torch.float32), name="f", shape=(2, 3), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("value, higher, expected", [
+    (8, True, 1.0), (6, True, 0.5), (2, True, 0.0), (float("nan"), True, 0.0),
+    (3.0, False, 1.0), (9.0, False, 0.5), (30.0, False, 0.0), (float("inf"), False, 0.0),
+])
+def test_tier(value, higher, expected):
+    tiers = [[7, 1.0], [5, 0.5]] if higher else [[8.0, 1.0], [11.0, 0.5]]
+    assert tier(value, tiers, higher_is_better=higher) == expected
+
+
+def test_digit_grid_places_each_digit():
+    images = torch.arange(6).double().repeat_interleave(64).reshape(6, 64) / 5
+    canvas = digit_grid(images, 2, 3)
+    assert canvas.shape == (2 * 9 + 1, 3 * 9 + 1)
+    assert canvas[1, 1] == 0.0 and canvas[10, 19] == 1.0 and canvas[0, 0] == 0.35
+
+
+def test_wire_round_trip_drops_what_may_not_cross():
+    class Liar(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+    value = {"t": torch.ones(2).as_subclass(Liar), "meta": torch.empty(3, 4, device="meta", dtype=torch.float64),
+             "obj": object(), "nested": [1, 2.5, "s", None, (True,)]}
+    back = wire.from_wire(wire.loads(wire.dumps(wire.to_wire(value))))
+    assert type(back["t"]) is torch.Tensor
+    assert back["meta"] == wire.MetaTensor((3, 4), torch.float64)
+    assert isinstance(back["obj"], wire.Unsupported) and back["obj"].type_name == "object"
+    assert back["nested"] == [1, 2.5, "s", None, (True,)]
+
+
+def test_wire_refuses_pickled_code_and_oversized_frames():
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    with pytest.raises(wire.ChannelError, match="unreadable"):
+        wire.loads(pickle.dumps(Evil()))
+    read, write = os.pipe()
+    os.write(write, struct.pack(">Q", wire.MAX_FRAME_BYTES + 1))
+    with pytest.raises(wire.ChannelError, match="larger than the channel allows"):
+        wire.read_frame(read)
+    os.close(read), os.close(write)
+
+
+def test_fence_rules(tmp_path):
+    kit, engine, scratch = tmp_path / "kit", tmp_path / "kit" / "engine", tmp_path / "scratch"
+    for folder in (engine / "suites", scratch):
+        folder.mkdir(parents=True)
+    fence = Fence([(str(kit), False), (str(engine), True), (str(engine / "suites"), False), (str(scratch), True)],
+                  [str(scratch)])
+    assert fence.may_read(str(engine / "sandbox.py"))
+    assert not fence.may_read(str(engine / "suites" / "test_x.py"))
+    assert not fence.may_read(str(kit / "solutions" / "x.py"))
+    assert fence.may_read("/usr/lib/os-release") and fence.may_read(f"/proc/{os.getpid()}/status")
+    assert not fence.may_read("/proc/1/environ")
+    assert fence.may_write(str(scratch / "out.txt")) and not fence.may_write(str(tmp_path / "out.txt"))
+    with pytest.raises(PermissionError, match="off limits"):
+        fence("open", (str(engine / "suites" / "test_x.py"), "r", 0))
+    with pytest.raises(PermissionError, match="only write inside"):
+        fence("open", (str(tmp_path / "results.json"), "w", os.O_WRONLY))
+    with pytest.raises(PermissionError, match="does not allow subprocess.Popen"):
+        fence("subprocess.Popen", ("sleep", ["sleep"], None, None))
+    with pytest.raises(PermissionError, match="signalling other processes"):
+        fence("os.kill", (1, 9))
+    fence("open", (str(scratch / "data.txt"), "r", 0))  # allowed: no exception
