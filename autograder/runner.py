@@ -79,6 +79,16 @@ def _read_rules(config: Config, suite: Path, submission: Path, private: list[Pat
     return [(str(p.resolve()), allowed) for p, allowed in rules]
 
 
+def _judge_environment() -> dict[str, str]:
+    """One BLAS / OpenMP thread in the judge too: its measurements (FID-lite, references)
+    then come out the same to the last bit on any machine, and batch jobs do not fight."""
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = "1"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
 def _judge_command(suite: Path, job: Path, ini: Path) -> list[str]:
     return [sys.executable, "-m", "pytest", str(suite), "-p", "autograder.judge.plugin",
             "--kit-job", str(job), "-c", str(ini), "--rootdir", str(suite),
@@ -126,7 +136,8 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
         log = private / "judge.log"
         with open(log, "wb") as out:
             judge = subprocess.Popen(_judge_command(suite, job, ini), stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=private, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, cwd=private, start_new_session=True,
+                                     env=_judge_environment())
             code, timed_out = _wait(judge, assignment.limits.suite_seconds, results, progress)
             _kill_leftovers(private)
         entries = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
