@@ -216,7 +216,8 @@ def cmd_grade_batch(cfg, args) -> int:
         score = f"{result.score:g} / {result.max_score:g}" if result else problem
         print(f"{name:<24} {score}")
     print(f"grades: {out / 'grades.csv'}")
-    failed = any(r is None and p.startswith("grader_error") or (r and r.grader_errors) for _, r, p in ordered)
+    failed = any((r is None and p.startswith("grader_error")) or (r is not None and r.grader_errors)
+                 for _, r, p in ordered)
     return INTERNAL if failed else OK
 
 

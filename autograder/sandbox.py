@@ -55,7 +55,6 @@ class Sandbox:
         self._requests = self._replies = -1
         self._next_id = 0
         self._fatal: str | None = None     # the submission cannot even be imported
-        self._restarts = 0
         self.starts = 0                    # workers started (each imports torch once)
         self.devices: list[str] = []
         self.log_path = self.workdir / "worker-output.log"
@@ -166,7 +165,6 @@ class Sandbox:
             reply = self._request(message, f"in {probe}", timeout)
         except _Fault as fault:
             self.stop()
-            self._restarts += 1
             raise StudentError(f"{probe}: {fault}") from None
         finally:
             self._reap_strays()
@@ -240,9 +238,11 @@ class Sandbox:
                 except ProcessLookupError:
                     pass
 
-    @property
-    def restarts(self) -> int:
-        return self._restarts
+    def accelerators(self) -> list[str]:
+        """The accelerators the worker sees (starting it if need be): e.g. ["cuda"] or []."""
+        if self._process is None and self._fatal is None:
+            self.start()
+        return self.devices
 
 
 def _resident_mb(pid: int) -> float:

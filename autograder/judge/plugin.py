@@ -93,9 +93,7 @@ class Worker:
 
     @property
     def devices(self) -> list[str]:
-        if self._sandbox._process is None and self._sandbox._fatal is None:
-            self._sandbox.start()
-        return self._sandbox.devices
+        return self._sandbox.accelerators()
 
 
 class Credit:
