@@ -24,6 +24,10 @@ import kitdata
 from autograder.config import Assignment, Config
 
 
+# Every grading's private folder (job, results, the worker's scratch copy) lives in here.
+RUNS = Path(tempfile.gettempdir()) / "autograder-runs"
+
+
 class SubmissionError(Exception):
     """The submission cannot be read at all (exit code 2)."""
 
@@ -69,10 +73,11 @@ class Result:
 def _read_rules(config: Config, suite: Path, submission: Path, private: list[Path]) -> list[tuple[str, bool]]:
     """What the worker may read: nothing of the kit but its engine and data, nothing of the
     suites, the original submission's folder and its siblings (a class's other students),
-    or this grading's private files."""
+    the other gradings running beside this one (their scratch copies), or this grading's
+    private files. (The worker's own scratch folder is allowed by a longer rule.)"""
     engine = Path(autograder.__file__).parent
     rules = [(config.root, False), (engine, True), (engine / "suites", False), (suite, False),
-             (Path(kitdata.__file__).parent, True)]
+             (Path(kitdata.__file__).parent, True), (RUNS, False)]
     if len(submission.parent.parts) > 2:  # never fence off '/' or '/home' as a whole
         rules.append((submission.parent, False))
     rules += [(p, False) for p in private]
@@ -117,7 +122,8 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
         raise FileNotFoundError(f"{suite}: a suite needs probes.py")
 
     started = time.monotonic()
-    private = Path(tempfile.mkdtemp(prefix="kit-grade-"))
+    RUNS.mkdir(mode=0o700, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix="grade-", dir=RUNS))
     try:
         workdir = private / "work"
         workdir.mkdir()
