@@ -75,3 +75,21 @@ def test_partial_files_name_what_is_missing(tmp_path):
 def test_bad_split_rejected(tmp_path):
     with pytest.raises(ValueError):
         mnist.load_mnist("validation", root=tmp_path)
+
+
+def test_mnist_fid_lite_offline(tmp_path):
+    """The MNIST FID-lite path end to end on tiny IDX files: build, features, FID."""
+    from kitdata import mnist_features
+
+    _fake(tmp_path, "MNIST", n_train=64, n_test=40)
+    with pytest.raises(mnist.DatasetNotAvailable, match="python -m kitdata.mnist_features"):
+        mnist_features.extractor("mnist", str(tmp_path))
+    path = mnist_features.build("mnist", str(tmp_path), steps=5, verbose=False)
+    assert path == mnist_features.weights_path("mnist", str(tmp_path)) and path.exists()
+    mnist_features.extractor.cache_clear()
+    test_x, _ = mnist.load("mnist", "test", root=tmp_path)
+    f = mnist_features.mnist_features(test_x.reshape(-1, 28, 28), root=str(tmp_path))
+    assert f.shape == (40, 32) and np.isfinite(f).all()
+    same = mnist_features.fid_lite_mnist(test_x, root=str(tmp_path))
+    noise = mnist_features.fid_lite_mnist(np.zeros_like(test_x), root=str(tmp_path))
+    assert abs(same) < 1e-6 and noise > same

@@ -6,6 +6,7 @@ Face's ``datasets``). Submodules (imported on first use, so ``import kitdata`` i
 * ``kitdata.digits``   scikit-learn's 8x8 digits with the kit's fixed train / held-out split
 * ``kitdata.toy2d``    2-D sources with exact sampling and exact log-density (ring8, grid25, moons, spiral)
 * ``kitdata.mnist``    MNIST / Fashion-MNIST through torchvision, only when present locally
+* ``kitdata.mnist_features``  FID-lite on MNIST: an extractor built once from the local files
 * ``kitdata.features`` the shipped small digit classifier used as FID-lite's feature extractor
 * ``kitdata.metrics``  FID-lite, KID, precision / recall, density / coverage, memorisation,
                        mode coverage, mean log-density
@@ -14,7 +15,7 @@ Face's ``datasets``). Submodules (imported on first use, so ``import kitdata`` i
 """
 import importlib
 
-_SUBMODULES = ("digits", "toy2d", "mnist", "features", "metrics", "text")
+_SUBMODULES = ("digits", "toy2d", "mnist", "mnist_features", "features", "metrics", "text")
 __all__ = list(_SUBMODULES)
 
 

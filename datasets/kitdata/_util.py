@@ -12,10 +12,12 @@ def as_numpy(x, dtype=np.float64) -> np.ndarray:
 
 
 def flat_images(x, width: int = 64) -> np.ndarray:
-    """Samples as float64 (N, width): accepts (N, width), (N, 8, 8) or (N, 1, 8, 8)."""
+    """Samples as float64 (N, width): accepts (N, width), (N, side, side) or (N, 1, side, side)."""
     a = as_numpy(x)
     if a.ndim == 1 and a.size == width:
         a = a[None]
     if a.ndim < 2 or int(np.prod(a.shape[1:])) != width:
-        raise ValueError(f"expected samples of shape (N, {width}) (or (N, 8, 8) / (N, 1, 8, 8)), got {tuple(a.shape)}")
+        side = int(round(width ** 0.5))
+        raise ValueError(f"expected samples of shape (N, {width}) (or (N, {side}, {side}) / (N, 1, {side}, {side})), "
+                         f"got {tuple(a.shape)}")
     return a.reshape(a.shape[0], width)

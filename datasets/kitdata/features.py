@@ -45,9 +45,10 @@ class DigitClassifier:
             self.w = {k: z[k].astype(np.float64) for k in z.files}
 
     def features(self, x) -> np.ndarray:
-        """x: (N, 64) in [0, 1] (or (N, 8, 8), (N, 1, 8, 8); numpy or torch) -> float64 (N, 32)."""
+        """x: (N, 64) in [0, 1] (or (N, 8, 8), (N, 1, 8, 8); numpy or torch) -> float64 (N, 32).
+        (A classifier built for other images, e.g. kitdata.mnist_features', takes (N, 784).)"""
         w = self.w
-        h = _elu(flat_images(x) @ w["w1"] + w["b1"])
+        h = _elu(flat_images(x, width=w["w1"].shape[0]) @ w["w1"] + w["b1"])
         return (_elu(h @ w["w2"] + w["b2"]) - w["feat_mean"]) / w["feat_std"]
 
     def logits(self, x) -> np.ndarray:
