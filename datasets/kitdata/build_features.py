@@ -75,14 +75,22 @@ def train(steps: int = STEPS, seed: int = SEED, verbose: bool = True) -> dict[st
         opt.step()
         if verbose and (step % 500 == 0 or step == steps - 1):
             print(f"step {step:5d}  loss {loss.item():.4f}")
+    return weights_of(net, x)
+
+
+def weights_of(net, x, std_floor: float = 0.0) -> dict[str, np.ndarray]:
+    """The arrays kitdata.features.DigitClassifier loads, from a trained
+    Sequential(Linear, ELU, Linear, ELU, Linear) and its training inputs x."""
+    import torch
+
     l1, _, l2, _, l3 = net
     w = {"w1": l1.weight.T, "b1": l1.bias, "w2": l2.weight.T, "b2": l2.bias, "w3": l3.weight.T, "b3": l3.bias}
     w = {k: v.detach().numpy().astype(np.float32) for k, v in w.items()}
     # Standardise the features with the training split's per-unit mean and std, so FID-lite and
-    # KID are in units of "one feature's spread on real digits" (the kernel's scale then fits).
+    # KID are in units of "one feature's spread on real images" (the kernel's scale then fits).
     with torch.no_grad():
         f = net[:4](x).numpy()
-    w["feat_mean"], w["feat_std"] = f.mean(0).astype(np.float32), f.std(0).astype(np.float32)
+    w["feat_mean"], w["feat_std"] = f.mean(0).astype(np.float32), (f.std(0) + std_floor).astype(np.float32)
     return w
 
 

@@ -21,6 +21,7 @@ import pathlib
 
 import numpy as np
 
+from .build_features import weights_of
 from .features import DigitClassifier
 from .metrics import feature_stats, frechet_distance
 from .mnist import DatasetNotAvailable, default_root, load
@@ -54,12 +55,7 @@ def build(name: str = "mnist", root=None, steps: int = STEPS, out=None, verbose:
         opt.step()
         if verbose and (step % 500 == 0 or step == steps - 1):
             print(f"step {step:5d}  loss {loss.item():.4f}")
-    l1, _, l2, _, l3 = net
-    w = {"w1": l1.weight.T, "b1": l1.bias, "w2": l2.weight.T, "b2": l2.bias, "w3": l3.weight.T, "b3": l3.bias}
-    w = {k: v.detach().numpy().astype(np.float32) for k, v in w.items()}
-    with torch.no_grad():
-        f = net[:4](x).numpy()
-    w["feat_mean"], w["feat_std"] = f.mean(0).astype(np.float32), (f.std(0) + 1e-6).astype(np.float32)
+    w = weights_of(net, x, std_floor=1e-6)  # a unit that never fires on real MNIST must not divide by 0
     out = pathlib.Path(out) if out else weights_path(name, root)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **w)
