@@ -37,24 +37,25 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 # --- randomness: one code path for torch / numpy generators -----------------------------
 
-def _normal(shape, generator) -> np.ndarray:
+def _draw(shape, generator, *, normal: bool) -> np.ndarray:
+    """Standard normal (or uniform [0, 1)) float64 draws from a numpy Generator, a torch
+    Generator, an int seed, or None (torch's global generator)."""
     if isinstance(generator, np.random.Generator):
-        return generator.standard_normal(shape)
+        return generator.standard_normal(shape) if normal else generator.random(shape)
     import torch
 
     if isinstance(generator, (int, np.integer)):
         generator = torch.Generator().manual_seed(int(generator))
-    return torch.randn(*shape, generator=generator, dtype=torch.float64).numpy()
+    draw = torch.randn if normal else torch.rand
+    return draw(*shape, generator=generator, dtype=torch.float64).numpy()
+
+
+def _normal(shape, generator) -> np.ndarray:
+    return _draw(shape, generator, normal=True)
 
 
 def _uniform(shape, generator) -> np.ndarray:
-    if isinstance(generator, np.random.Generator):
-        return generator.random(shape)
-    import torch
-
-    if isinstance(generator, (int, np.integer)):
-        generator = torch.Generator().manual_seed(int(generator))
-    return torch.rand(*shape, generator=generator, dtype=torch.float64).numpy()
+    return _draw(shape, generator, normal=False)
 
 
 def _as_points(x) -> np.ndarray:
