@@ -28,6 +28,8 @@ class Limits(_Strict):
     file_mb: int = Field(64, gt=0, description="largest file (and printed output) a submission may write")
     threads: int = Field(1, ge=1, le=64, description="torch threads in the worker (fixed: same score everywhere)")
     suite_seconds: float = Field(600.0, gt=0, description="time limit of the whole suite")
+    scratch_mb: int = Field(256, gt=0, description="everything the submission writes in its folder")
+    scratch_files: int = Field(4096, gt=0, description="files and folders the submission may create")
 
 
 class TestEntry(_Strict):
@@ -63,6 +65,8 @@ class Assignment(_Strict):
 
 class Course(_Strict):
     course: str = "course"
+    # strict: refuse to grade when a containment layer is missing (autograder doctor says which)
+    isolation: Literal["best", "strict"] = "best"
     assignments: list[Assignment] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -83,6 +87,10 @@ class Config:
         self.path = path.resolve()
         self.root = self.path.parent
         self.course = course
+
+    @property
+    def isolation(self) -> str:
+        return self.course.isolation
 
     @property
     def assignments(self) -> list[Assignment]:

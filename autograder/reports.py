@@ -87,6 +87,10 @@ def feedback_markdown(result: Result, instructor: bool = False) -> str:
         lines += ["", "## Pictures", ""] + [f"![{a}]({a})" for _, a in pictures]
     if instructor:
         lines += ["", f"Submission `{result.submission}`, seed {result.seed}, {result.execution_time:.1f} s."]
+        if result.isolation:
+            lines += ["", "## Isolation", "", "The layers the submission's code ran under "
+                      "(`autograder doctor` explains a missing one):", "", "| layer | state |", "|---|---|"]
+            lines += [f"| {layer} | {state.replace('|', '/')} |" for layer, state in result.isolation.items()]
         if result.grader_errors:
             lines += ["", "## Grader errors", "", "```", *result.grader_errors, "```"]
     return "\n".join(lines) + "\n"

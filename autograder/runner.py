@@ -19,9 +19,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import site
+
 import autograder
 import kitdata
 from autograder.config import Assignment, Config
+from autograder.containment import LAYERS, Policy
 
 
 # Every grading's private folder (job, results, the worker's scratch copy) lives in here.
@@ -55,6 +58,7 @@ class Result:
     execution_time: float
     seed: int
     grader_errors: list[str] = field(default_factory=list)
+    isolation: dict[str, str] = field(default_factory=dict)   # layer -> "active: ...", "off", "missing: why"
 
     @property
     def score(self) -> float:
@@ -70,18 +74,24 @@ class Result:
         return data
 
 
-def _read_rules(config: Config, suite: Path, submission: Path, private: list[Path]) -> list[tuple[str, bool]]:
-    """What the worker may read: nothing of the kit but its engine and data, nothing of the
-    suites, the original submission's folder and its siblings (a class's other students),
-    the other gradings running beside this one (their scratch copies), or this grading's
-    private files. (The worker's own scratch folder is allowed by a longer rule.)"""
+# What every worker may read besides the Python installation and the kit's data: the
+# system's libraries and a few files the C library and matplotlib look up.
+SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/fonts",
+                   "/sys/devices/system/cpu", "/proc/self", "/proc/cpuinfo", "/proc/meminfo",
+                   "/dev/urandom", "/dev/random", "/dev/zero")
+
+
+def _policy(config: Config, suite: Path, layers, strict: bool) -> Policy:
+    """The worker's containment: it reads the Python installation, the system's libraries and
+    the kit's data (the training splits), writes its scratch folder (set by the judge), and
+    never reads the kit itself, a suite, the held-out splits or another grading."""
     engine = Path(autograder.__file__).parent
-    rules = [(config.root, False), (engine, True), (engine / "suites", False), (suite, False),
-             (Path(kitdata.__file__).parent, True), (RUNS, False)]
-    if len(submission.parent.parts) > 2:  # never fence off '/' or '/home' as a whole
-        rules.append((submission.parent, False))
-    rules += [(p, False) for p in private]
-    return [(str(p.resolve()), allowed) for p, allowed in rules]
+    python = {sys.base_prefix, sys.prefix, *site.getsitepackages()}
+    readable = sorted({os.path.realpath(p) for p in python}) + [str(Path(kitdata.__file__).parent)]
+    readable += [p for p in SYSTEM_READABLE if os.path.exists(p)]
+    hidden = [config.root, suite, engine / "suites", RUNS, *kitdata.heldout_sources()]
+    return Policy(scratch="", readable=tuple(readable), hidden=tuple(sorted({str(Path(h).resolve()) for h in hidden})),
+                  layers=tuple(LAYERS if layers is None else layers), strict=strict)
 
 
 def _judge_environment() -> dict[str, str]:
@@ -103,12 +113,16 @@ def _judge_command(suite: Path, job: Path, ini: Path) -> list[str]:
 
 def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int = 0,
           only: list[str] | None = None, artifacts_dir: Path | None = None,
-          suite: Path | None = None, public: bool = False, progress=None) -> Result:
+          suite: Path | None = None, public: bool = False, progress=None,
+          layers: list[str] | None = None, isolation: str | None = None) -> Result:
     """Grade ``submission`` (a folder) on ``assignment``.
 
     ``public=True`` runs the public checks in ``suite`` instead of the hidden suite: every
     test found counts one point. ``only`` restricts grading to these test functions.
     ``progress``, if given, is called with each test case's outcome as it arrives.
+    ``layers`` chooses the containment layers (default: all; the kit's tests switch some off)
+    and ``isolation`` ("strict" or "best", default from grading.yml) whether a missing one
+    stops the grading.
     """
     submission = Path(submission)
     if not submission.is_dir():
@@ -137,7 +151,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
             "modules": assignment.modules, "limits": assignment.limits.model_dump(exclude={"suite_seconds"}),
             "seed": seed, "thresholds": {} if public else assignment.thresholds, "results": str(results),
             "artifacts": str(artifacts), "only": only or [],
-            "read_rules": _read_rules(config, suite, submission.resolve(), [private / "job.json", results, artifacts]),
+            "policy": _policy(config, suite, layers, (isolation or config.isolation) == "strict").to_dict(),
         }))
         log = private / "judge.log"
         with open(log, "wb") as out:
@@ -155,8 +169,11 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     if not timed_out and code not in (0, 1):
         tail = "\n".join(judge_log.strip().splitlines()[-15:])
         grader_errors.append(f"the judge (pytest) exited with code {code}:\n{tail}")
+    isolation = next((e["isolation"] for e in reversed(entries) if "isolation" in e), {})
+    entries = [e for e in entries if "test" in e]
     tests = _collect(assignment, entries, only, public, timed_out, grader_errors)
-    return Result(assignment.id, str(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors)
+    return Result(assignment.id, str(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors,
+                  isolation)
 
 
 def _wait(judge: subprocess.Popen, seconds: float, results: Path, progress) -> tuple[int | None, bool]:
@@ -170,7 +187,9 @@ def _wait(judge: subprocess.Popen, seconds: float, results: Path, progress) -> t
         if progress is not None and results.exists():
             lines = results.read_text().splitlines()
             for line in lines[seen:]:
-                progress(json.loads(line))
+                entry = json.loads(line)
+                if "test" in entry:
+                    progress(entry)
             seen = len(lines)
         if code is not None:
             return code, False

@@ -18,7 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dataclasses import replace
+
 from autograder import wire
+from autograder.containment import WORKER_ID_BASE, Policy
+from autograder.containment import cgroup as cgroups
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 IGNORED_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".ipynb_checkpoints")
@@ -39,6 +43,8 @@ class Limits:
     file_mb: int = 64
     threads: int = 1
     startup_seconds: float = 120.0
+    scratch_mb: int = 256
+    scratch_files: int = 4096
 
 
 @dataclass
@@ -48,7 +54,7 @@ class Sandbox:
     probes_source: str
     modules: list[str]                     # the submission's modules, imported first
     limits: Limits = field(default_factory=Limits)
-    read_rules: list[tuple[str, bool]] = field(default_factory=list)
+    policy: Policy | None = None           # what the worker may read and which layers hold it
 
     def __post_init__(self):
         self._process: subprocess.Popen | None = None
@@ -57,7 +63,11 @@ class Sandbox:
         self._fatal: str | None = None     # the submission cannot even be imported
         self.starts = 0                    # workers started (each imports torch once)
         self.devices: list[str] = []
+        self.layers: dict[str, str] = {}   # the containment report of the last worker started
         self.log_path = self.workdir / "worker-output.log"
+        self._cgroup: cgroups.Cgroup | None = None
+        self._uid: int | None = None
+        self._next_scratch_check = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,6 +89,19 @@ class Sandbox:
                 env[name] = os.environ[name]
         return env
 
+    def _policy(self) -> Policy:
+        """The runner's policy, completed with what only the judge knows: this worker's uid,
+        its cgroup and its limits."""
+        base = self.policy or Policy(scratch="", readable=())
+        limits = self.limits
+        uid = WORKER_ID_BASE + os.getpid() if os.geteuid() == 0 and base.wants("identity") else None
+        return replace(base, scratch=str(self.scratch), uid=uid, gid=uid, memory_mb=limits.memory_mb,
+                       file_mb=limits.file_mb, scratch_mb=limits.scratch_mb, scratch_files=limits.scratch_files,
+                       threads=limits.threads, cgroup=self._cgroup_name() if self._cgroup else None)
+
+    def _cgroup_name(self) -> str:
+        return f"autograder-{os.getpid()}-{self.starts}"
+
     def start(self) -> None:
         self.stop()
         if self.scratch.exists():
@@ -86,6 +109,11 @@ class Sandbox:
         shutil.copytree(self.submission, self.scratch, ignore=IGNORED_FILES, symlinks=False)
         (self.scratch / ".tmp").mkdir(exist_ok=True)
         self.starts += 1
+        wants_cgroup = self.policy is None or self.policy.wants("cgroup")
+        if wants_cgroup and cgroups.unavailable() is None:
+            self._cgroup = cgroups.Cgroup(self._cgroup_name(), self.limits.memory_mb, (self.policy or Policy("")).pids)
+        policy = self._policy()
+        self._uid = policy.uid
         request_read, self._requests = os.pipe()
         self._replies, reply_write = os.pipe()
         log = open(self.log_path, "ab")
@@ -101,18 +129,19 @@ class Sandbox:
             log.close()
             os.close(request_read)
             os.close(reply_write)
-        writable = [str(self.scratch)]
-        rules = [(p, ok) for p, ok in self.read_rules] + [(str(self.scratch), True)]
-        setup = {"probes_source": self.probes_source, "read_rules": rules, "writable": writable,
-                 "memory_mb": self.limits.memory_mb, "file_mb": self.limits.file_mb,
-                 "threads": self.limits.threads}
         try:
-            wire.write_frame(self._requests, setup)
+            if self._cgroup is not None:  # before the worker reads its set-up: nothing runs outside it
+                self._cgroup.add(self._process.pid)
+            wire.write_frame(self._requests, {"policy": policy.to_dict(), "probes_source": self.probes_source})
             ready = self._read_reply(self.limits.startup_seconds, "starting")
         except _Fault as fault:
             self.stop()
             raise RuntimeError(f"the grader's worker did not start: {fault}") from None
+        if not ready.get("ready"):
+            self.stop()
+            raise RuntimeError(f"the grader's worker refused to start: {ready.get('error')}")
         self.devices = list(ready.get("devices", []))
+        self.layers = dict(ready.get("layers", {}))
         self._import_submission()
 
     def _import_submission(self) -> None:
@@ -142,6 +171,11 @@ class Sandbox:
                 pass
             self._process.wait()
             self._process = None
+        if self._uid is not None:
+            _kill_uid(self._uid)  # nothing of the worker's uid may outlive it
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
 
     def __enter__(self):
         return self
@@ -163,6 +197,8 @@ class Sandbox:
         message = {"op": "call", "probe": probe, "args": list(args), "kwargs": kwargs, "seed": int(seed)}
         try:
             reply = self._request(message, f"in {probe}", timeout)
+            if self.policy is None or self.policy.wants("limits"):
+                self._check_scratch()
         except _Fault as fault:
             self.stop()
             raise StudentError(f"{probe}: {fault}") from None
@@ -195,8 +231,7 @@ class Sandbox:
                     raise _Fault(f"did not finish within {seconds:g} s (an endless loop, or far too slow?)")
                 if select.select([fd], [], [], min(remaining, 0.02))[0]:
                     return
-                if _resident_mb(pid) > self.limits.memory_mb:
-                    raise _Fault(f"used more than the {self.limits.memory_mb} MB of memory allowed")
+                self._watch(pid)
 
         try:
             return wire.read_frame(self._replies, wait)
@@ -205,11 +240,32 @@ class Sandbox:
                 raise _Fault(self._death_notice()) from None
             raise _Fault(f"the grader received a garbled reply ({error})") from None
 
+    def _watch(self, pid: int) -> None:
+        """The judge's own watch, for what no layer of the worker's counts: resident memory
+        where there is no cgroup, the scratch folder's total where it is no tmpfs of its own."""
+        if self.policy is not None and not self.policy.wants("limits"):
+            return
+        if _resident_mb(pid) > self.limits.memory_mb:
+            raise _Fault(f"used more than the {self.limits.memory_mb} MB of memory allowed")
+        if time.monotonic() >= self._next_scratch_check:
+            self._next_scratch_check = time.monotonic() + 0.25
+            self._check_scratch()
+
+    def _check_scratch(self) -> None:
+        if self.layers.get("namespaces", "").startswith("active"):
+            return  # the tmpfs itself refuses what does not fit
+        size, count = _folder_total(self.scratch)
+        if size > self.limits.scratch_mb * 2**20 or count > self.limits.scratch_files:
+            raise _Fault(f"wrote more than the {self.limits.scratch_mb} MB or {self.limits.scratch_files} files "
+                         "allowed in its folder")
+
     def _death_notice(self) -> str:
         try:
             code = self._process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "the worker stopped answering"
+        if self._cgroup is not None and self._cgroup.oom_killed():
+            return f"used more than the {self.limits.memory_mb} MB of memory allowed (killed by the kernel)"
         if code < 0:
             name = signal.Signals(-code).name
             return f"the worker process was killed by {name} (a crash in native code, or killed for its memory use)"
@@ -253,6 +309,36 @@ def _resident_mb(pid: int) -> float:
             return int(statm.read().split()[1]) * PAGE / 2**20
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _folder_total(folder: Path) -> tuple[int, int]:
+    """(bytes, entries) under ``folder``; sparse files count by their apparent size."""
+    size = count = 0
+    for parent, dirs, files in os.walk(folder):
+        count += len(dirs) + len(files)
+        for name in files:
+            try:
+                size += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return size, count
+
+
+def _kill_uid(uid: int) -> int:
+    """Kill every process of ``uid`` (a worker's uid is its alone); return how many there were."""
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                line = next(l for l in status if l.startswith("Uid:"))
+            if int(line.split()[1]) == uid:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+        except (OSError, StopIteration, ValueError, IndexError):
+            continue
+    return killed
 
 
 def _group_members(group: int) -> list[int]:

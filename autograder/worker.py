@@ -4,16 +4,15 @@ The judge starts it (``autograder.sandbox.Sandbox``) in its own process group, w
 scratch copy of the submission as working directory, a scrubbed environment and its
 output going to a log file. It then:
 
-1. reads one setup frame (paths, limits, the probe module's source),
-2. applies the resource limits and imports torch once,
-3. installs an audit hook (PEP 578) that refuses, for the rest of the process's life,
-   subprocesses and forks, reading the grader's files (hidden suites, solutions, other
-   submissions, the output folder), writing outside the scratch folder, the network,
-   signals to other processes and loading native code through ctypes,
+1. reads one set-up frame: the containment ``Policy`` and the probe module's source,
+2. contains itself (``autograder.containment.contain``): limits, cgroup, namespaces and
+   identity; then imports torch, the kit's data modules and the probes; then Landlock and
+   seccomp, after which it can read nothing but its installation and write nothing but its
+   scratch folder, and can start no process, open no socket, signal no one else,
+3. installs the fence, an audit hook that only turns refusals into friendly messages,
 4. answers ``call`` requests: seed everything, run the probe, send back its result.
 
-Audit hooks cannot be removed once installed, but they are a fence, not a wall: the
-judge never trusts what comes back either (see ``autograder.wire``).
+The judge never trusts what comes back either (see ``autograder.wire``).
 """
 
 from __future__ import annotations
@@ -22,14 +21,12 @@ import errno
 import importlib
 import os
 import random
-import re
-import resource
-import signal
 import sys
 import traceback
 import types
 
 from autograder import wire
+from autograder.containment import IsolationError, Policy, contain
 
 _scratch = os.getcwd()
 
@@ -82,6 +79,9 @@ def describe(error: BaseException) -> str:
         what = "your code printed or wrote more output than the grader allows (file size limit)"
     elif isinstance(error, StudentImportError):
         return str(error)
+    elif isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES) and "grader" not in str(error):
+        what = f"{type(error).__name__}: {error.strerror} (the grader's sandbox refused this" + (
+            f": {error.filename})" if error.filename else ")")
     else:
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         what = type(error).__name__ + (f": {message}" if message else "")
@@ -95,7 +95,9 @@ def describe(error: BaseException) -> str:
 
 
 class Fence:
-    """The audit hook. Path rules: the longest matching prefix decides (allow or deny)."""
+    """The audit hook: the same rules as the Landlock layer, checked first so that an honest
+    student reads which file was refused and why. It is not a boundary (the student's code
+    can patch it); the kernel's layers are."""
 
     BLOCKED_EVENTS = {
         "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
@@ -109,10 +111,10 @@ class Fence:
     }
     LIST_EVENTS = {"os.listdir", "os.scandir"}
 
-    def __init__(self, read_rules: list[tuple[str, bool]], writable: list[str]):
-        self.read_rules = sorted(((os.path.realpath(p), ok) for p, ok in read_rules), key=lambda r: -len(r[0]))
-        self.writable = [os.path.realpath(p) for p in writable] + ["/dev/null"]
-        self.own_proc = f"/proc/{os.getpid()}"
+    def __init__(self, policy):
+        self.readable = [os.path.realpath(p) for p in policy.readable] + [os.path.realpath(policy.scratch)]
+        self.hidden = [os.path.realpath(p) for p in policy.hidden]
+        self.writable = [os.path.realpath(policy.scratch), "/dev/null"]
 
     @staticmethod
     def _under(path: str, prefix: str) -> bool:
@@ -124,12 +126,12 @@ class Fence:
         return os.path.realpath(os.fsdecode(os.fspath(path)))  # relative to the current folder
 
     def may_read(self, path: str) -> bool:
-        if re.match(r"^/proc/\d+(/|$)", path) and not self._under(path, self.own_proc):
-            return False
-        for prefix, allowed in self.read_rules:
-            if self._under(path, prefix):
-                return allowed
-        return True
+        """As Landlock grants: inside a readable tree, and inside no hidden path of that tree."""
+        for tree in self.readable:
+            if self._under(path, tree) and not any(
+                    self._under(hidden, tree) and self._under(path, hidden) for hidden in self.hidden):
+                return True
+        return False
 
     def may_write(self, path: str) -> bool:
         return any(self._under(path, prefix) for prefix in self.writable)
@@ -165,18 +167,6 @@ class Fence:
 # --------------------------------------------------------------------------- main loop
 
 
-def _apply_limits(setup: dict) -> None:
-    mb = 2**20
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (setup["file_mb"] * mb, setup["file_mb"] * mb))
-    # Resident memory is watched by the judge; the address-space limit is only a backstop
-    # (a CUDA build of torch maps over 2 GB just to import).
-    address = (setup["memory_mb"] + 8192) * mb
-    resource.setrlimit(resource.RLIMIT_AS, (address, address))
-    # A write past the file-size limit must fail with an error, not kill the worker.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
 def _devices(torch) -> list[str]:
     found = []
     try:
@@ -204,26 +194,43 @@ def _seed_everything(seed: int, torch) -> None:
 
 
 def main() -> None:
+    global _scratch
     request_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
     setup = wire.read_frame(request_fd)
-    _apply_limits(setup)
+    policy = Policy.from_dict(setup["policy"])
+    _scratch = policy.scratch
+    runtime = {}
 
-    import numpy  # noqa: F401  (imported before the fence: it loads native code)
-    import torch
+    def load() -> None:
+        """Everything the worker needs from the kit and the Python installation, read while
+        it still may: torch, numpy, the kit's data modules and the hidden probes' source."""
+        import numpy  # noqa: F401  (native code, loaded before seccomp and the fence)
+        import torch
 
-    torch.set_num_threads(setup["threads"])
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    devices = _devices(torch)
-    import kitdata  # noqa: F401  (the kit's data, readable by submissions)
+        torch.set_num_threads(policy.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        runtime["torch"], runtime["devices"] = torch, _devices(torch)
+        for name in ("kitdata", "kitdata.digits", "kitdata.toy2d", "kitdata.text", "kitdata.features"):
+            importlib.import_module(name)
+        probes = types.ModuleType("probes")
+        probes.__file__ = "<probes>"
+        sys.modules["probes"] = probes
+        exec(compile(setup["probes_source"], "<probes>", "exec"), probes.__dict__)
+        runtime["probes"] = probes
 
-    probes = types.ModuleType("probes")
-    probes.__file__ = "<probes>"
-    sys.modules["probes"] = probes
-    exec(compile(setup["probes_source"], "<probes>", "exec"), probes.__dict__)
-
-    sys.addaudithook(Fence([tuple(rule) for rule in setup["read_rules"]], setup["writable"]))
+    try:
+        layers = contain(policy, load)
+    except IsolationError as error:
+        wire.write_frame(reply_fd, {"ready": False, "error": str(error)})
+        return
+    if policy.wants("fence"):
+        sys.addaudithook(Fence(policy))
+        layers["fence"] = "active: friendly messages for refused files, processes and sockets (not a boundary)"
+    else:
+        layers["fence"] = "off"
+    torch, probes = runtime["torch"], runtime["probes"]
     sys.path.insert(0, _scratch)
-    wire.write_frame(reply_fd, {"ready": True, "devices": devices})
+    wire.write_frame(reply_fd, {"ready": True, "devices": runtime["devices"], "layers": layers})
 
     while True:
         try:

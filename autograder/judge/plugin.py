@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.containment import Policy
 from autograder.sandbox import Limits, Sandbox, StudentError
 
 
@@ -42,7 +43,7 @@ class Job:
                 submission=Path(spec["submission"]), workdir=Path(spec["workdir"]),
                 probes_source=Path(spec["probes"]).read_text(encoding="utf-8"),
                 modules=spec["modules"], limits=Limits(**spec["limits"]),
-                read_rules=[tuple(r) for r in spec["read_rules"]])
+                policy=Policy.from_dict(spec["policy"]))
         return self._sandbox
 
     def record(self, entry: dict) -> None:
@@ -51,6 +52,8 @@ class Job:
 
     def close(self) -> None:
         if self._sandbox is not None:
+            if self._sandbox.layers:  # the containment the student's code ran under, for report.md
+                self.record({"isolation": self._sandbox.layers})
             self._sandbox.stop()
 
 

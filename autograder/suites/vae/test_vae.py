@@ -392,7 +392,13 @@ def test_sample_from_prior(worker, seed):
 def _trained(worker, seed, thresholds):
     """One run of probes.train_and_sample (each learned-quality test trains its own model,
     with its own seed)."""
-    return worker.call("train_and_sample", seed, int(thresholds["train_steps"]), int(thresholds["n_samples"]))
+    import kitdata.digits
+
+    x_held, y_held = (torch.from_numpy(a) for a in kitdata.digits.load_digits("heldout"))
+    trained = worker.call("train_and_sample", seed, int(thresholds["train_steps"]), int(thresholds["n_samples"]))
+    if not isinstance(trained, dict):
+        return trained
+    return {**trained, **worker.call("heldout_report", x_held, y_held)}
 
 
 def test_training_loop(worker, seed, thresholds, credit, artifacts):

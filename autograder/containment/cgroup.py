@@ -1,0 +1,124 @@
+"""A memory and pids cgroup for one worker, made and removed by the judge (cgroup v1 or v2).
+
+The kernel charges everything the worker holds to it, resident memory, memfd, shared memory
+and the tmpfs its scratch folder lives on, and kills the worker (SIGKILL) past the limit;
+the judge then reads the cgroup's OOM counter to tell the student it was memory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+NAME = "cgroup"
+ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_path(controller: str) -> str:
+    """This process's cgroup path for a v1 controller ('' for v2's unified line)."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controller in controllers.split(",") or (controller == "" and controllers == ""):
+                return path
+    except (OSError, ValueError):
+        pass
+    return "/"
+
+
+def _base(controller: str) -> Path | None:
+    """Where to make a child cgroup: below this process's own cgroup if that is visible."""
+    if controller:
+        mount = ROOT / controller
+        if not (mount / "cgroup.procs").exists():
+            return None
+    else:
+        mount = ROOT if (ROOT / "cgroup.controllers").exists() else ROOT / "unified"
+        if not (mount / "cgroup.controllers").exists():
+            return None
+    own = mount / _own_path(controller).lstrip("/")
+    return own if own.is_dir() else mount
+
+
+def _v2_ready(base: Path) -> bool:
+    try:
+        enabled = (base / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return False
+    return "memory" in enabled and "pids" in enabled
+
+
+def unavailable(policy=None) -> str | None:
+    if os.geteuid() != 0:
+        return "making cgroups needs root here (no delegated cgroup)"
+    if _base("memory") and _base("pids"):
+        return None
+    v2 = _base("")
+    if v2 is not None and _v2_ready(v2):
+        return None
+    return "no writable cgroup v1 memory+pids controllers nor a cgroup v2 with memory and pids delegated"
+
+
+class Cgroup:
+    """memory.limit (no swap beyond it) and pids.max for the processes added to it."""
+
+    def __init__(self, name: str, memory_mb: int, pids: int):
+        self.dirs: list[Path] = []
+        memory, pid_base = _base("memory"), _base("pids")
+        limit = str(memory_mb * 2**20)
+        if memory and pid_base:
+            self.version = 1
+            self.memory = self._make(memory / name)
+            (self.memory / "memory.limit_in_bytes").write_text(limit)
+            try:
+                (self.memory / "memory.memsw.limit_in_bytes").write_text(limit)
+            except OSError:  # no swap accounting: swap is not limited separately
+                pass
+            self.pids = self._make(pid_base / name)
+            (self.pids / "pids.max").write_text(str(pids))
+        else:
+            self.version = 2
+            self.memory = self.pids = self._make(_base("") / name)
+            (self.memory / "memory.max").write_text(limit)
+            (self.memory / "memory.swap.max").write_text("0")
+            (self.memory / "pids.max").write_text(str(pids))
+
+    def _make(self, path: Path) -> Path:
+        path.mkdir(exist_ok=True)
+        self.dirs.append(path)
+        return path
+
+    def add(self, pid: int) -> None:
+        for folder in self.dirs:
+            (folder / "cgroup.procs").write_text(str(pid))
+
+    def oom_killed(self) -> bool:
+        try:
+            if self.version == 1:
+                text = (self.memory / "memory.oom_control").read_text()
+                fields = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+                return int(fields.get("oom_kill", 0)) > 0
+            fields = dict(line.split() for line in (self.memory / "memory.events").read_text().splitlines())
+            return int(fields.get("oom_kill", 0)) > 0
+        except (OSError, ValueError):
+            return False
+
+    def remove(self) -> None:
+        """Remove the cgroups once their processes are gone (the judge has killed them)."""
+        for folder in self.dirs:
+            for _ in range(50):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def apply(policy) -> str:
+    """The judge placed the worker in its cgroup before sending the policy; report it."""
+    if not policy.cgroup:
+        raise OSError("the judge could not make a cgroup for this worker")
+    return f"{policy.cgroup}: memory <= {policy.memory_mb} MB (memfd, shmem and tmpfs included), <= {policy.pids} tasks"

@@ -1,0 +1,49 @@
+"""The worker's containment policy: one typed record, built by the runner, applied by the worker.
+
+Everything the worker may touch is named here and nowhere else: the trees it may read,
+the one folder it may write, its identity, its limits and the layers that enforce them.
+The judge sends it to the worker in the set-up frame (``Policy.to_dict``), the worker
+rebuilds it (``Policy.from_dict``) and hands it to :func:`autograder.containment.contain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# The containment steps, in the order the worker applies them (see containment/__init__.py).
+LAYERS = ("limits", "cgroup", "namespaces", "identity", "landlock", "seccomp", "fence")
+
+# A worker's uid/gid is WORKER_ID_BASE + the judge's pid: unprivileged, owned by no user
+# of the machine, and different for every grading running at the same time.
+WORKER_ID_BASE = 1 << 30
+
+
+@dataclass(frozen=True)
+class Policy:
+    scratch: str                                   # the worker's folder: its cwd, the only place it writes
+    readable: tuple[str, ...] = ()                 # trees it may read (Python, site-packages, kit data)
+    hidden: tuple[str, ...] = ()                   # never readable, even inside a readable tree (held-out data, the kit)
+    uid: int | None = None                         # None: keep the judge's identity
+    gid: int | None = None
+    memory_mb: int = 3000                          # everything the worker holds: RSS, memfd, shmem, its tmpfs
+    file_mb: int = 64                              # one file (and the printed output)
+    scratch_mb: int = 256                          # the scratch folder in all
+    scratch_files: int = 4096                      # files and folders in the scratch folder
+    pids: int = 64                                 # threads of the worker
+    threads: int = 1                               # torch / BLAS threads
+    cgroup: str | None = None                      # set by the judge when it made one for this worker
+    layers: tuple[str, ...] = LAYERS               # the layers to apply (tests switch some off)
+    strict: bool = False                           # refuse to grade when a layer is missing
+
+    def wants(self, layer: str) -> bool:
+        return layer in self.layers
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Policy":
+        data = dict(data)
+        for key in ("readable", "hidden", "layers"):
+            data[key] = tuple(data.get(key) or ())
+        return cls(**data)

@@ -1,0 +1,253 @@
+"""The kernel's containment of the worker, one attack class at a time, one layer at a time.
+
+Each attack is a submission whose ``double`` returns the right answer (``2 * x``) only if
+the attack got through, so the attack succeeded exactly when ``test_double`` scores its
+points; a contained attack costs the student that one test and nothing else.
+
+Each attack runs three ways:
+
+* ``bare``: no layer at all (not even the in-process fence). The attack must succeed:
+  this proves the attack is real, so a pass elsewhere means a layer stopped it.
+* each kernel layer alone that should stop it: the attack must fail. A regression in one
+  layer is seen even while another still holds.
+* ``default``: every layer this machine offers, as in real grading.
+
+Layers a machine lacks (``autograder doctor`` says why) are skipped, not passed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import config as config_module
+from autograder import runner
+from autograder.containment import available_layers
+
+EXAMPLE = Path(__file__).parent / "fixtures" / "example"
+CONFIG = config_module.load(EXAMPLE / "grading.yml")
+MINI = CONFIG.get("mini")
+GOOD = (EXAMPLE / "solutions" / "01_mini" / "mini.py").read_text()
+AVAILABLE = available_layers()
+
+
+def _grade(tmp_path: Path, body: str, layers, folder: Path | None = None, env: dict | None = None):
+    """Grade only test_double with ``double``'s body replaced; return its score."""
+    start = GOOD.index("def double(")
+    end = GOOD.index("### END SOLUTION", start) + len("### END SOLUTION")
+    source = GOOD[:start] + "def double(x):\n" + textwrap.indent(textwrap.dedent(body).strip(), "    ") + GOOD[end:]
+    folder = folder or tmp_path / "class" / "student"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mini.py").write_text(source)
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        result = runner.grade(CONFIG, MINI, folder, only=["test_double"], layers=layers)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert not result.grader_errors, result.grader_errors
+    (test,) = [t for t in result.tests if t.name == "test_double"]
+    assert "\n" not in test.message
+    return test.score, test.message
+
+
+def _ways(*stoppers: str):
+    """bare (must escape), each stopping layer alone, and the default set (must be contained)."""
+    ways = [pytest.param((), True, id="bare")]
+    for layer in stoppers:
+        marks = [] if layer in AVAILABLE else [pytest.mark.skip(reason=f"layer {layer} unavailable here")]
+        ways.append(pytest.param((layer,), False, id=f"{layer}-alone", marks=marks))
+    ways.append(pytest.param(None, False, id="default"))
+    return ways
+
+
+def _expect(score_message, escapes: bool):
+    score, message = score_message
+    if escapes:
+        assert score == 40, f"the attack itself does not work (so the test proves nothing): {message}"
+    else:
+        assert score == 0, "the attack got through"
+        assert message
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("landlock"))
+def test_fence_patched_then_hidden_suite_read(tmp_path, layers, escapes):
+    suite = EXAMPLE / "suite" / "test_mini.py"
+    body = f"""
+    import autograder.worker as w
+    w.Fence.may_read = lambda self, path: True      # the in-process fence, switched off
+    w.Fence.__call__ = lambda self, event, args: None
+    text = open({str(suite)!r}).read()
+    return 2 * x if "def test_double" in text else 3 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("landlock"))
+def test_dir_fd_relative_open_of_the_solution(tmp_path, layers, escapes):
+    solution = EXAMPLE / "solutions" / "01_mini" / "mini.py"
+    body = f"""
+    import os
+    root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open({str(solution)[1:]!r}, os.O_RDONLY, dir_fd=root)
+    text = os.read(fd, 100000).decode()
+    return 2 * x if "BEGIN SOLUTION" in text else 3 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("identity", "landlock"))
+def test_instructor_file_outside_the_kit(tmp_path, layers, escapes):
+    private = tmp_path / "instructor"
+    private.mkdir(mode=0o700)
+    secret = private / "answers.txt"
+    secret.write_text("the answer is 42")
+    secret.chmod(0o600)
+    body = f"""
+    import os
+    root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open({str(secret)[1:]!r}, os.O_RDONLY, dir_fd=root)
+    return 2 * x if b"42" in os.read(fd, 100) else 3 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("landlock"))
+def test_neighbour_under_a_shallow_parent(tmp_path, layers, escapes):
+    stamp = f"{os.getpid()}-{time.monotonic_ns()}"
+    student, neighbour = Path(f"/tmp/kit-student-{stamp}"), Path(f"/tmp/kit-neighbour-{stamp}")
+    neighbour.mkdir()
+    (neighbour / "mini.py").write_text("NEIGHBOUR = 'their work'\n")
+    body = f"""
+    text = open({str(neighbour / 'mini.py')!r}).read()
+    return 2 * x if "their work" in text else 3 * x
+    """
+    try:
+        _expect(_grade(tmp_path, body, layers, folder=student), escapes)
+    finally:
+        for folder in (student, neighbour):
+            subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("identity", "landlock"))
+def test_judge_environment_through_proc(tmp_path, layers, escapes):
+    body = """
+    import os
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(f"{os.getppid()}/environ", os.O_RDONLY, dir_fd=proc)
+    return 2 * x if b"KIT_TEST_SECRET=s3cret" in os.read(fd, 1 << 20) else 3 * x
+    """
+    _expect(_grade(tmp_path, body, layers, env={"KIT_TEST_SECRET": "s3cret"}), escapes)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("seccomp", "landlock"))
+def test_shell_through_spawnv_passfds(tmp_path, layers, escapes):
+    marker = f"kit-daemon-{os.getpid()}-{time.monotonic_ns()}"
+    body = f"""
+    import multiprocessing.util as util, os, time
+    util.spawnv_passfds(b"/bin/sh", [b"sh", b"-c", b"echo > shell-ran; sleep 20 {marker}"], [])
+    for _ in range(50):  # the shell ran if it left its mark
+        if os.path.exists("shell-ran"):
+            return 2 * x
+        time.sleep(0.05)
+    return 3 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
+    strays = [p for p in os.listdir("/proc") if p.isdigit() and marker in _cmdline(p)]
+    for pid in strays:  # only the bare run may leave one; it must not outlive this test
+        os.kill(int(pid), signal.SIGKILL)
+    assert escapes or not strays, "a process outlived the grading"
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("seccomp", "identity", "landlock"))
+def test_pidfd_kills_an_unrelated_process(tmp_path, layers, escapes):
+    victim = subprocess.Popen(["sleep", "60"])
+    body = f"""
+    import os, signal
+    fd = os.pidfd_open({victim.pid})
+    signal.pidfd_send_signal(fd, signal.SIGKILL)
+    return 2 * x
+    """
+    try:
+        _expect(_grade(tmp_path, body, layers), escapes)
+        assert escapes or victim.poll() is None, "an unrelated process was killed"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("seccomp", "namespaces"))
+def test_udp_sendmsg_leaves_the_machine(tmp_path, layers, escapes):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    body = f"""
+    import socket
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.sendmsg([b"hidden probes"], [], 0, ("127.0.0.1", {port}))
+    return 2 * x
+    """
+    try:
+        _expect(_grade(tmp_path, body, layers), escapes)
+        try:
+            received = listener.recv(100)
+        except BlockingIOError:
+            received = b""
+        assert escapes == (received == b"hidden probes")
+    finally:
+        listener.close()
+
+
+# --------------------------------------------------------------------------- memory and disk
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("seccomp", "cgroup"))
+def test_memfd_hides_memory_from_the_limit(tmp_path, layers, escapes):
+    # 1,800 MB in a memfd, over the example's 1,500 MB limit, invisible to RSS polling.
+    body = """
+    import os
+    fd = os.memfd_create("hoard")
+    chunk = b"x" * (64 << 20)
+    for _ in range(28):
+        os.write(fd, chunk)
+    return 2 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("namespaces", "limits"))
+def test_many_files_each_under_the_size_limit(tmp_path, layers, escapes):
+    # 40 files of 7 MB (the example allows 8 MB a file and 64 MB in all): 280 MB.
+    body = """
+    chunk = b"x" * (7 << 20)
+    for i in range(40):
+        with open(f"fill-{i}.bin", "wb") as out:
+            out.write(chunk)
+    return 2 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
