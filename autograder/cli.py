@@ -5,6 +5,7 @@
     autograder grade SUBMISSION --assignment ID       grade one submission (or --all)
     autograder grade-batch ROOT --assignment ID       grade a class, one folder per student
     autograder release [--check]                      regenerate assignments/ from solutions/
+    autograder doctor                                 which containment layers hold on this machine
 
 Exit codes: 0 graded (or checks passed); 1 graded but below --fail-under (or a check
 failed); 2 bad usage, bad grading.yml or unreadable submission; 3 the grader itself failed.
@@ -21,6 +22,7 @@ from pathlib import Path
 from autograder import config as config_module
 from autograder import reports, runner
 from autograder.config import ConfigError
+from autograder.containment import IsolationError
 from autograder.runner import Result, SubmissionError, TestResult
 
 OK, BELOW, USAGE, INTERNAL = 0, 1, 2, 3
@@ -70,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="also record the grades in nbgrader's gradebook (an SQLite file)")
     _grading_options(batch)
 
+    commands.add_parser("doctor", help="which layers confine student code on this machine, and why one is missing")
+
     release = commands.add_parser("release", help="regenerate assignments/ from solutions/")
     release.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
     return parser
@@ -80,6 +84,9 @@ def _grading_options(command) -> None:
     command.add_argument("--seed", type=int, default=0, help="the grader's seed (default 0)")
     command.add_argument("--tests", default=None, help="grade only these tests (comma-separated names)")
     command.add_argument("--quiet", action="store_true", help="print the total only")
+    command.add_argument("--isolation", choices=("best", "strict"), default=None,
+                         help="strict: refuse to grade unless every containment layer holds "
+                              "(default: grading.yml's isolation, else best)")
 
 
 def _only(args, assignment) -> list[str] | None:
@@ -156,7 +163,8 @@ def cmd_grade(cfg, args) -> int:
             result = _missing_folder(assignment, folder)
         else:
             result = runner.grade(cfg, assignment, folder, seed=args.seed, only=only[assignment.id],
-                                  artifacts_dir=out, progress=None if args.quiet else _show_progress)
+                                  artifacts_dir=out, progress=None if args.quiet else _show_progress,
+                                  isolation=args.isolation)
         if out:
             reports.write(result, out)
         results.append(result)
@@ -181,14 +189,18 @@ def cmd_grade_batch(cfg, args) -> int:
         raise SubmissionError(f"{args.root}: not a folder")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    runner.check_isolation(cfg, args.isolation)  # before any student, not once per student
     students = sorted(p for p in args.root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not students:
         raise SubmissionError(f"{args.root}: no student folders inside")
     out = args.out or Path("grades")
+    out.mkdir(parents=True, exist_ok=True)
+    runner.seal(args.root, out)  # the class's submissions and reports: closed to every worker
     rows: dict[str, tuple[str, Result | None, str]] = {}
 
     def one(student: Path):
-        result = runner.grade(cfg, assignment, student, seed=args.seed, only=only, artifacts_dir=out / student.name)
+        result = runner.grade(cfg, assignment, student, seed=args.seed, only=only, artifacts_dir=out / student.name,
+                              isolation=args.isolation)
         reports.write(result, out / student.name)
         return result
 
@@ -239,7 +251,22 @@ def cmd_release(cfg, args) -> int:
     return OK
 
 
-COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "grade-batch": cmd_grade_batch,
+def cmd_doctor(cfg, args) -> int:
+    """Start one real worker under the full policy and print what each layer did."""
+    layers = runner.doctor(cfg)
+    width = max(len(name) for name in layers)
+    for name, state in layers.items():
+        print(f"{name:<{width}}  {state}")
+    missing = [name for name, state in layers.items() if not state.startswith("active")]
+    if missing:
+        print(f"\n{len(missing)} layer(s) missing: {', '.join(missing)}. Grading still runs with the others "
+              "(isolation: best); 'isolation: strict' in grading.yml or --isolation strict refuses to grade here.")
+        return BELOW
+    print("\nevery layer holds: --isolation strict will grade on this machine.")
+    return OK
+
+
+COMMANDS = {"doctor": cmd_doctor, "list": cmd_list, "check": cmd_check, "grade": cmd_grade, "grade-batch": cmd_grade_batch,
             "release": cmd_release}
 
 
@@ -248,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         cfg = config_module.load(args.config or _default_config())
         return COMMANDS[args.command](cfg, args)
-    except (UsageError, ConfigError, SubmissionError) as error:
+    except (UsageError, ConfigError, SubmissionError, IsolationError) as error:
         print(f"autograder: error: {error}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:

@@ -19,16 +19,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import site
-
 import autograder
 import kitdata
 from autograder.config import Assignment, Config
-from autograder.containment import LAYERS, Policy
+from autograder.containment import LAYERS, IsolationError, Policy, available_layers
 
 
 # Every grading's private folder (job, results, the worker's scratch copy) lives in here.
-RUNS = Path(tempfile.gettempdir()) / "autograder-runs"
+RUNS = Path(tempfile.gettempdir()) / f"autograder-runs-{os.getuid()}"
 
 
 class SubmissionError(Exception):
@@ -74,24 +72,52 @@ class Result:
         return data
 
 
-# What every worker may read besides the Python installation and the kit's data: the
-# system's libraries and a few files the C library and matplotlib look up.
-SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/fonts",
-                   "/sys/devices/system/cpu", "/proc/self", "/proc/cpuinfo", "/proc/meminfo",
-                   "/dev/urandom", "/dev/random", "/dev/zero")
-
-
 def _policy(config: Config, suite: Path, layers, strict: bool) -> Policy:
-    """The worker's containment: it reads the Python installation, the system's libraries and
-    the kit's data (the training splits), writes its scratch folder (set by the judge), and
-    never reads the kit itself, a suite, the held-out splits or another grading."""
-    engine = Path(autograder.__file__).parent
-    python = {sys.base_prefix, sys.prefix, *site.getsitepackages()}
-    readable = sorted({os.path.realpath(p) for p in python}) + [str(Path(kitdata.__file__).parent)]
-    readable += [p for p in SYSTEM_READABLE if os.path.exists(p)]
-    hidden = [config.root, suite, engine / "suites", RUNS, *kitdata.heldout_sources()]
-    return Policy(scratch="", readable=tuple(readable), hidden=tuple(sorted({str(Path(h).resolve()) for h in hidden})),
-                  layers=tuple(LAYERS if layers is None else layers), strict=strict)
+    """Never readable by the worker: the kit itself, the suite, and every grading's private
+    folder (Policy.for_grading adds the held-out splits' sources)."""
+    return Policy.for_grading(hidden=(config.root, suite, RUNS), layers=layers, strict=strict)
+
+
+def seal(*paths: Path) -> None:
+    """Close the grading's private things to every other user (the worker's uid included):
+    folders 0700, files 0600. Only as root, where the worker runs as a uid of its own."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        try:
+            os.chmod(path, 0o700 if Path(path).is_dir() else 0o600)
+        except FileNotFoundError:
+            pass
+
+
+def check_isolation(config: Config, isolation: str | None, layers=None) -> bool:
+    """Whether isolation is strict; if it is, raise IsolationError now when a layer cannot
+    hold on this machine (the worker checks again as it applies them)."""
+    strict = (isolation or config.isolation) == "strict"
+    if strict:
+        missing = [layer for layer in (LAYERS if layers is None else layers) if layer not in available_layers()]
+        if missing:
+            raise IsolationError(f"isolation is strict and this machine lacks the {', '.join(missing)} layer(s): "
+                                 "run 'autograder doctor' to see why")
+    return strict
+
+
+def doctor(config: Config) -> dict[str, str]:
+    """Start one worker under the grading policy, on an empty submission; its containment report."""
+    from autograder.sandbox import Limits, Sandbox
+
+    RUNS.mkdir(mode=0o700, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix="doctor-", dir=RUNS))
+    try:
+        (private / "empty").mkdir()
+        (private / "work").mkdir()
+        engine = Path(autograder.__file__).parent
+        with Sandbox(private / "empty", private / "work", "", [], Limits(),
+                     policy=_policy(config, engine / "suites", None, False)) as sandbox:
+            sandbox.start()
+            return dict(sandbox.layers)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _judge_environment() -> dict[str, str]:
@@ -135,8 +161,13 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     if not (suite / "probes.py").is_file():
         raise FileNotFoundError(f"{suite}: a suite needs probes.py")
 
+    strict = check_isolation(config, isolation, layers)
     started = time.monotonic()
     RUNS.mkdir(mode=0o700, exist_ok=True)
+    seal(RUNS, config.path, suite, config.root / "solutions", Path(autograder.__file__).parent / "suites")
+    if artifacts_dir is not None:
+        Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
+        seal(artifacts_dir)
     private = Path(tempfile.mkdtemp(prefix="grade-", dir=RUNS))
     try:
         workdir = private / "work"
@@ -151,7 +182,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
             "modules": assignment.modules, "limits": assignment.limits.model_dump(exclude={"suite_seconds"}),
             "seed": seed, "thresholds": {} if public else assignment.thresholds, "results": str(results),
             "artifacts": str(artifacts), "only": only or [],
-            "policy": _policy(config, suite, layers, (isolation or config.isolation) == "strict").to_dict(),
+            "policy": _policy(config, suite, layers, strict).to_dict(),
         }))
         log = private / "judge.log"
         with open(log, "wb") as out:

@@ -64,6 +64,7 @@ class Sandbox:
         self.starts = 0                    # workers started (each imports torch once)
         self.devices: list[str] = []
         self.layers: dict[str, str] = {}   # the containment report of the last worker started
+        self.setup_seconds: dict[str, float] = {}
         self.log_path = self.workdir / "worker-output.log"
         self._cgroup: cgroups.Cgroup | None = None
         self._uid: int | None = None
@@ -92,12 +93,17 @@ class Sandbox:
     def _policy(self) -> Policy:
         """The runner's policy, completed with what only the judge knows: this worker's uid,
         its cgroup and its limits."""
-        base = self.policy or Policy(scratch="", readable=())
+        base = self._base_policy()
         limits = self.limits
         uid = WORKER_ID_BASE + os.getpid() if os.geteuid() == 0 and base.wants("identity") else None
         return replace(base, scratch=str(self.scratch), uid=uid, gid=uid, memory_mb=limits.memory_mb,
                        file_mb=limits.file_mb, scratch_mb=limits.scratch_mb, scratch_files=limits.scratch_files,
                        threads=limits.threads, cgroup=self._cgroup_name() if self._cgroup else None)
+
+    def _base_policy(self) -> Policy:
+        if self.policy is None:
+            self.policy = Policy.for_grading()
+        return self.policy
 
     def _cgroup_name(self) -> str:
         return f"autograder-{os.getpid()}-{self.starts}"
@@ -109,9 +115,8 @@ class Sandbox:
         shutil.copytree(self.submission, self.scratch, ignore=IGNORED_FILES, symlinks=False)
         (self.scratch / ".tmp").mkdir(exist_ok=True)
         self.starts += 1
-        wants_cgroup = self.policy is None or self.policy.wants("cgroup")
-        if wants_cgroup and cgroups.unavailable() is None:
-            self._cgroup = cgroups.Cgroup(self._cgroup_name(), self.limits.memory_mb, (self.policy or Policy("")).pids)
+        if self._base_policy().wants("cgroup") and cgroups.unavailable() is None:
+            self._cgroup = cgroups.Cgroup(self._cgroup_name(), self.limits.memory_mb, self.policy.pids)
         policy = self._policy()
         self._uid = policy.uid
         request_read, self._requests = os.pipe()
@@ -142,6 +147,7 @@ class Sandbox:
             raise RuntimeError(f"the grader's worker refused to start: {ready.get('error')}")
         self.devices = list(ready.get("devices", []))
         self.layers = dict(ready.get("layers", {}))
+        self.setup_seconds = dict(ready.get("setup_seconds", {}))  # per layer, for benchmarks
         self._import_submission()
 
     def _import_submission(self) -> None:
@@ -197,7 +203,7 @@ class Sandbox:
         message = {"op": "call", "probe": probe, "args": list(args), "kwargs": kwargs, "seed": int(seed)}
         try:
             reply = self._request(message, f"in {probe}", timeout)
-            if self.policy is None or self.policy.wants("limits"):
+            if self._base_policy().wants("limits"):
                 self._check_scratch()
         except _Fault as fault:
             self.stop()
@@ -243,7 +249,7 @@ class Sandbox:
     def _watch(self, pid: int) -> None:
         """The judge's own watch, for what no layer of the worker's counts: resident memory
         where there is no cgroup, the scratch folder's total where it is no tmpfs of its own."""
-        if self.policy is not None and not self.policy.wants("limits"):
+        if not self._base_policy().wants("limits"):
             return
         if _resident_mb(pid) > self.limits.memory_mb:
             raise _Fault(f"used more than the {self.limits.memory_mb} MB of memory allowed")

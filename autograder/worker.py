@@ -218,8 +218,9 @@ def main() -> None:
         exec(compile(setup["probes_source"], "<probes>", "exec"), probes.__dict__)
         runtime["probes"] = probes
 
+    seconds: dict[str, float] = {}
     try:
-        layers = contain(policy, load)
+        layers = contain(policy, load, seconds)
     except IsolationError as error:
         wire.write_frame(reply_fd, {"ready": False, "error": str(error)})
         return
@@ -230,7 +231,8 @@ def main() -> None:
         layers["fence"] = "off"
     torch, probes = runtime["torch"], runtime["probes"]
     sys.path.insert(0, _scratch)
-    wire.write_frame(reply_fd, {"ready": True, "devices": runtime["devices"], "layers": layers})
+    wire.write_frame(reply_fd, {"ready": True, "devices": runtime["devices"], "layers": layers,
+                                "setup_seconds": seconds})
 
     while True:
         try:

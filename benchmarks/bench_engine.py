@@ -5,6 +5,7 @@
 Prints figures; asserts nothing (performance is reported, never a test).
 Targets (issue 2): 1 MB probe round trip median < 20 ms; torch imported once per
 assignment; grade-batch --jobs 2 at least 1.7x the throughput of --jobs 1 on 2 cores.
+Target (issue 9): the containment layers add under 100 ms to a worker's start.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from autograder.containment import LAYERS, Policy
 from autograder.sandbox import Limits, Sandbox
 
 KIT = Path(__file__).resolve().parent.parent
@@ -49,6 +51,32 @@ def probe_overhead(calls: int = 200) -> None:
                   f"worker starts for {calls + 1} calls: {sandbox.starts}")
 
 
+def containment_setup(starts: int = 8) -> None:
+    """Each layer's set-up time as the worker measures it, and whole worker starts with every
+    layer against starts with none (the torch import dominates both)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        submission = Path(tmp, "submission")
+        submission.mkdir()
+        for label, layers in (("every layer", LAYERS), ("no layer", ())):
+            per_layer: dict[str, list[float]] = {}
+            totals, walls = [], []
+            for i in range(starts):
+                work = Path(tmp, f"work-{label[:2]}-{i}")
+                work.mkdir()
+                with Sandbox(submission, work, PROBES, [], Limits(), policy=Policy.for_grading(layers=layers)) as box:
+                    started = time.perf_counter()
+                    box.start()
+                    walls.append(time.perf_counter() - started)
+                    for layer, seconds in box.setup_seconds.items():
+                        per_layer.setdefault(layer, []).append(seconds)
+                    totals.append(sum(box.setup_seconds.values()))
+            print(f"worker start with {label}: median {statistics.median(walls):.2f} s over {starts} starts; "
+                  f"layers' set-up median {1000 * statistics.median(totals):.1f} ms, max {1000 * max(totals):.1f} ms")
+            if layers:
+                print("  per layer (median ms): " + ", ".join(
+                    f"{name} {1000 * statistics.median(times):.1f}" for name, times in per_layer.items()))
+
+
 def batch_throughput(students: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp, "class")
@@ -71,5 +99,6 @@ if __name__ == "__main__":
     parser.add_argument("--students", type=int, default=8)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
+    containment_setup()
     probe_overhead()
     batch_throughput(args.students)

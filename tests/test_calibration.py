@@ -92,11 +92,18 @@ def test_exact_log_density_on_shapes(name):
                                              t["perfect, shifted by 0.2"]["log_density"])
 
 
+COUNTED = {"precision", "recall", "density", "coverage"}
+
+
 def _close(fresh, committed, path=""):
     if isinstance(committed, dict):
         assert set(fresh) == set(committed), f"cases differ at {path}"
         for key in committed:
             _close(fresh[key], committed[key], f"{path}/{key}")
+    elif path.rsplit("/", 1)[-1] in COUNTED:
+        # k-NN counts: a distance tie that float rounding breaks the other way (another torch
+        # or BLAS build) moves a count by one; seen: held-out density 1.198 vs 1.200 (3 counts).
+        assert fresh == pytest.approx(committed, abs=0.005), f"{path}: {fresh} != {committed}"
     else:
         assert fresh == pytest.approx(committed, rel=1e-4, abs=1e-6), f"{path}: {fresh} != {committed}"
 

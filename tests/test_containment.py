@@ -84,7 +84,7 @@ def _expect(score_message, escapes: bool):
 # --------------------------------------------------------------------------- files
 
 
-@pytest.mark.parametrize("layers, escapes", _ways("landlock"))
+@pytest.mark.parametrize("layers, escapes", _ways("identity", "landlock"))
 def test_fence_patched_then_hidden_suite_read(tmp_path, layers, escapes):
     suite = EXAMPLE / "suite" / "test_mini.py"
     body = f"""
@@ -97,7 +97,7 @@ def test_fence_patched_then_hidden_suite_read(tmp_path, layers, escapes):
     _expect(_grade(tmp_path, body, layers), escapes)
 
 
-@pytest.mark.parametrize("layers, escapes", _ways("landlock"))
+@pytest.mark.parametrize("layers, escapes", _ways("identity", "landlock"))
 def test_dir_fd_relative_open_of_the_solution(tmp_path, layers, escapes):
     solution = EXAMPLE / "solutions" / "01_mini" / "mini.py"
     body = f"""
@@ -106,6 +106,31 @@ def test_dir_fd_relative_open_of_the_solution(tmp_path, layers, escapes):
     fd = os.open({str(solution)[1:]!r}, os.O_RDONLY, dir_fd=root)
     text = os.read(fd, 100000).decode()
     return 2 * x if "BEGIN SOLUTION" in text else 3 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("landlock"))
+def test_hard_link_to_the_solution(tmp_path, layers, escapes):
+    solution = tmp_path / "kit" / "solution.py"  # on the same file system as the scratch folder
+    solution.parent.mkdir()
+    solution.write_text("ANSWER = 'BEGIN SOLUTION'\n")
+    body = f"""
+    import os
+    os.link({str(solution)!r}, "linked.py")
+    return 2 * x if "BEGIN SOLUTION" in open("linked.py").read() else 3 * x
+    """
+    _expect(_grade(tmp_path, body, layers), escapes)
+
+
+@pytest.mark.parametrize("layers, escapes", _ways("landlock"))
+def test_symlink_to_the_solution(tmp_path, layers, escapes):
+    solution = EXAMPLE / "solutions" / "01_mini" / "mini.py"
+    body = f"""
+    import os
+    os.symlink({str(solution)!r}, "linked.py")
+    fd = os.open("linked.py", os.O_RDONLY)
+    return 2 * x if b"BEGIN SOLUTION" in os.read(fd, 100000) else 3 * x
     """
     _expect(_grade(tmp_path, body, layers), escapes)
 

@@ -11,6 +11,7 @@ import torch
 
 from autograder import wire
 from autograder.judge import digit_grid, expect_close, expect_meta, expect_tensor, tier
+from autograder.containment import Policy
 from autograder.worker import Fence
 
 
@@ -89,19 +90,22 @@ def test_wire_refuses_pickled_code_and_oversized_frames():
 
 
 def test_fence_rules(tmp_path):
-    kit, engine, scratch = tmp_path / "kit", tmp_path / "kit" / "engine", tmp_path / "scratch"
-    for folder in (engine / "suites", scratch):
+    """The fence grants as Landlock does: a readable tree, less the hidden paths inside it."""
+    kit, data, scratch = tmp_path / "kit", tmp_path / "kit" / "data", tmp_path / "scratch"
+    for folder in (data / "heldout", scratch):
         folder.mkdir(parents=True)
-    fence = Fence([(str(kit), False), (str(engine), True), (str(engine / "suites"), False), (str(scratch), True)],
-                  [str(scratch)])
-    assert fence.may_read(str(engine / "sandbox.py"))
-    assert not fence.may_read(str(engine / "suites" / "test_x.py"))
+    policy = Policy(scratch=str(scratch), readable=(str(data), "/usr", "/proc/self"),
+                    hidden=(str(kit), str(data / "heldout")))
+    fence = Fence(policy)
+    assert fence.may_read(str(data / "train.npz"))           # the kit is hidden, but data is a tree of its own
+    assert not fence.may_read(str(data / "heldout" / "x.npz"))
     assert not fence.may_read(str(kit / "solutions" / "x.py"))
+    assert not fence.may_read(str(tmp_path / "elsewhere.txt"))
     assert fence.may_read("/usr/lib/os-release") and fence.may_read(f"/proc/{os.getpid()}/status")
     assert not fence.may_read("/proc/1/environ")
     assert fence.may_write(str(scratch / "out.txt")) and not fence.may_write(str(tmp_path / "out.txt"))
     with pytest.raises(PermissionError, match="off limits"):
-        fence("open", (str(engine / "suites" / "test_x.py"), "r", 0))
+        fence("open", (str(data / "heldout" / "x.npz"), "r", 0))
     with pytest.raises(PermissionError, match="only write inside"):
         fence("open", (str(tmp_path / "results.json"), "w", os.O_WRONLY))
     with pytest.raises(PermissionError, match="does not allow subprocess.Popen"):

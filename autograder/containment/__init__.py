@@ -22,6 +22,7 @@ can be undone by the student's code, so it only makes messages clearer.
 from __future__ import annotations
 
 import os
+import time
 
 from autograder.containment import cgroup, identity, landlock, limits, namespaces, seccomp
 from autograder.containment.policy import LAYERS, WORKER_ID_BASE, Policy
@@ -36,31 +37,41 @@ class IsolationError(Exception):
     """``strict`` isolation was asked for and a layer is missing; the message names it."""
 
 
-def _run(steps, policy: Policy, report: dict[str, str]) -> None:
+def _run(steps, policy: Policy, report: dict[str, str], seconds: dict[str, float]) -> None:
     for step in steps:
-        if not policy.wants(step.NAME):
-            report[step.NAME] = "off"
-            continue
-        why = step.unavailable(policy)
-        if why is None:
-            try:
-                report[step.NAME] = "active: " + step.apply(policy)
-                continue
-            except OSError as error:
-                why = str(error)
-        report[step.NAME] = "missing: " + why
-        if policy.strict:
-            raise IsolationError(f"isolation is strict and the {step.NAME} layer is missing: {why}")
+        started = time.perf_counter()
+        try:
+            _step(step, policy, report)
+        finally:
+            seconds[step.NAME] = time.perf_counter() - started
 
 
-def contain(policy: Policy, load) -> dict[str, str]:
+def _step(step, policy: Policy, report: dict[str, str]) -> None:
+    if not policy.wants(step.NAME):
+        report[step.NAME] = "off"
+        return
+    why = step.unavailable(policy)
+    if why is None:
+        try:
+            report[step.NAME] = "active: " + step.apply(policy)
+            return
+        except OSError as error:
+            why = str(error)
+    report[step.NAME] = "missing: " + why
+    if policy.strict:
+        raise IsolationError(f"isolation is strict and the {step.NAME} layer is missing: {why}")
+
+
+def contain(policy: Policy, load, seconds: dict[str, float] | None = None) -> dict[str, str]:
     """Apply every layer of ``policy``; ``load()`` runs between the layers that still let the
     worker read its own installation and those that lock it (it imports torch and the probes).
-    Returns {layer: "active: ...", "off" or "missing: why"}."""
+    Returns {layer: "active: ...", "off" or "missing: why"}; ``seconds``, if given, receives
+    the time each layer took to set up."""
     report: dict[str, str] = {}
-    _run(BEFORE_IMPORT, policy, report)
+    seconds = {} if seconds is None else seconds
+    _run(BEFORE_IMPORT, policy, report, seconds)
     load()
-    _run(AFTER_IMPORT, policy, report)
+    _run(AFTER_IMPORT, policy, report, seconds)
     return report
 
 

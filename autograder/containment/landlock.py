@@ -37,7 +37,9 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1, 5: (1 << 16) - 1}
 FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV   # the rights a rule on a file may grant
 READ = READ_FILE | READ_DIR
-WRITE = READ | WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | TRUNCATE
+# In the scratch folder: files, folders, symlinks (followed only to what is granted), renames
+# between its own folders (REFER on both ends; nothing outside has it, so no link comes in).
+WRITE = READ | WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | MAKE_SYM | REFER | TRUNCATE
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -104,6 +106,8 @@ def apply(policy) -> str:
         _grant(rules, os.path.realpath(tree), READ, hidden)
     rules.allow(policy.scratch, WRITE)
     rules.allow("/dev/null", READ_FILE | WRITE_FILE)
+    for device in policy.devices:
+        rules.allow(device, READ_FILE | WRITE_FILE | IOCTL_DEV)
     rules.enforce()
     scoped = "; signals and abstract sockets scoped to itself" if rules.abi >= 6 else ""
     return f"ABI {rules.abi}: reads {len(policy.readable)} trees less {len(hidden)} hidden, writes its scratch folder only{scoped}"

@@ -8,6 +8,10 @@ rebuilds it (``Policy.from_dict``) and hands it to :func:`autograder.containment
 
 from __future__ import annotations
 
+import glob
+import os
+import site
+import sys
 from dataclasses import asdict, dataclass
 
 # The containment steps, in the order the worker applies them (see containment/__init__.py).
@@ -17,12 +21,21 @@ LAYERS = ("limits", "cgroup", "namespaces", "identity", "landlock", "seccomp", "
 # of the machine, and different for every grading running at the same time.
 WORKER_ID_BASE = 1 << 30
 
+# What every worker may read besides the Python installation and the kit's data: the
+# system's libraries and the few files the C library and matplotlib look up.
+SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/fonts",
+                   "/proc/self", "/proc/cpuinfo", "/proc/meminfo",
+                   "/dev/urandom", "/dev/random", "/dev/zero",
+                   # CUDA reads these when a GPU is present (not exercised on a machine without one)
+                   "/proc/driver/nvidia", "/sys/bus/pci", "/sys/devices")
+
 
 @dataclass(frozen=True)
 class Policy:
     scratch: str                                   # the worker's folder: its cwd, the only place it writes
     readable: tuple[str, ...] = ()                 # trees it may read (Python, site-packages, kit data)
     hidden: tuple[str, ...] = ()                   # never readable, even inside a readable tree (held-out data, the kit)
+    devices: tuple[str, ...] = ()                  # device files it may read, write and ioctl (GPUs)
     uid: int | None = None                         # None: keep the judge's identity
     gid: int | None = None
     memory_mb: int = 3000                          # everything the worker holds: RSS, memfd, shmem, its tmpfs
@@ -35,6 +48,23 @@ class Policy:
     layers: tuple[str, ...] = LAYERS               # the layers to apply (tests switch some off)
     strict: bool = False                           # refuse to grade when a layer is missing
 
+    @classmethod
+    def for_grading(cls, hidden=(), layers=None, strict: bool = False) -> "Policy":
+        """The worker reads the Python installation, the system's libraries and the kit's data
+        (training splits only), less ``hidden`` and the held-out splits' sources; it writes
+        its scratch folder, which the judge fills in with the limits and its identity."""
+        import autograder
+        import kitdata
+
+        python = {sys.base_prefix, sys.prefix, *site.getsitepackages()}
+        readable = sorted({os.path.realpath(p) for p in python}) + [os.path.dirname(kitdata.__file__)]
+        readable += [p for p in SYSTEM_READABLE if os.path.exists(p)]
+        engine_suites = os.path.join(os.path.dirname(autograder.__file__), "suites")
+        hidden = {os.path.realpath(h) for h in (*hidden, engine_suites, *kitdata.heldout_sources())}
+        gpus = tuple(sorted(glob.glob("/dev/nvidia*")))
+        return cls(scratch="", readable=tuple(readable), hidden=tuple(sorted(hidden)), devices=gpus,
+                   layers=tuple(LAYERS if layers is None else layers), strict=strict)
+
     def wants(self, layer: str) -> bool:
         return layer in self.layers
 
@@ -44,6 +74,6 @@ class Policy:
     @classmethod
     def from_dict(cls, data: dict) -> "Policy":
         data = dict(data)
-        for key in ("readable", "hidden", "layers"):
+        for key in ("readable", "hidden", "devices", "layers"):
             data[key] = tuple(data.get(key) or ())
         return cls(**data)
