@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_shell_through_spawnv_passfds(tmp_path, layers, escapes):
     marker = f"kit-daemon-{os.getpid()}-{time.monotonic_ns()}"
     body = f"""
     import multiprocessing.util as util, os, time
-    util.spawnv_passfds(b"/bin/sh", [b"sh", b"-c", b"echo > shell-ran; sleep 20 {marker}"], [])
+    util.spawnv_passfds(b"/bin/sh", [b"sh", b"-c", b"echo > shell-ran; sleep 20; : {marker}"], [])
     for _ in range(50):  # the shell ran if it left its mark
         if os.path.exists("shell-ran"):
             return 2 * x
@@ -276,3 +277,58 @@ def test_many_files_each_under_the_size_limit(tmp_path, layers, escapes):
     return 2 * x
     """
     _expect(_grade(tmp_path, body, layers), escapes)
+
+
+@pytest.mark.skipif("identity" not in AVAILABLE, reason="the identity layer needs root")
+def test_nothing_of_the_worker_uid_survives(tmp_path):
+    # identity alone: the shell runs and detaches into its own session, out of the worker's
+    # process group; it has the worker's uid, so the judge's sweep after the worker ends finds it.
+    marker = f"kit-daemon-{os.getpid()}-{time.monotonic_ns()}"
+    body = f"""
+    import os
+    if os.fork() == 0:
+        os.setsid()
+        os.chdir("/")  # out of the runner's sweep of processes whose folder is the grading's
+        os.execv("/bin/sh", ["sh", "-c", "sleep 30; : {marker}"])
+    return 2 * x
+    """
+    score, _ = _grade(tmp_path, body, ("identity",))
+    assert score == 40  # nothing stopped the fork: only the sweep is under test here
+    time.sleep(0.2)
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and marker in _cmdline(p)]
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def test_report_names_the_layers_and_doctor_agrees(tmp_path):
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "mini.py").write_text(GOOD)
+    out = tmp_path / "out"
+    graded = subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"),
+                             "grade", str(folder), "--assignment", "mini", "--out", str(out), "--quiet"],
+                            capture_output=True, text=True, timeout=300)
+    assert graded.returncode == 0, graded.stderr[-2000:]
+    report, feedback = (out / "report.md").read_text(), (out / "feedback.md").read_text()
+    doctor = subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"),
+                             "doctor"], capture_output=True, text=True, timeout=300)
+    states = dict(line.split(None, 1) for line in doctor.stdout.splitlines() if line[:1].isalpha() and "  " in line)
+    assert set(states) == {"limits", "cgroup", "namespaces", "identity", "landlock", "seccomp", "fence"}
+    for layer, state in states.items():
+        assert f"| {layer} | {state.split(':')[0]}" in report  # the same verdict in every report
+        assert (layer in AVAILABLE) == state.startswith("active"), (layer, state)
+    assert doctor.returncode == (0 if all(s.startswith("active") for s in states.values()) else 1)
+    assert "Isolation" not in feedback  # the instructor's file only
+
+
+def test_strict_isolation_grades_only_where_every_layer_holds(tmp_path):
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "mini.py").write_text(GOOD)
+    if set(AVAILABLE) >= {"limits", "cgroup", "namespaces", "identity", "landlock", "seccomp"}:
+        result = runner.grade(CONFIG, MINI, folder, isolation="strict")
+        assert result.score == 100 and all(s.startswith("active") for s in result.isolation.values())
+    else:
+        with pytest.raises(runner.IsolationError, match="isolation is strict"):
+            runner.grade(CONFIG, MINI, folder, isolation="strict")

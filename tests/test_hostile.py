@@ -105,10 +105,10 @@ def test_child_processes_are_refused_and_reaped(tmp_path):
     spawn = f"""
     import subprocess, os
     try:
-        subprocess.Popen(["sleep", "30", "{marker}"])
+        subprocess.Popen(["sh", "-c", "sleep 30; : {marker}"])
     finally:
         if os.fork() == 0:
-            os.execvp("sleep", ["sleep", "30", "{marker}"])
+            os.execvp("sh", ["sh", "-c", "sleep 30; : {marker}"])
     return 2 * x
     """
     result = _grade(_submission(tmp_path, _replace_function("double", spawn)))
