@@ -133,9 +133,9 @@ def cmd_check(cfg, args) -> int:
     return OK if passed == len(result.tests) else BELOW
 
 
-def _show_progress(entry: dict) -> None:
-    mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}.get(entry["outcome"], entry["outcome"])
-    print(f"  {mark:<5} {entry['nodeid'].split('::', 1)[-1]} ({entry['duration']:.1f} s)", file=sys.stderr, flush=True)
+def _show_progress(case) -> None:
+    mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}.get(case.outcome, case.outcome)
+    print(f"  {mark:<5} {case.nodeid.split('::', 1)[-1]} ({case.duration:.1f} s)", file=sys.stderr, flush=True)
 
 
 def _missing_folder(assignment, folder: Path) -> Result:

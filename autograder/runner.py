@@ -8,8 +8,8 @@ The runner never imports student code either; it reads the judge's JSON-lines fi
 
 from __future__ import annotations
 
-import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -22,6 +22,7 @@ from pathlib import Path
 import autograder
 import kitdata
 from autograder.config import Assignment, Config
+from autograder.job import CaseOutcome, Job, Outcomes
 from autograder.containment import LAYERS, IsolationError, Policy, available_layers
 
 
@@ -126,13 +127,14 @@ def _judge_environment() -> dict[str, str]:
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = "1"
+    env.pop("PYTHONOPTIMIZE", None)  # -O would strip the suites' assert statements
     env.setdefault("MPLBACKEND", "Agg")
     return env
 
 
-def _judge_command(suite: Path, job: Path, ini: Path) -> list[str]:
+def _judge_command(suite: Path, job: Path, ini: Path, report_fd: int) -> list[str]:
     return [sys.executable, "-m", "pytest", str(suite), "-p", "autograder.judge.plugin",
-            "--kit-job", str(job), "-c", str(ini), "--rootdir", str(suite),
+            "--kit-job", str(job), "--kit-results-fd", str(report_fd), "-c", str(ini), "--rootdir", str(suite),
             "--assert=plain", "--import-mode=importlib", "-p", "no:cacheprovider",
             "-q", "--no-header", "-rN", "-W", "ignore::DeprecationWarning"]
 
@@ -172,26 +174,32 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     try:
         workdir = private / "work"
         workdir.mkdir()
-        artifacts = Path(artifacts_dir) if artifacts_dir else private / "artifacts"
-        results = private / "results.jsonl"
+        # absolute: the judge runs in the private folder, and a relative --out must not land there
+        artifacts = Path(artifacts_dir).resolve() if artifacts_dir else private / "artifacts"
         ini = private / "pytest.ini"
         ini.write_text("[pytest]\n")
         job = private / "job.json"
-        job.write_text(json.dumps({
-            "submission": str(submission.resolve()), "workdir": str(workdir), "probes": str(suite / "probes.py"),
-            "modules": assignment.modules, "limits": assignment.limits.model_dump(exclude={"suite_seconds"}),
-            "seed": seed, "thresholds": {} if public else assignment.thresholds, "results": str(results),
-            "artifacts": str(artifacts), "only": only or [],
-            "policy": _policy(config, suite, layers, strict).to_dict(),
-        }))
+        Job(submission=str(submission.resolve()), workdir=str(workdir), probes=str(suite / "probes.py"),
+            modules=assignment.modules, limits=assignment.limits, seed=seed,
+            thresholds={} if public else assignment.thresholds, artifacts=str(artifacts), only=only or [],
+            policy=_policy(config, suite, layers, strict).to_dict()).write(job)
         log = private / "judge.log"
-        with open(log, "wb") as out:
-            judge = subprocess.Popen(_judge_command(suite, job, ini), stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=private, start_new_session=True,
-                                     env=_judge_environment())
-            code, timed_out = _wait(judge, assignment.limits.suite_seconds, results, progress)
-            _kill_leftovers(private)
-        entries = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+        report_read, report_write = os.pipe()  # the judge's report: a pipe the worker never holds
+        try:
+            with open(log, "wb") as out:
+                judge = subprocess.Popen(_judge_command(suite, job, ini, report_write), stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=private,
+                                         start_new_session=True, env=_judge_environment(),
+                                         pass_fds=(report_write,))
+                os.close(report_write)
+                report_write = -1
+                outcomes = Outcomes()
+                code, timed_out = _wait(judge, assignment.limits.suite_seconds, report_read, outcomes, progress)
+                _kill_leftovers(private)
+        finally:
+            os.close(report_read)
+            if report_write >= 0:
+                os.close(report_write)
         judge_log = log.read_text(errors="replace")
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -200,30 +208,25 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     if not timed_out and code not in (0, 1):
         tail = "\n".join(judge_log.strip().splitlines()[-15:])
         grader_errors.append(f"the judge (pytest) exited with code {code}:\n{tail}")
-    isolation = next((e["isolation"] for e in reversed(entries) if "isolation" in e), {})
-    entries = [e for e in entries if "test" in e]
-    tests = _collect(assignment, entries, only, public, timed_out, grader_errors)
+    grader_errors += [f"grading of {submission}: {problem}" for problem in outcomes.problems]
+    tests = _collect(assignment, outcomes.cases, only, public, timed_out, grader_errors)
     return Result(assignment.id, str(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors,
-                  isolation)
+                  outcomes.isolation)
 
 
-def _wait(judge: subprocess.Popen, seconds: float, results: Path, progress) -> tuple[int | None, bool]:
-    """Wait for the judge; call ``progress(entry)`` as each test's outcome arrives."""
-    deadline, seen = time.monotonic() + seconds, 0
+def _wait(judge: subprocess.Popen, seconds: float, report: int, outcomes: Outcomes,
+          progress) -> tuple[int | None, bool]:
+    """Read the judge's report until it exits (or its time is up); call ``progress(case)``
+    as each test's outcome arrives."""
+    deadline = time.monotonic() + seconds
     while True:
-        try:
-            code = judge.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            code = None
-        if progress is not None and results.exists():
-            lines = results.read_text().splitlines()
-            for line in lines[seen:]:
-                entry = json.loads(line)
-                if "test" in entry:
-                    progress(entry)
-            seen = len(lines)
-        if code is not None:
-            return code, False
+        ready = select.select([report], [], [], 0.5)[0]
+        chunk = os.read(report, 1 << 16) if ready else b""
+        for case in outcomes.feed(chunk):
+            if progress is not None:
+                progress(case)
+        if ready and not chunk:  # the judge closed its end: it is exiting
+            return judge.wait(), False
         if time.monotonic() > deadline:
             os.killpg(judge.pid, signal.SIGKILL)
             judge.wait()
@@ -246,14 +249,14 @@ def _kill_leftovers(private: Path) -> None:
                 pass
 
 
-def _collect(assignment: Assignment, entries: list[dict], only, public: bool, timed_out: bool,
+def _collect(assignment: Assignment, entries: list[CaseOutcome], only, public: bool, timed_out: bool,
              grader_errors: list[str]) -> list[TestResult]:
-    by_test: dict[str, dict[str, dict]] = {}
+    by_test: dict[str, dict[str, CaseOutcome]] = {}
     for entry in entries:
-        cases = by_test.setdefault(entry["test"], {})
-        previous = cases.get(entry["nodeid"])
-        if previous is None or previous["outcome"] == "passed":  # a teardown failure overrides a pass
-            cases[entry["nodeid"]] = entry
+        cases = by_test.setdefault(entry.test, {})
+        previous = cases.get(entry.nodeid)
+        if previous is None or previous.outcome == "passed":  # a teardown failure overrides a pass
+            cases[entry.nodeid] = entry
     if public:
         plan = {name: (1.0, "visible") for name in by_test}
     else:
@@ -273,22 +276,22 @@ def _collect(assignment: Assignment, entries: list[dict], only, public: bool, ti
                 tests.append(TestResult(name, 0.0, points, "error", "this test did not run; your instructor has been told",
                                         visibility, 0))
             continue
-        fraction = sum(c["fraction"] for c in cases) / len(cases)
-        statuses = {c["outcome"] for c in cases}
+        fraction = min(1.0, max(0.0, sum(c.fraction for c in cases) / len(cases)))
+        statuses = {c.outcome for c in cases}
         status = "error" if "error" in statuses else "passed" if statuses == {"passed"} else "failed"
-        failing = [c for c in cases if c["outcome"] != "passed"]
-        message = _case_message(failing[0], len(cases)) if failing else next((c["message"] for c in cases if c["message"]), "")
-        details = [c["detail"] for c in cases if c.get("detail")]
+        failing = [c for c in cases if c.outcome != "passed"]
+        message = _case_message(failing[0], len(cases)) if failing else next((c.message for c in cases if c.message), "")
+        details = [c.detail for c in cases if c.detail]
         grader_errors += [f"{name}: {d}" for d in details[:1]]
         tests.append(TestResult(
             name, round(points * fraction, 4), points, status, message, visibility, len(cases),
-            round(sum(c["duration"] for c in cases), 3),
-            sorted({a for c in cases for a in c["artifacts"]}), [n for c in cases for n in c["notes"]],
+            round(sum(c.duration for c in cases), 3),
+            sorted({a for c in cases for a in c.artifacts}), [n for c in cases for n in c.notes],
             "\n".join(details)))
     return tests
 
 
-def _case_message(case: dict, n_cases: int) -> str:
-    if n_cases > 1 and "[" in case["nodeid"]:
-        return f"[{case['nodeid'].rsplit('[', 1)[1]} {case['message']}"
-    return case["message"]
+def _case_message(case: CaseOutcome, n_cases: int) -> str:
+    if n_cases > 1 and "[" in case.nodeid:
+        return f"[{case.nodeid.rsplit('[', 1)[1]} {case.message}"
+    return case.message

@@ -21,6 +21,7 @@ from pathlib import Path
 from dataclasses import replace
 
 from autograder import wire
+from autograder.config import Limits  # noqa: F401  (re-exported: the sandbox's limits are grading.yml's)
 from autograder.containment import WORKER_ID_BASE, Policy
 from autograder.containment import cgroup as cgroups
 
@@ -34,17 +35,6 @@ class StudentError(Exception):
 
 class _Fault(Exception):
     """The worker must be restarted; the message is for the student."""
-
-
-@dataclass
-class Limits:
-    probe_seconds: float = 30.0
-    memory_mb: int = 3000
-    file_mb: int = 64
-    threads: int = 1
-    startup_seconds: float = 120.0
-    scratch_mb: int = 256
-    scratch_files: int = 4096
 
 
 @dataclass

@@ -13,26 +13,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from autograder.containment import Policy
-from autograder.sandbox import Limits, Sandbox, StudentError
+from autograder.job import Job as JobSpec
+from autograder.sandbox import Sandbox, StudentError
 
 
 def pytest_addoption(parser):
-    parser.addoption("--kit-job", help="the grading job (JSON) written by autograder.runner")
+    parser.addoption("--kit-job", help="the grading job (job.json) written by autograder.runner")
+    parser.addoption("--kit-results-fd", type=int, default=None,
+                     help="the pipe to report outcomes on (the runner's; the worker never holds it)")
 
 
 class Job:
-    def __init__(self, path: str):
-        spec = json.loads(Path(path).read_text())
-        self.spec = spec
-        self.results = Path(spec["results"])
-        self.artifacts_dir = Path(spec["artifacts"])
-        self.only = set(spec.get("only") or [])
+    """The judge's side of one grading: the job, the sandbox, and the report pipe."""
+
+    def __init__(self, path: str, report_fd: int | None):
+        self.spec = JobSpec.read(path)
+        self.artifacts_dir = Path(self.spec.artifacts)
+        self.only = set(self.spec.only)
+        if report_fd is None:
+            raise pytest.UsageError("--kit-job needs --kit-results-fd")
+        os.set_inheritable(report_fd, False)  # no process the judge starts may write to it
+        self._report = os.fdopen(report_fd, "w", encoding="utf-8", buffering=1)
         self._sandbox: Sandbox | None = None
 
     @property
@@ -40,31 +49,38 @@ class Job:
         if self._sandbox is None:
             spec = self.spec
             self._sandbox = Sandbox(
-                submission=Path(spec["submission"]), workdir=Path(spec["workdir"]),
-                probes_source=Path(spec["probes"]).read_text(encoding="utf-8"),
-                modules=spec["modules"], limits=Limits(**spec["limits"]),
-                policy=Policy.from_dict(spec["policy"]))
+                submission=Path(spec.submission), workdir=Path(spec.workdir),
+                probes_source=Path(spec.probes).read_text(encoding="utf-8"),
+                modules=spec.modules, limits=spec.limits, policy=Policy.from_dict(spec.policy))
         return self._sandbox
 
-    def record(self, entry: dict) -> None:
-        with open(self.results, "a", encoding="utf-8") as out:
-            out.write(json.dumps(entry) + "\n")
+    def send(self, kind: str, body) -> None:
+        self._report.write(json.dumps({kind: body}) + "\n")
 
     def close(self) -> None:
         if self._sandbox is not None:
             if self._sandbox.layers:  # the containment the student's code ran under, for report.md
-                self.record({"isolation": self._sandbox.layers})
+                self.send("isolation", self._sandbox.layers)
             self._sandbox.stop()
+        self._report.close()
 
 
 def pytest_configure(config):
+    if sys.flags.optimize:
+        raise pytest.UsageError("the judge must not run with -O / PYTHONOPTIMIZE: it would strip the suite's checks")
     job = config.getoption("--kit-job")
-    config._kit_job = Job(job) if job else None
+    config._kit_job = Job(job, config.getoption("--kit-results-fd")) if job else None
 
 
 def pytest_unconfigure(config):
     if getattr(config, "_kit_job", None):
         config._kit_job.close()
+
+
+def pytest_collection_finish(session):
+    job = session.config._kit_job
+    if job is not None:  # the runner believes outcomes only for these
+        job.send("collected", [item.nodeid for item in session.items])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -127,7 +143,7 @@ class Artifacts:
 
 @pytest.fixture
 def seed(request) -> int:
-    return _test_seed(request.config._kit_job.spec["seed"], request.node.nodeid)
+    return _test_seed(request.config._kit_job.spec.seed, request.node.nodeid)
 
 
 @pytest.fixture
@@ -137,7 +153,7 @@ def worker(request, seed) -> Worker:
 
 @pytest.fixture
 def thresholds(request) -> dict:
-    return request.config._kit_job.spec["thresholds"]
+    return request.config._kit_job.spec.thresholds
 
 
 @pytest.fixture
@@ -187,8 +203,8 @@ def pytest_runtest_makereport(item, call):
             status, message, detail = _message(call.excinfo)
         credit = getattr(item, "_kit_credit", None)
         artifacts = getattr(item, "_kit_artifacts", None)
-        job.record({
-            "nodeid": item.nodeid, "test": item.originalname, "when": call.when, "outcome": status,
+        job.send("case", {
+            "nodeid": item.nodeid, "when": call.when, "outcome": status,
             "fraction": (credit.fraction if credit else 1.0) if status == "passed" else 0.0,
             "message": message or (credit.reason if credit else ""), "detail": detail,
             "duration": round(call.duration, 3),
