@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import autograder
-import kitdata
 from autograder.config import Assignment, Config
 from autograder.job import CaseOutcome, Job, Outcomes
 from autograder.containment import LAYERS, IsolationError, Policy, available_layers

@@ -202,7 +202,10 @@ class Sandbox:
             self._reap_strays()
         if not reply["ok"]:
             raise StudentError(f"{probe}: {reply['error']}")
-        return wire.from_wire(reply["value"])
+        try:
+            return wire.from_wire(reply["value"])
+        except wire.BadValue as error:
+            raise StudentError(f"{probe}: your code returned a value the grader cannot accept: {error}") from None
 
     def _request(self, message: dict, doing: str, timeout: float | None = None) -> dict:
         self._next_id += 1

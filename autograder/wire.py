@@ -49,13 +49,6 @@ class ChannelError(Exception):
     """The channel broke: the peer died, or sent something that is not a valid frame."""
 
 
-def _dtype_from_name(name: str) -> torch.dtype:
-    dtype = getattr(torch, name.removeprefix("torch."), None)
-    if not isinstance(dtype, torch.dtype):
-        raise ChannelError(f"unknown dtype {name!r}")
-    return dtype
-
-
 def to_wire(value, _depth: int = 0):
     """Convert a probe's result to plain, safely loadable data (worker side)."""
     if _depth > 20:
@@ -89,19 +82,95 @@ def to_wire(value, _depth: int = 0):
     return {_UNSUPPORTED: type(value).__name__}
 
 
-def from_wire(value):
-    """Turn the markers written by :func:`to_wire` back into objects (judge side)."""
+# What a reply may hold once decoded: dense, strided CPU tensors of real dtypes and plain values,
+# within these bounds, counted while decoding, before anything is copied.
+REAL_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8,
+                         torch.int16, torch.int32, torch.int64, torch.bool})
+MAX_DEPTH = 32
+MAX_ITEMS = 1_000_000            # containers' entries and scalars, shared references counted each time
+MAX_TENSOR_BYTES = 1 << 30       # all tensors of one reply together
+MAX_TEXT = 1 << 20               # one str or bytes
+
+
+class BadValue(ChannelError):
+    """A reply the judge refuses to decode; the message, for the student, says what it was."""
+
+
+class _Budget:
+    def __init__(self):
+        self.items = 0
+        self.tensor_bytes = 0
+
+    def item(self) -> None:
+        self.items += 1
+        if self.items > MAX_ITEMS:
+            raise BadValue(f"the value returned holds more than {MAX_ITEMS:,} items")
+
+
+def _tensor(value: torch.Tensor, budget: _Budget) -> torch.Tensor:
+    if type(value) is not torch.Tensor:
+        raise BadValue(f"a {type(value).__name__} (only plain tensors are accepted)")
+    if value.layout != torch.strided or value.is_sparse or value.is_quantized:
+        raise BadValue(f"a {str(value.layout).removeprefix('torch.')} tensor (only dense tensors are accepted)")
+    if value.dtype not in REAL_DTYPES:
+        raise BadValue(f"a tensor of dtype {str(value.dtype).removeprefix('torch.')} (complex and exotic dtypes "
+                       "are not accepted)")
+    if value.device.type != "cpu":
+        raise BadValue(f"a tensor on {value.device.type}")
+    size = value.numel() * value.element_size()
+    budget.tensor_bytes += size
+    if budget.tensor_bytes > MAX_TENSOR_BYTES:
+        raise BadValue(f"tensors of more than {MAX_TENSOR_BYTES >> 20} MB in all")
+    if size and value.untyped_storage().nbytes() < size and not value.is_contiguous():
+        # strides that reuse a small storage (an expanded tensor): materialised, within the budget
+        value = value.contiguous()
+    return value
+
+
+def from_wire(value, _budget: _Budget | None = None, _depth: int = 0):
+    """Decode a reply into plain values and tensors (judge side), or raise BadValue.
+
+    Bounds on depth, item count and tensor bytes are counted as the value is walked, so a
+    small reply that expands through shared references is refused before it is copied.
+    The markers written by :func:`to_wire` become :class:`MetaTensor` and :class:`Unsupported`.
+    """
+    budget = _budget or _Budget()
+    if _depth > MAX_DEPTH:
+        raise BadValue(f"the value returned is nested more than {MAX_DEPTH} levels deep")
+    budget.item()
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise BadValue("an integer too large for the grader")
+        return value
+    if isinstance(value, (str, bytes)):
+        if len(value) > MAX_TEXT:
+            raise BadValue(f"a {type(value).__name__} longer than {MAX_TEXT:,} characters")
+        return value
+    if isinstance(value, torch.Tensor):
+        return _tensor(value, budget)
     if isinstance(value, dict):
         if value.get(_META) is True:
-            return MetaTensor(tuple(int(s) for s in value["shape"]), _dtype_from_name(value["dtype"]))
+            return _meta(value)
         if _UNSUPPORTED in value and len(value) == 1:
-            return Unsupported(str(value[_UNSUPPORTED]))
-        return {k: from_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_wire(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(from_wire(v) for v in value)
-    return value
+            return Unsupported(str(value[_UNSUPPORTED])[:100])
+        return {str(k)[:200]: from_wire(v, budget, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [from_wire(v, budget, _depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    raise BadValue(f"a {type(value).__name__} (not a tensor, number, string or container)")
+
+
+def _meta(value: dict) -> MetaTensor:
+    shape, dtype = value.get("shape"), value.get("dtype")
+    if not isinstance(shape, list) or len(shape) > MAX_DEPTH or not all(
+            isinstance(s, int) and 0 <= s < 2**40 for s in shape):
+        raise BadValue("a meta tensor with an impossible shape")
+    named = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if named not in REAL_DTYPES:
+        raise BadValue(f"a meta tensor of unknown dtype {str(dtype)[:40]!r}")
+    return MetaTensor(tuple(shape), named)
 
 
 def dumps(message) -> bytes:

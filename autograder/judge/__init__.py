@@ -14,7 +14,14 @@ from autograder.sandbox import StudentError
 from autograder.wire import MetaTensor, Unsupported
 
 __all__ = ["expect_tensor", "expect_close", "expect_meta", "expect_finite", "parity_devices",
-           "StudentError", "MetaTensor", "Unsupported", "describe_value", "tier", "digit_grid"]
+           "StudentError", "MetaTensor", "Unsupported", "describe_value", "tier", "digit_grid", "plottable",
+           "fails"]
+
+
+def fails(message: str):
+    """Fail the current test with ``message`` (one line, for the student). The suites' one
+    failure idiom: unlike ``assert``, it cannot be stripped by ``python -O``."""
+    raise AssertionError(message)
 
 
 def describe_value(value) -> str:
@@ -38,6 +45,10 @@ def expect_tensor(value, *, name: str, shape=None, dtype: torch.dtype | None = N
     if not isinstance(value, torch.Tensor):
         wanted = f"a tensor of shape {tuple(shape)}" if shape is not None else "a tensor"
         raise AssertionError(f"{name} should return {wanted}, got {describe_value(value)}")
+    if value.layout != torch.strided:
+        raise AssertionError(f"{name} should return a dense tensor, got a {str(value.layout).removeprefix('torch.')} one")
+    if value.is_complex() and (dtype is None or not dtype.is_complex):
+        raise AssertionError(f"{name} should return a real tensor, got dtype {str(value.dtype).removeprefix('torch.')}")
     if shape is not None:
         shape = tuple(shape)
         if value.dim() != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
@@ -50,6 +61,8 @@ def expect_tensor(value, *, name: str, shape=None, dtype: torch.dtype | None = N
 
 
 def expect_finite(value: torch.Tensor, *, name: str) -> torch.Tensor:
+    """Assert that ``value`` is a real dense tensor with no NaN or inf."""
+    value = expect_tensor(value, name=name)
     if value.is_floating_point() and not torch.isfinite(value).all():
         bad = "NaN" if torch.isnan(value).any() else "inf"
         raise AssertionError(f"{name} contains {bad} values")
@@ -100,6 +113,10 @@ def parity_devices(worker) -> list[str]:
 def tier(value: float, tiers, *, higher_is_better: bool) -> float:
     """The credit of ``value`` under ``tiers`` = [[threshold, fraction], ...], best tier first
     (as written in grading.yml); 0.0 when it reaches no tier, or is not a finite number."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError, RuntimeError):  # a student's value that is not a number
+        return 0.0
     if not math.isfinite(value):
         return 0.0
     for threshold, fraction in tiers:
@@ -112,11 +129,27 @@ def digit_grid(images, rows: int, cols: int, pad: int = 1, side: int = 8):
     """(N, side*side) images in [0, 1] -> one (H, W) numpy picture, a dark frame around each."""
     import numpy as np
 
-    images = images[: rows * cols].reshape(-1, side, side)
-    images = images.double().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=float)
+    images = plottable(images, low=0.0, high=1.0)[: rows * cols].reshape(-1, side, side)
     canvas = np.full((rows * (side + pad) + pad, cols * (side + pad) + pad), 0.35)
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
         top, left = pad + r * (side + pad), pad + c * (side + pad)
         canvas[top: top + side, left: left + side] = image
     return canvas
+
+
+def plottable(values, low: float = -1e6, high: float = 1e6):
+    """A float64 numpy copy of a student's values that matplotlib can always draw: NaN and
+    inf become NaN (a gap), everything else is clipped to [low, high]; anything that is not
+    numbers at all becomes an empty array."""
+    import numpy as np
+
+    try:
+        if isinstance(values, torch.Tensor):
+            if values.layout != torch.strided:
+                values = values.to_dense()
+            values = (values.real if values.is_complex() else values).detach().double().cpu().numpy()
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        return np.zeros(0)
+    return np.where(np.isfinite(array), np.clip(array, low, high), np.nan)

@@ -130,12 +130,19 @@ class Artifacts:
         self.notes: list[str] = []
 
     def figure(self, filename: str, fig) -> None:
+        """Save a feedback picture. A student's values that cannot be drawn cost the picture
+        (a note says so), never the test."""
         import matplotlib.pyplot as plt
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        fig.savefig(self.folder / filename, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        self.files.append(filename)
+        try:
+            fig.savefig(self.folder / filename, dpi=110, bbox_inches="tight")
+            self.files.append(filename)
+        except (ValueError, OverflowError, RuntimeError, MemoryError) as error:
+            self.notes.append(f"the picture {filename} could not be drawn from these values "
+                              f"({type(error).__name__})")
+        finally:
+            plt.close(fig)
 
     def note(self, text: str) -> None:
         self.notes.append(str(text))

@@ -87,6 +87,12 @@ def load_digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     return x[i].copy(), y[i].copy()
 
 
+def every_real_image() -> np.ndarray:
+    """All 1,797 images, training and held out: (N, 64) float32. What a memorisation check
+    compares samples with (a copy of a held-out digit is a copy too)."""
+    return _all()[0].copy()
+
+
 def write_train_file(path: Path = TRAIN_FILE) -> None:
     """Write the training split (grey levels 0..16 as uint8, labels, indices) from sklearn's file."""
     x, y = _all()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.judge import (digit_grid, expect_close, expect_finite, expect_meta, expect_tensor, parity_devices,
-                              tier)
+from autograder.judge import (digit_grid, expect_close, expect_finite, expect_meta, expect_tensor, fails,
+                              parity_devices, plottable, tier)
 
 # Logits where sigmoid-then-log breaks in float32: sigmoid rounds to 1 above ~17 and to 0
 # below ~-104, so log(sigmoid) or log(1 - sigmoid) is -inf (and BCELoss clamps it at -100).
@@ -41,16 +41,16 @@ def test_generator_output(worker):
         x = expect_tensor(out["x"], name=name, shape=(64, x_dim), dtype=torch.float32)
         x = expect_finite(x, name=name)
         x2 = expect_tensor(out["x2"], name=name, shape=(64, x_dim), dtype=torch.float32)
-        assert out["z_dim"] == z_dim and out["x_dim"] == x_dim, \
-            f"{name} should keep z_dim and x_dim as attributes"
-        assert float(x.std(0).max()) > 1e-4 and float((x - x2).abs().max()) > 1e-4, \
-            f"{name} gives the same sample for different noise z: G must depend on z"
+        if not (out["z_dim"] == z_dim and out["x_dim"] == x_dim):
+            fails(f"{name} should keep z_dim and x_dim as attributes")
+        if not (float(x.std(0).max()) > 1e-4 and float((x - x2).abs().max()) > 1e-4):
+            fails(f"{name} gives the same sample for different noise z: G must depend on z")
         if output == "sigmoid":
-            assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0, \
-                f"{name} should return values in [0, 1], the range of the digits' pixels"
+            if not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
+                fails(f"{name} should return values in [0, 1], the range of the digits' pixels")
         else:
-            assert float(x.min()) < 0.0 or float(x.max()) > 1.0, \
-                f"{name} squashes its output into [0, 1]: output='linear' has no output map"
+            if not (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+                fails(f"{name} squashes its output into [0, 1]: output='linear' has no output map")
 
 
 def test_discriminator_output(worker):
@@ -58,9 +58,10 @@ def test_discriminator_output(worker):
     logits = expect_tensor(worker.call("discriminator_forward", 64, 32, 64),
                            name=name, shape=(192,), dtype=torch.float32)
     logits = expect_finite(logits, name=name)
-    assert float(logits.min()) < 0.0 or float(logits.max()) > 1.0, \
-        f"{name} returns values in [0, 1]: it should return logits, with no sigmoid at the end"
-    assert float(logits.std()) > 1e-6, f"{name} returns the same logit for every input"
+    if not (float(logits.min()) < 0.0 or float(logits.max()) > 1.0):
+        fails(f"{name} returns values in [0, 1]: it should return logits, with no sigmoid at the end")
+    if not (float(logits.std()) > 1e-6):
+        fails(f"{name} returns the same logit for every input")
 
 
 # --- the two losses ------------------------------------------------------------------------
@@ -190,10 +191,11 @@ def test_discriminator_step(worker):
     if not out["noise_shapes"]:
         raise AssertionError("discriminator_step never calls G: D must also see fakes G(z)")
     for k in range(calls):
-        assert torch.equal(out["g_b"][k], b), "discriminator_step changed G's parameters"
+        if not (torch.equal(out["g_b"][k], b)):
+            fails("discriminator_step changed G's parameters")
         g = out["g_grad"][k]
-        assert g is None or not bool(g.abs().max() > 0), \
-            "gradients reach G during discriminator_step: the fakes must be detached (or made under no_grad)"
+        if not (g is None or not bool(g.abs().max() > 0)):
+            fails("gradients reach G during discriminator_step: the fakes must be detached (or made under no_grad)")
 
     def expected(**variant):
         return _sgd(_dparams(out["d0"]), lambda th, k: _grad(lambda t: _d_loss_at(t, reals[k], b, **variant), th),
@@ -214,9 +216,10 @@ def test_discriminator_step(worker):
     thetas = [_dparams(out["d0"])] + right[:-1]
     for k in range(calls):
         loss = out["losses"][k]
-        assert isinstance(loss, float), f"discriminator_step should return a Python float, got {type(loss).__name__}"
-        assert abs(loss - float(_d_loss_at(thetas[k], reals[k], b))) <= 1e-4 * (1 + abs(loss)), \
-            "discriminator_step should return L_D computed before the step"
+        if not (isinstance(loss, float)):
+            fails(f"discriminator_step should return a Python float, got {type(loss).__name__}")
+        if not (abs(loss - float(_d_loss_at(thetas[k], reals[k], b))) <= 1e-4 * (1 + abs(loss))):
+            fails("discriminator_step should return L_D computed before the step")
 
 
 def _g_loss_at(b, theta, saturating):
@@ -230,11 +233,12 @@ def test_generator_step(worker, saturating):
     out = worker.call("generator_steps", 4, 16, lr, momentum, calls, saturating)
     theta = _dparams(out["d0"])
     for k in range(calls):
-        assert torch.equal(_dparams(out["d"][k]), theta), "generator_step changed D's parameters: only opt_g may step"
+        if not (torch.equal(_dparams(out["d"][k]), theta)):
+            fails("generator_step changed D's parameters: only opt_g may step")
     if not out["noise_shapes"]:
         raise AssertionError("generator_step never calls G")
-    assert all(s == [16, 3] for s in out["noise_shapes"]), \
-        "generator_step should feed G a noise batch of shape (n, G.z_dim)"
+    if not (all(s == [16, 3] for s in out["noise_shapes"])):
+        fails("generator_step should feed G a noise batch of shape (n, G.z_dim)")
     b0 = out["b0"].double()
     got = [b.double() for b in out["b"]]
     if torch.equal(got[0], b0):
@@ -254,9 +258,10 @@ def test_generator_step(worker, saturating):
     bs = [b0] + expected(saturating)[:-1]
     for k in range(calls):
         loss = out["losses"][k]
-        assert isinstance(loss, float), f"generator_step should return a Python float, got {type(loss).__name__}"
-        assert abs(loss - float(_g_loss_at(bs[k], theta, saturating))) <= 1e-4 * (1 + abs(loss)), \
-            "generator_step should return L_G computed before the step"
+        if not (isinstance(loss, float)):
+            fails(f"generator_step should return a Python float, got {type(loss).__name__}")
+        if not (abs(loss - float(_g_loss_at(bs[k], theta, saturating))) <= 1e-4 * (1 + abs(loss))):
+            fails("generator_step should return L_G computed before the step")
 
 
 def test_train_step(worker):
@@ -264,15 +269,17 @@ def test_train_step(worker):
     lr = 0.1
     out = worker.call("train_step", 4, 16, lr, False)
     losses = out["losses"]
-    assert isinstance(losses, dict) and {"d_loss", "g_loss"} <= set(losses), \
-        "train_step should return a dict with keys 'd_loss' and 'g_loss'"
-    assert all(isinstance(losses[k], float) for k in ("d_loss", "g_loss")), "train_step's losses should be floats"
+    if not (isinstance(losses, dict) and {"d_loss", "g_loss"} <= set(losses)):
+        fails("train_step should return a dict with keys 'd_loss' and 'g_loss'")
+    if not (all(isinstance(losses[k], float) for k in ("d_loss", "g_loss"))):
+        fails("train_step's losses should be floats")
     b0, theta0 = out["b0"].double(), _dparams(out["d0"])
     theta1 = theta0 - lr * _grad(lambda t: _d_loss_at(t, out["real"], b0), theta0)
     b1 = b0 - lr * _grad(lambda b: _g_loss_at(b, theta1, False), b0)
     b_other = b0 - lr * _grad(lambda b: _g_loss_at(b, theta0, False), b0)
     close = lambda a, e: bool(((a.double() - e).abs() <= 1e-5 + 1e-4 * e.abs()).all())
-    assert close(_dparams(out["d"]), theta1), "train_step's discriminator update is not one discriminator_step on `real`"
+    if not (close(_dparams(out["d"]), theta1)):
+        fails("train_step's discriminator update is not one discriminator_step on `real`")
     if not close(out["b"], b1):
         if close(out["b"], b_other):
             raise AssertionError("train_step updates G against the old D: the discriminator steps first, then G")
@@ -281,33 +288,40 @@ def test_train_step(worker):
 
 def test_optimizers(worker):
     out = worker.call("optimizers", 3e-3, (0.4, 0.99))
-    assert out["pair"], "make_optimizers should return a pair (opt_g, opt_d)"
+    if not (out["pair"]):
+        fails("make_optimizers should return a pair (opt_g, opt_d)")
     for name, who, n in (("opt_g", "G", out["n_G"]), ("opt_d", "D", out["n_D"])):
         opt = out[name]
-        assert opt is not None, f"make_optimizers: {name} is not a torch.optim.Optimizer"
-        assert opt["type"] == "Adam", f"make_optimizers: {name} should be Adam, got {opt['type']}"
-        assert all(o == who for o in opt["owners"]) and len(opt["owners"]) == n, \
-            f"make_optimizers: {name} should hold exactly {who}'s parameters, and nothing else"
-        assert all(abs(lr - 3e-3) < 1e-12 for lr in opt["lr"]), f"make_optimizers: {name} ignores lr"
-        assert all(bt is not None and abs(bt[0] - 0.4) < 1e-12 and abs(bt[1] - 0.99) < 1e-12
-                   for bt in opt["betas"]), f"make_optimizers: {name} ignores betas"
+        if not (opt is not None):
+            fails(f"make_optimizers: {name} is not a torch.optim.Optimizer")
+        if not (opt["type"] == "Adam"):
+            fails(f"make_optimizers: {name} should be Adam, got {opt['type']}")
+        if not (all(o == who for o in opt["owners"]) and len(opt["owners"]) == n):
+            fails(f"make_optimizers: {name} should hold exactly {who}'s parameters, and nothing else")
+        if not (all(abs(lr - 3e-3) < 1e-12 for lr in opt["lr"])):
+            fails(f"make_optimizers: {name} ignores lr")
+        if not (all(bt is not None and abs(bt[0] - 0.4) < 1e-12 and abs(bt[1] - 0.99) < 1e-12
+                       for bt in opt["betas"])):
+            fails(f"make_optimizers: {name} ignores betas")
 
 
 def test_train_loop(worker):
     steps = 7
     out = worker.call("train_loop", steps, 32)
     history = out["history"]
-    assert isinstance(history, dict) and {"d_loss", "g_loss"} <= set(history), \
-        "train should return history = {'d_loss': [...], 'g_loss': [...]}"
+    if not (isinstance(history, dict) and {"d_loss", "g_loss"} <= set(history)):
+        fails("train should return history = {'d_loss': [...], 'g_loss': [...]}")
     for key in ("d_loss", "g_loss"):
         values = history[key]
-        assert isinstance(values, (list, tuple)) and len(values) == steps, \
-            f"train: history[{key!r}] should hold one float per step ({steps} here)"
-        assert all(isinstance(v, float) and np.isfinite(v) for v in values), \
-            f"train: history[{key!r}] should hold finite Python floats"
-    assert out["G_is_generator"] and out["D_is_discriminator"], "train should return (Generator, Discriminator, history)"
+        if not (isinstance(values, (list, tuple)) and len(values) == steps):
+            fails(f"train: history[{key!r}] should hold one float per step ({steps} here)")
+        if not (all(isinstance(v, float) and np.isfinite(v) for v in values)):
+            fails(f"train: history[{key!r}] should hold finite Python floats")
+    if not (out["G_is_generator"] and out["D_is_discriminator"]):
+        fails("train should return (Generator, Discriminator, history)")
     x = expect_tensor(out["x"], name="the generator returned by train", shape=(50, 64))
-    assert float(x.min()) >= 0 and float(x.max()) <= 1, "train should build G with the given output map ('sigmoid' here)"
+    if not (float(x.min()) >= 0 and float(x.max()) <= 1):
+        fails("train should build G with the given output map ('sigmoid' here)")
     expect_tensor(out["logits"], name="the discriminator returned by train", shape=(10,))
 
 
@@ -315,8 +329,10 @@ def test_sampling(worker):
     out = worker.call("sampling", 40)
     a = expect_finite(expect_tensor(out["a"], name="sample(G, 40)", shape=(40, 3), dtype=torch.float32), name="sample")
     b = expect_tensor(out["b"], name="sample(G, 40)", shape=(40, 3))
-    assert not out["requires_grad"], "sample should not build an autograd graph"
-    assert float((a - b).abs().max()) > 1e-6, "sample returns the same samples twice: draw fresh noise each call"
+    if not (not out["requires_grad"]):
+        fails("sample should not build an autograd graph")
+    if not (float((a - b).abs().max()) > 1e-6):
+        fails("sample returns the same samples twice: draw fresh noise each call")
     for device in parity_devices(worker):
         got = worker.call("sampling", 40, device=device)["a"]
         if device == "meta":
@@ -333,7 +349,7 @@ def _loss_figure(out, title):
     fig, ax = plt.subplots(figsize=(5, 3))
     for key, label in (("d_loss", "discriminator loss $L_D$"), ("g_loss", "generator loss $L_G$")):
         if isinstance(out.get(key), torch.Tensor):
-            ax.plot(out[key].numpy(), label=label, lw=0.8)
+            ax.plot(plottable(out[key]), label=label, lw=0.8)
     ax.axhline(2 * np.log(2), color="grey", ls=":", lw=0.8, label="$L_D$ at equilibrium: 2 log 2")
     ax.set_xlabel("round (one D step + one G step)")
     ax.set_title(title)
@@ -376,24 +392,26 @@ def test_ring_quality(worker, thresholds, artifacts, credit):
 
     fraction = min(tier(modes, t["ring_modes_tiers"], higher_is_better=True),
                    tier(hq, t["ring_hq_tiers"], higher_is_better=True))
-    assert fraction > 0, (f"after {t['ring_steps']} rounds on the ring the generator covers {modes}/8 modes "
-                          f"with {hq:.1%} high-quality samples: too far from the data (see ring_samples.png)")
+    if not (fraction > 0):
+        fails(f"after {t['ring_steps']} rounds on the ring the generator covers {modes}/8 modes "
+                              f"with {hq:.1%} high-quality samples: too far from the data (see ring_samples.png)")
     if fraction < 1:
         credit(fraction, f"ring: {modes}/8 modes covered, {hq:.1%} high quality (partial credit)")
 
 
 def test_digit_quality(worker, thresholds, artifacts, credit):
     import matplotlib.pyplot as plt
-    from kitdata import metrics
+    from kitdata import digits, metrics
 
     t = thresholds
     out = worker.call("train_digits", t["digits_steps"], t["digits_batch_size"], t["digits_lr"], t["z_dim"],
                       t["hidden"], t["digits_samples"], timeout=t["train_seconds"])
     samples = expect_tensor(out["samples"], name="sample (after train on the digits)", shape=(t["digits_samples"], 64))
     samples = expect_finite(samples, name="the digit samples")
-    assert float(samples.min()) >= 0 and float(samples.max()) <= 1, "digit samples should lie in [0, 1]"
+    if not (float(samples.min()) >= 0 and float(samples.max()) <= 1):
+        fails("digit samples should lie in [0, 1]")
     fid = metrics.fid_lite(samples)
-    copies = metrics.memorisation_fraction(samples)
+    copies = metrics.memorisation_fraction(samples, digits.every_real_image())
 
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(digit_grid(samples, 8, 8), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -404,9 +422,10 @@ def test_digit_quality(worker, thresholds, artifacts, credit):
     artifacts.note(f"digits after {t['digits_steps']} rounds: FID-lite {fid:.1f} against held-out digits, "
                    f"{copies:.1%} of samples are near-copies of training digits")
 
-    assert copies <= t["memorisation_max"], \
-        f"{copies:.0%} of the samples are near-copies of training digits: the generator must not replay the data"
+    if not (copies <= t["memorisation_max"]):
+        fails(f"{copies:.0%} of the samples are near-copies of training digits: the generator must not replay the data")
     fraction = tier(fid, t["digits_fid_tiers"], higher_is_better=False)
-    assert fraction > 0, f"FID-lite of the generated digits is {fid:.1f}: too far from real digits (see digit_samples.png)"
+    if not (fraction > 0):
+        fails(f"FID-lite of the generated digits is {fid:.1f}: too far from real digits (see digit_samples.png)")
     if fraction < 1:
         credit(fraction, f"digits: FID-lite {fid:.1f} (partial credit)")

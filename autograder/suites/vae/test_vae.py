@@ -17,10 +17,11 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy import stats
 
-from autograder.judge import (MetaTensor, describe_value, digit_grid, expect_close, expect_finite, expect_meta,
-                              expect_tensor, parity_devices, tier)
+from autograder.judge import (describe_value, digit_grid, expect_close, expect_finite, expect_meta,
+                              expect_tensor, fails, parity_devices, plottable, tier)
 
 X_DIM = 64
 Z_CRIT = 5.0
@@ -75,7 +76,8 @@ def ref_kl(mu, logvar):
 def ref_expected_recon(w, x, nodes: int = 48):
     """E_q[-log p(x|z)] for a 2-d latent by Gauss-Hermite quadrature (exact to ~1e-10)."""
     mu, logvar = ref_encode(w, x)
-    assert mu.shape[-1] == 2
+    if not (mu.shape[-1] == 2):
+        fails('a check of the grader failed')
     t, wt = np.polynomial.hermite.hermgauss(nodes)
     t, wt = torch.from_numpy(t), torch.from_numpy(wt)
     grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)     # (n^2, 2)
@@ -100,10 +102,6 @@ def heldout_digits(n: int, offset: int = 0) -> torch.Tensor:
 
     x = torch.from_numpy(kitdata.digits.load_digits("heldout")[0]).to(F64)
     return x[offset::30][:n].contiguous()     # a few held-out digits, fixed
-
-
-def fails(message: str) -> None:
-    raise AssertionError(message)
 
 
 def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
@@ -398,7 +396,35 @@ def _trained(worker, seed, thresholds):
     trained = worker.call("train_and_sample", seed, int(thresholds["train_steps"]), int(thresholds["n_samples"]))
     if not isinstance(trained, dict):
         return trained
-    return {**trained, **worker.call("heldout_report", x_held, y_held)}
+    held = worker.call("heldout_report", x_held, y_held, _heldout_noise(seed, len(x_held)))
+    return {**trained, **held, "heldout_neg_elbo": _heldout_neg_elbo(held, x_held)}
+
+
+HELDOUT_DRAWS = 8
+
+
+def _heldout_noise(seed: int, n: int) -> torch.Tensor:
+    """The judge's noise for the -ELBO's reconstruction term: (draws, N, 64) from the test's
+    seed; the probe uses the first Z of the 64 (no latent space is wider than the image)."""
+    generator = torch.Generator().manual_seed(seed + 2)
+    return torch.randn(HELDOUT_DRAWS, n, X_DIM, generator=generator)
+
+
+def _heldout_neg_elbo(held: dict, x_held: torch.Tensor) -> float:
+    """-ELBO in nats per image, computed here from the model's raw outputs (never a number the
+    worker computed): KL(q(z|x) || N(0, I)) + the Bernoulli reconstruction loss averaged over
+    the judge's draws of z. NaN when the outputs are not what the handout defines."""
+    n, draws = x_held.shape[0], HELDOUT_DRAWS
+    try:
+        mu = expect_tensor(held.get("mu"), name="encode (mu)", shape=(n, None)).double()
+        logvar = expect_tensor(held.get("logvar"), name="encode (logvar)", shape=tuple(mu.shape)).double()
+        logits = expect_tensor(held.get("logits"), name="decode", shape=(draws, n, x_held.shape[1])).double()
+    except AssertionError:
+        return float("nan")
+    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(-1)
+    x = x_held.double().unsqueeze(0).expand_as(logits)
+    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1).mean(0)
+    return float((recon + kl).mean())
 
 
 def test_training_loop(worker, seed, thresholds, credit, artifacts):
@@ -417,6 +443,9 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
     neg_elbo = result["heldout_neg_elbo"]
     if not isinstance(neg_elbo, float) or not math.isfinite(neg_elbo):
         fails("after training, the model's held-out ELBO is not finite")
+    if neg_elbo < thresholds["neg_elbo_floor"]:
+        fails(f"the held-out -ELBO ({neg_elbo:.1f} nats) is below what any VAE of this size reaches: "
+              "are the reconstructions computed from the inputs themselves?")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -425,7 +454,7 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
     finite = curve[np.isfinite(curve)]
     if finite.size >= 2:
         fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot(np.arange(1, steps + 1), np.where(np.isfinite(curve), curve, np.nan), lw=0.6)
+        ax.plot(np.arange(1, steps + 1), plottable(curve), lw=0.6)
         ax.set_xlabel("step")
         ax.set_ylabel("loss = -ELBO (nats per image)")
         low, high = float(finite.min()), float(np.percentile(finite, 99))
@@ -476,7 +505,7 @@ def test_sample_quality(worker, seed, thresholds, credit, artifacts):
         ax.axis("off")
         artifacts.figure(filename, fig)
 
-    memorised = kitdata.metrics.memorisation_fraction(samples)
+    memorised = kitdata.metrics.memorisation_fraction(samples, kitdata.digits.every_real_image())
     if memorised > thresholds["memorisation_max"]:
         fails(f"{memorised:.0%} of your samples are near-copies of training images: a generative model "
               "must produce new digits")
