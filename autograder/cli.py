@@ -23,7 +23,9 @@ from autograder import config as config_module
 from autograder import reports, runner
 from autograder.config import ConfigError
 from autograder.containment import IsolationError
-from autograder.runner import Result, SubmissionError, TestResult
+from autograder.escape import block, one_line
+from autograder.runner import Result, TestResult
+from autograder.submission import SubmissionError
 
 OK, BELOW, USAGE, INTERNAL = 0, 1, 2, 3
 
@@ -128,7 +130,7 @@ def cmd_check(cfg, args) -> int:
         print(f"  {'PASS' if t.status == 'passed' else 'FAIL'}  {t.name}" + (f"\n        {t.message}" if t.message and t.status != "passed" else ""))
     print(f"{passed} passed, {len(result.tests) - passed} failed")
     if result.grader_errors:
-        print("\n".join(result.grader_errors), file=sys.stderr)
+        print("\n".join(map(block, result.grader_errors)), file=sys.stderr)
         return INTERNAL
     return OK if passed == len(result.tests) else BELOW
 
@@ -171,7 +173,7 @@ def cmd_grade(cfg, args) -> int:
     print(reports.table(results, with_tests=not args.quiet))
     for r in results:
         for error in r.grader_errors:
-            print(f"grader error in {r.assignment}: {error}", file=sys.stderr)
+            print(f"grader error in {r.assignment}: {block(error)}", file=sys.stderr)
     if any(r.grader_errors for r in results):
         return INTERNAL
     score, most = sum(r.score for r in results), sum(r.max_score for r in results)
@@ -190,8 +192,13 @@ def cmd_grade_batch(cfg, args) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     runner.check_isolation(cfg, args.isolation)  # before any student, not once per student
-    students = sorted(p for p in args.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not students:
+    root = args.root.resolve()
+    entries = sorted(p for p in args.root.iterdir() if not p.name.startswith("."))
+    # a student folder is a folder of ROOT's own: not a link (to the solutions, to another student)
+    refused = {p.name: f"refused: {p.name} is a symbolic link, not a student's folder"
+               for p in entries if p.is_symlink() or not p.resolve().is_relative_to(root)}
+    students = [p for p in entries if p.name not in refused and p.is_dir()]
+    if not students and not refused:
         raise SubmissionError(f"{args.root}: no student folders inside")
     out = args.out or Path("grades")
     out.mkdir(parents=True, exist_ok=True)
@@ -212,11 +219,12 @@ def cmd_grade_batch(cfg, args) -> int:
                 try:
                     rows[student.name] = (student.name, future.result(), "")
                 except SubmissionError as error:
-                    rows[student.name] = (student.name, None, f"unreadable: {error}")
+                    rows[student.name] = (student.name, None, f"refused: {error}")
                 except Exception as error:  # one broken grading never stops the batch
                     rows[student.name] = (student.name, None, f"grader_error: {type(error).__name__}: {error}")
                 bar.update(1)
-    ordered = [rows[s.name] for s in students]
+    ordered = [rows[s.name] if s.name in rows else (s.name, None, refused[s.name])
+               for s in sorted([*students, *(p for p in entries if p.name in refused)])]
     tests = [n for n in assignment.tests if not only or n in only]
     reports.write_grades_csv(ordered, out / "grades.csv", tests)
     if args.gradebook:
@@ -225,8 +233,8 @@ def cmd_grade_batch(cfg, args) -> int:
         gradebook.export(args.gradebook, assignment, {name: r for name, r, _ in ordered if r is not None})
         print(f"nbgrader gradebook: {args.gradebook}")
     for name, result, problem in ordered:
-        score = f"{result.score:g} / {result.max_score:g}" if result else problem
-        print(f"{name:<24} {score}")
+        score = f"{result.score:g} / {result.max_score:g}" if result else one_line(problem)
+        print(f"{one_line(name):<24} {score}")
     print(f"grades: {out / 'grades.csv'}")
     failed = any((r is None and p.startswith("grader_error")) or (r is not None and r.grader_errors)
                  for _, r, p in ordered)

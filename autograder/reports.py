@@ -1,8 +1,12 @@
 """Reports of a grading: Gradescope results.json, JUnit XML, the student's feedback.md,
 the class's grades.csv and the terminal's score table.
 
-What a student may see (results.json's test outputs, feedback.md) holds names, points
-and the one-line messages only: hidden test code and expected values never reach them.
+What a student may see (results.json's test outputs, feedback.md, junit.xml for a student's
+CI) holds names, points and the one-line messages only: hidden test code and expected
+values never reach them, and the tests whose visibility is not yet open are left out,
+totals included. Gradescope gets every test with its visibility and hides them itself.
+report.md, for the instructor, keeps everything. Student text is escaped for each format
+(``autograder.escape``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from autograder.escape import block, markdown, one_line, xml
 from autograder.runner import Result
 
 STUDENT_VISIBLE = ("visible",)
@@ -22,15 +27,19 @@ def gradescope(result: Result) -> dict:
     tests = []
     for number, test in enumerate(result.tests, 1):
         # The notes go with the test, so Gradescope shows them when it shows the test.
-        output = "\n".join([test.message] * bool(test.message) + test.notes)
+        output = "\n\n".join(markdown(line) for line in [test.message] * bool(test.message) + test.notes)
         entry = {"name": test.name, "number": str(number), "score": test.score, "max_score": test.max_score,
                  "status": "passed" if test.status == "passed" else "failed",
-                 "output": output, "visibility": test.visibility}
+                 "output": output, "output_format": "md", "visibility": test.visibility}
         tests.append(entry)
+    shown = [t for t in result.tests if t.visibility in STUDENT_VISIBLE]
+    held = len(result.tests) - len(shown)
     return {
         "score": result.score,
         "execution_time": round(result.execution_time, 2),
-        "output": f"{result.assignment}: {result.score:g} / {result.max_score:g} points",
+        # the top-level output is shown at once: only the tests already visible count in it
+        "output": f"{result.assignment}: {sum(t.score for t in shown):g} / {sum(t.max_score for t in shown):g} "
+                  "points on the tests shown" + (f"; {held} more test(s) are released later" if held else ""),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
@@ -38,26 +47,29 @@ def gradescope(result: Result) -> dict:
 
 
 def junit(result: Result) -> ET.ElementTree:
-    failures = sum(t.status == "failed" for t in result.tests)
-    errors = sum(t.status == "error" for t in result.tests)
+    """JUnit XML of the tests a student may see now (a student's CI shows it), totals included."""
+    shown = [t for t in result.tests if t.visibility in STUDENT_VISIBLE]
+    failures = sum(t.status == "failed" for t in shown)
+    errors = sum(t.status == "error" for t in shown)
     suites = ET.Element("testsuites")
-    suite = ET.SubElement(suites, "testsuite", name=result.assignment, tests=str(len(result.tests)),
+    suite = ET.SubElement(suites, "testsuite", name=result.assignment, tests=str(len(shown)),
                           failures=str(failures), errors=str(errors), skipped="0",
                           time=f"{result.execution_time:.3f}")
     properties = ET.SubElement(suite, "properties")
-    ET.SubElement(properties, "property", name="score", value=f"{result.score:g}")
-    ET.SubElement(properties, "property", name="max_score", value=f"{result.max_score:g}")
+    ET.SubElement(properties, "property", name="score", value=f"{sum(t.score for t in shown):g}")
+    ET.SubElement(properties, "property", name="max_score", value=f"{sum(t.max_score for t in shown):g}")
     ET.SubElement(properties, "property", name="seed", value=str(result.seed))
-    for test in result.tests:
+    for test in shown:
         case = ET.SubElement(suite, "testcase", classname=result.assignment, name=test.name,
                              time=f"{test.duration:.3f}")
         case_properties = ET.SubElement(case, "properties")
         ET.SubElement(case_properties, "property", name="score", value=f"{test.score:g}")
         ET.SubElement(case_properties, "property", name="max_score", value=f"{test.max_score:g}")
+        message = xml(one_line(test.message))
         if test.status == "failed":
-            ET.SubElement(case, "failure", message=test.message, type="failed").text = test.message
+            ET.SubElement(case, "failure", message=message, type="failed").text = message
         elif test.status == "error":
-            ET.SubElement(case, "error", message=test.message, type="grader_error").text = test.message
+            ET.SubElement(case, "error", message=message, type="grader_error").text = message
     ET.indent(suites)
     return ET.ElementTree(suites)
 
@@ -77,22 +89,22 @@ def feedback_markdown(result: Result, instructor: bool = False) -> str:
         lines += [f"**{result.score:g} / {result.max_score:g}** points", ""]
     lines += ["| | test | points | what the grader saw |", "|---|---|---|---|"]
     for t in shown:
-        message = (t.message or "").replace("|", "\\|")
+        message = markdown(t.message or "")
         lines.append(f"| {mark.get(t.status, '')} | `{t.name}` | {t.score:g} / {t.max_score:g} | {message} |")
     pictures = [(t, a) for t in shown for a in t.artifacts]
     notes = [(t, n) for t in shown for n in t.notes]
     if notes:
-        lines += ["", "## Notes", ""] + [f"- `{t.name}`: {n}" for t, n in notes]
+        lines += ["", "## Notes", ""] + [f"- `{t.name}`: {markdown(n)}" for t, n in notes]
     if pictures:
         lines += ["", "## Pictures", ""] + [f"![{a}]({a})" for _, a in pictures]
     if instructor:
-        lines += ["", f"Submission `{result.submission}`, seed {result.seed}, {result.execution_time:.1f} s."]
+        lines += ["", f"Submission {markdown(result.submission)}, seed {result.seed}, {result.execution_time:.1f} s."]
         if result.isolation:
             lines += ["", "## Isolation", "", "The layers the submission's code ran under "
                       "(`autograder doctor` explains a missing one):", "", "| layer | state |", "|---|---|"]
             lines += [f"| {layer} | {state.replace('|', '/')} |" for layer, state in result.isolation.items()]
         if result.grader_errors:
-            lines += ["", "## Grader errors", "", "```", *result.grader_errors, "```"]
+            lines += ["", "## Grader errors", "", "```", *map(block, result.grader_errors), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -112,7 +124,8 @@ def table(results: list[Result], with_tests: bool = True) -> str:
     """The score table printed by the CLI."""
     lines = []
     for r in results:
-        lines.append(f"{r.assignment:<14} {r.score:>7g} / {r.max_score:<5g}  ({r.execution_time:.1f} s)  {r.submission}")
+        lines.append(f"{r.assignment:<14} {r.score:>7g} / {r.max_score:<5g}  ({r.execution_time:.1f} s)  "
+                     f"{one_line(r.submission)}")
         if with_tests:
             for t in r.tests:
                 status = {"passed": "ok  ", "failed": "FAIL", "error": "ERR "}[t.status]

@@ -21,16 +21,14 @@ from pathlib import Path
 
 import autograder
 from autograder.config import Assignment, Config
+from autograder.escape import one_line
 from autograder.job import CaseOutcome, Job, Outcomes
+from autograder.submission import SubmissionError, inventory
 from autograder.containment import LAYERS, IsolationError, Policy, available_layers
 
 
 # Every grading's private folder (job, results, the worker's scratch copy) lives in here.
 RUNS = Path(tempfile.gettempdir()) / f"autograder-runs-{os.getuid()}"
-
-
-class SubmissionError(Exception):
-    """The submission cannot be read at all (exit code 2)."""
 
 
 @dataclass
@@ -154,10 +152,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     submission = Path(submission)
     if not submission.is_dir():
         raise SubmissionError(f"{submission}: not a folder (a submission is a folder holding {', '.join(assignment.files)})")
-    try:
-        os.listdir(submission)
-    except OSError as error:
-        raise SubmissionError(f"{submission}: cannot be read ({error.strerror})") from None
+    inventory(submission, assignment.limits.scratch_mb * 2**20, assignment.limits.scratch_files)
     suite = Path(suite or config.suite_dir(assignment)).resolve()
     if not (suite / "probes.py").is_file():
         raise FileNotFoundError(f"{suite}: a suite needs probes.py")
@@ -283,9 +278,9 @@ def _collect(assignment: Assignment, entries: list[CaseOutcome], only, public: b
         details = [c.detail for c in cases if c.detail]
         grader_errors += [f"{name}: {d}" for d in details[:1]]
         tests.append(TestResult(
-            name, round(points * fraction, 4), points, status, message, visibility, len(cases),
+            name, round(points * fraction, 4), points, status, one_line(message), visibility, len(cases),
             round(sum(c.duration for c in cases), 3),
-            sorted({a for c in cases for a in c.artifacts}), [n for c in cases for n in c.notes],
+            sorted({a for c in cases for a in c.artifacts}), [one_line(n) for c in cases for n in c.notes],
             "\n".join(details)))
     return tests
 

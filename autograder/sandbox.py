@@ -20,17 +20,21 @@ from pathlib import Path
 
 from dataclasses import replace
 
-from autograder import wire
+from autograder import submission, wire
 from autograder.config import Limits  # noqa: F401  (re-exported: the sandbox's limits are grading.yml's)
 from autograder.containment import WORKER_ID_BASE, Policy
 from autograder.containment import cgroup as cgroups
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-IGNORED_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".ipynb_checkpoints")
 
 
 class StudentError(Exception):
     """The student's code failed a probe: raised, hung, crashed, exited or ran out of memory."""
+
+
+class GraderError(Exception):
+    """The suite itself is wrong (e.g. it calls a probe that does not exist): the instructor's
+    problem, reported as a grader error, never charged to the student."""
 
 
 class _Fault(Exception):
@@ -55,6 +59,7 @@ class Sandbox:
         self.devices: list[str] = []
         self.layers: dict[str, str] = {}   # the containment report of the last worker started
         self.setup_seconds: dict[str, float] = {}
+        self.probes: set[str] = set()   # the probes the suite declares (the worker's registry)
         self.log_path = self.workdir / "worker-output.log"
         self._cgroup: cgroups.Cgroup | None = None
         self._uid: int | None = None
@@ -102,7 +107,7 @@ class Sandbox:
         self.stop()
         if self.scratch.exists():
             shutil.rmtree(self.scratch)
-        shutil.copytree(self.submission, self.scratch, ignore=IGNORED_FILES, symlinks=False)
+        submission.copy(self.submission, self.scratch, self.limits.scratch_mb * 2**20, self.limits.scratch_files)
         (self.scratch / ".tmp").mkdir(exist_ok=True)
         self.starts += 1
         if self._base_policy().wants("cgroup") and cgroups.unavailable() is None:
@@ -138,6 +143,7 @@ class Sandbox:
         self.devices = list(ready.get("devices", []))
         self.layers = dict(ready.get("layers", {}))
         self.setup_seconds = dict(ready.get("setup_seconds", {}))  # per layer, for benchmarks
+        self.probes = set(ready.get("probes", []))
         self._import_submission()
 
     def _import_submission(self) -> None:
@@ -190,6 +196,9 @@ class Sandbox:
             self.start()
         if self._fatal is not None:
             raise StudentError(self._fatal)
+        if probe not in self.probes:
+            raise GraderError(f"the suite calls a probe named {probe!r}, but probes.py declares none "
+                              f"(it has: {', '.join(sorted(self.probes)) or 'none'})")
         message = {"op": "call", "probe": probe, "args": list(args), "kwargs": kwargs, "seed": int(seed)}
         try:
             reply = self._request(message, f"in {probe}", timeout)

@@ -24,6 +24,7 @@ MAX_FRAME_BYTES = 512 * 2**20  # a reply larger than this is refused, not read i
 
 _META = "__kit_meta_tensor__"
 _UNSUPPORTED = "__kit_unsupported__"
+_RAISED = "__kit_raised__"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,17 @@ class Unsupported:
         return f"<{self.type_name} object>"
 
 
+@dataclass(frozen=True)
+class Raised:
+    """Stands for a student's call that raised (``autograder.worker.attempt``): the one-line
+    message says what was raised and where in the student's files."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ChannelError(Exception):
     """The channel broke: the peer died, or sent something that is not a valid frame."""
 
@@ -61,6 +73,8 @@ def to_wire(value, _depth: int = 0):
         return plain.detach().cpu().clone()
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
+    if isinstance(value, Raised):
+        return {_RAISED: value.message}
     if isinstance(value, torch.dtype):
         return str(value)
     if isinstance(value, torch.device):
@@ -155,6 +169,8 @@ def from_wire(value, _budget: _Budget | None = None, _depth: int = 0):
             return _meta(value)
         if _UNSUPPORTED in value and len(value) == 1:
             return Unsupported(str(value[_UNSUPPORTED])[:100])
+        if _RAISED in value and len(value) == 1:
+            return Raised(str(value[_RAISED])[:1000])
         return {str(k)[:200]: from_wire(v, budget, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         items = [from_wire(v, budget, _depth + 1) for v in value]

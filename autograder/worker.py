@@ -58,6 +58,22 @@ def student(module_name: str) -> types.ModuleType:
         raise StudentImportError(f"importing {module_name}.py failed: {describe(error)}") from None
 
 
+def attempt(fn):
+    """Run one call of the student's code: its result, or ``Raised`` (what and where) if it
+    raised, so one broken function costs only its own share of a test."""
+    try:
+        return fn()
+    except Exception as error:  # noqa: BLE001 - reported to the student
+        return wire.Raised(describe(error))
+
+
+def registry(module: types.ModuleType) -> dict:
+    """The probes a suite declares: the public functions defined in its probes module."""
+    return {name: value for name, value in vars(module).items()
+            if not name.startswith("_") and isinstance(value, types.FunctionType)
+            and value.__module__ == module.__name__}
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -231,8 +247,9 @@ def main() -> None:
         layers["fence"] = "off"
     torch, probes = runtime["torch"], runtime["probes"]
     sys.path.insert(0, _scratch)
+    probes_by_name = registry(probes)
     wire.write_frame(reply_fd, {"ready": True, "devices": runtime["devices"], "layers": layers,
-                                "setup_seconds": seconds})
+                                "setup_seconds": seconds, "probes": sorted(probes_by_name)})
 
     while True:
         try:
@@ -246,9 +263,7 @@ def main() -> None:
                     student(name)
                 reply.update(ok=True, value=None)
             else:
-                probe = getattr(probes, request["probe"], None)
-                if not callable(probe):
-                    raise LookupError(f"the suite has no probe named {request['probe']!r}")
+                probe = probes_by_name[request["probe"]]  # the judge checked the name
                 _seed_everything(request["seed"], torch)
                 value = probe(*request["args"], **request["kwargs"])
                 reply.update(ok=True, value=wire.to_wire(value))

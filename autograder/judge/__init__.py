@@ -11,10 +11,10 @@ import math
 import torch
 
 from autograder.sandbox import StudentError
-from autograder.wire import MetaTensor, Unsupported
+from autograder.wire import MetaTensor, Raised, Unsupported
 
 __all__ = ["expect_tensor", "expect_close", "expect_meta", "expect_finite", "parity_devices",
-           "StudentError", "MetaTensor", "Unsupported", "describe_value", "tier", "digit_grid", "plottable",
+           "StudentError", "MetaTensor", "Raised", "Unsupported", "describe_value", "tier", "digit_grid", "plottable",
            "fails"]
 
 
@@ -32,6 +32,8 @@ def describe_value(value) -> str:
         return f"a meta tensor of shape {value.shape}"
     if isinstance(value, Unsupported):
         return f"a {value.type_name} object"
+    if isinstance(value, Raised):
+        return f"an error ({value.message})"
     if value is None:
         return "None"
     return f"a {type(value).__name__}"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from autograder.worker import describe, student
+from autograder.wire import Raised
+from autograder.worker import attempt, describe, student
 
 X_DIM = 64
 TRAIN_BATCH = 64
@@ -54,13 +55,8 @@ def _fixed(weights, device="cpu", cast_latents=False):
 
 
 def _attempt(fn):
-    """Run one student call; an exception becomes the string 'error: ...' so one broken
-    function costs only its own share of a test."""
-    try:
-        out = fn()
-    except Exception as error:  # noqa: BLE001 - reported to the student
-        return "error: " + describe(error)
-    return _detach(out)
+    """Run one student call (``attempt``: an exception comes back as ``Raised``), detached."""
+    return _detach(attempt(fn))
 
 
 def _detach(out):
@@ -181,7 +177,7 @@ def _parity(vae, device, dtype_name, weights, x) -> dict:
         try:
             model = vae.VAE(x_dim=X_DIM, z_dim=4).to(device=device, dtype=dtype)
         except Exception as error:  # noqa: BLE001
-            out["encode"] = out["decode"] = "error: " + describe(error)
+            out["encode"] = out["decode"] = Raised(describe(error))
         else:
             out["encode"] = _attempt(lambda: model.encode(x))
             out["decode"] = _attempt(lambda: model.decode(mu))

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from autograder.judge import (describe_value, digit_grid, expect_close, expect_finite, expect_meta,
+from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_meta,
                               expect_tensor, fails, parity_devices, plottable, tier)
 
 X_DIM = 64
@@ -139,8 +139,8 @@ def test_shapes(worker, credit, batch, z_dim):
     for name, shape in expected.items():
         value = out.get(name) if isinstance(out, dict) else None
         try:
-            if isinstance(value, str):
-                fails(f"{name} raised {value.removeprefix('error: ')}")
+            if isinstance(value, Raised):
+                fails(f"{name} raised {value}")
             if isinstance(shape, list):
                 if not isinstance(value, (tuple, list)) or len(value) != len(shape):
                     fails(f"{name} should return a tuple of {len(shape)} tensors, got {describe_value(value)}")
@@ -297,8 +297,8 @@ def _parity_checks(out: dict, check) -> list[str]:
     for name, shape in PARITY_SHAPES.items():
         value = out.get(name) if isinstance(out, dict) else None
         try:
-            if isinstance(value, str):
-                fails(f"{name} raised {value.removeprefix('error: ')}")
+            if isinstance(value, Raised):
+                fails(f"{name} raised {value}")
             if isinstance(shape, dict):
                 if not isinstance(value, dict) or set(shape) - set(value):
                     fails(f"{name} should return a dict with keys 'elbo', 'recon', 'kl', got {describe_value(value)}")
@@ -482,8 +482,8 @@ def test_sample_quality(worker, seed, thresholds, credit, artifacts):
     result = _trained(worker, seed, thresholds)
     n = int(thresholds["n_samples"])
     samples = result.get("samples") if isinstance(result, dict) else None
-    if isinstance(samples, str):
-        fails(f"sample raised {samples.removeprefix('error: ')}")
+    if isinstance(samples, Raised):
+        fails(f"sample raised {samples}")
     samples = expect_tensor(samples, name="sample", shape=(n, X_DIM))
     expect_finite(samples, name="sample")
     if float(samples.min()) < 0 or float(samples.max()) > 1:
