@@ -131,7 +131,9 @@ def digit_grid(images, rows: int, cols: int, pad: int = 1, side: int = 8):
     """(N, side*side) images in [0, 1] -> one (H, W) numpy picture, a dark frame around each."""
     import numpy as np
 
-    images = plottable(images, low=0.0, high=1.0)[: rows * cols].reshape(-1, side, side)
+    flat = plottable(images, low=0.0, high=1.0).reshape(-1)
+    count = min(rows * cols, flat.size // (side * side))
+    images = flat[: count * side * side].reshape(count, side, side)
     canvas = np.full((rows * (side + pad) + pad, cols * (side + pad) + pad), 0.35)
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
