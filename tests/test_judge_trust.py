@@ -317,3 +317,62 @@ def test_every_helper_turns_a_bad_value_into_a_failed_check():
             except Exception as error:  # noqa: BLE001 - what this test is about
                 pytest.fail(f"{helper}({value!r:.60}) raised {type(error).__name__}: {error}")
     assert judge.tier(float("nan"), [[1.0, 1.0]], higher_is_better=False) == 0.0
+
+
+# --------------------------------------------------------------------------- measured in the judge
+
+KIT = Path(__file__).resolve().parent.parent
+COURSE = config_module.load(KIT / "grading.yml")
+VAE_SOURCE = (KIT / "solutions" / "03_vae" / "vae.py").read_text()
+
+
+def _vae(tmp_path: Path, extra: str) -> Path:
+    folder = tmp_path / "vae-student"
+    folder.mkdir()
+    (folder / "vae.py").write_text(VAE_SOURCE + "\n\n" + textwrap.dedent(extra))
+    return folder
+
+
+def test_a_patched_probe_cannot_report_a_made_up_elbo(tmp_path):
+    # Replaces the probe that returns the model's held-out outputs, wherever it is referenced,
+    # with one that "reconstructs" each digit from the input itself.
+    patch = """
+    import gc, sys, torch
+
+    def _perfect(x_held, y_held, eps):
+        p = x_held.double().clamp(1e-6, 1 - 1e-6)
+        logits = (torch.log(p) - torch.log1p(-p)).float()
+        n = x_held.shape[0]
+        shown = x_held[:10]
+        return {"mu": torch.zeros(n, 2), "logvar": torch.zeros(n, 2),
+                "logits": logits.unsqueeze(0).expand(eps.shape[0], n, 64).clone(),
+                "inputs": shown, "reconstructions": shown, "walk": x_held[:24]}
+
+    _probes = sys.modules.get("probes")
+    if _probes is not None:
+        _real = _probes.heldout_report
+        for _holder in gc.get_referrers(_real):
+            if isinstance(_holder, dict):
+                for _key, _value in list(_holder.items()):
+                    if _value is _real:
+                        _holder[_key] = _perfect
+    """
+    vae = COURSE.get("vae")
+    result = runner.grade(COURSE, vae, _vae(tmp_path, patch), only=["test_training_loop"])
+    test = _test(result, "test_training_loop")
+    assert test.score == 0 and "below what any VAE" in test.message, test.message
+
+
+def test_held_out_digits_returned_as_samples_are_copies(tmp_path):
+    # With no sandbox at all (so the held-out file is readable), sample() returns held-out digits:
+    # the memorisation check compares with every real digit, held-out ones included.
+    cheat = """
+    def sample(model, n):
+        import kitdata.digits
+        held = torch.from_numpy(kitdata.digits.load_digits("heldout")[0])
+        return held[torch.arange(n) % len(held)]
+    """
+    vae = COURSE.get("vae")
+    result = runner.grade(COURSE, vae, _vae(tmp_path, cheat), only=["test_sample_quality"], layers=[])
+    test = _test(result, "test_sample_quality")
+    assert test.score == 0 and "near-copies" in test.message, test.message

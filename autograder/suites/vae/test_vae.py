@@ -507,7 +507,7 @@ def test_sample_quality(worker, seed, thresholds, credit, artifacts):
 
     memorised = kitdata.metrics.memorisation_fraction(samples, kitdata.digits.every_real_image())
     if memorised > thresholds["memorisation_max"]:
-        fails(f"{memorised:.0%} of your samples are near-copies of training images: a generative model "
+        fails(f"{memorised:.0%} of your samples are near-copies of real digits: a generative model "
               "must produce new digits")
     fid = kitdata.metrics.fid_lite(samples)
     artifacts.note(f"FID-lite of your samples against the held-out digits: {fid:.1f} (lower is better)")
