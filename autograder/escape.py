@@ -12,7 +12,8 @@ import re
 import unicodedata
 
 MAX_MESSAGE = 300
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+!|~&])")
+# Brackets are escaped, so a "(" can never complete a link or an image: it stays readable.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#+!|~&])")
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 

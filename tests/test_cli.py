@@ -70,12 +70,13 @@ def test_reports_of_a_graded_submission(tmp_path):
     assert [t["name"] for t in results["tests"]] == ["test_double", "test_normalise", "test_device"]
     assert [t["visibility"] for t in results["tests"]] == ["visible", "hidden", "after_due_date"]
     double = results["tests"][0]
-    assert double["status"] == "failed" and double["max_score"] == 40 and "double(x) is off by" in double["output"]
+    assert double["status"] == "failed" and double["max_score"] == 40 and double["output_format"] == "md"
+    assert "double(x) is off by" in double["output"]
 
     xml = junitparser.JUnitXml.fromfile(str(out / "junit.xml"))
     cases = {case.name: case for suite in xml for case in suite}
-    assert set(cases) == {"test_double", "test_normalise", "test_device"}
-    assert not cases["test_double"].is_passed and cases["test_normalise"].is_passed
+    assert set(cases) == {"test_double"}  # junit.xml is what a student's CI shows: visible tests only
+    assert not cases["test_double"].is_passed
 
     feedback = (out / "feedback.md").read_text()
     assert "test_double" in feedback and "double(x) is off by" in feedback

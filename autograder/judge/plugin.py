@@ -70,6 +70,19 @@ def pytest_configure(config):
         raise pytest.UsageError("the judge must not run with -O / PYTHONOPTIMIZE: it would strip the suite's checks")
     job = config.getoption("--kit-job")
     config._kit_job = Job(job, config.getoption("--kit-results-fd")) if job else None
+    if config._kit_job is not None:
+        _limit_own_memory(config._kit_job.spec.limits.memory_mb)
+
+
+def _limit_own_memory(worker_mb: int) -> None:
+    """The judge's own address space: room for torch (a CUDA build maps over 2 GB just to
+    import), the suite's references and the largest reply the channel decodes, no more."""
+    import resource
+
+    limit = (12288 + 2 * worker_mb) * 2**20
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def pytest_unconfigure(config):
