@@ -4,6 +4,12 @@ One ``Sandbox`` serves a whole grading run, so torch is imported once per assign
 fault (time, memory, crash, exit, garbled reply) costs only the probe that caused it:
 the worker's whole process group is killed and a fresh worker is started for the next
 call. Faults become ``StudentError`` with a one-line message for the student.
+
+Each start copies the submission (``autograder.submission``), makes the worker's cgroup,
+completes the runner's ``Policy`` with what only the judge knows (the worker's uid, its
+cgroup, its limits) and sends it as the worker's first frame; the worker answers with the
+containment report (``layers``). Each stop kills the process group, then anything left
+running under the worker's uid, and removes the cgroup.
 """
 
 from __future__ import annotations
@@ -15,10 +21,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from dataclasses import replace
 
 from autograder import submission, wire
 from autograder.config import Limits  # noqa: F401  (re-exported: the sandbox's limits are grading.yml's)
