@@ -155,35 +155,49 @@ def device_forward(device, vocab_size, block_size, idx, targets):
 
 
 # ---------------------------------------------------------------------------------- learned quality
-def train_and_evaluate(steps, batch_size, block_size, n_windows, n_samples, sample_len, seed):
-    """Train the student's TinyGPT with the student's loop on the kit corpus; evaluate held out.
+_TRAINED: dict = {}
 
-    Returns the raw logits on n_windows non-overlapping held-out windows (the judge scores
-    them), the bigram's logits on the same windows, the training losses, and (for feedback
-    only, None if they fail) a few generated samples and the first layer's attention map.
+
+def train_and_evaluate(steps, batch_size, block_size, n_samples, sample_len, seed):
+    """Train the student's TinyGPT with the student's loop on the kit's training corpus.
+
+    Returns the training losses, the alphabet's ids and (for feedback only, None if they
+    fail) a few generated samples; the model, the tokenizer and the bigram are kept for
+    :func:`heldout_outputs`, which gets the held-out text from the judge once training is
+    over (no training step can see it).
     """
     tl = _tl()
-    train_text, held_text = kt.load_corpus("train"), kt.load_corpus("heldout")
+    train_text = kt.load_corpus("train")
     tok = tl.CharTokenizer(train_text)
     train_ids = tok.encode(train_text)
-    windows = tok.encode(held_text[: n_windows * (block_size + 1)]).view(n_windows, block_size + 1)
     model = tl.TinyGPT(tl.GPTConfig(vocab_size=tok.vocab_size, block_size=block_size))
     losses = tl.train(model, train_ids, steps=steps, batch_size=batch_size,
                       generator=torch.Generator().manual_seed(seed))
     model.eval()
-    with torch.no_grad():
-        logits = model(windows[:, :-1])
-        bigram = tl.BigramLM(tok.vocab_size).fit(train_ids)
-        bigram_logits = bigram(windows[:, :-1])
-    result = {"logits": logits, "bigram_logits": bigram_logits, "losses": losses,
-              "alphabet_ids": tok.encode(kt.LANGUAGE.alphabet), "samples": None, "attention": None}
+    _TRAINED.update(model=model, tok=tok, train_ids=train_ids)
+    result = {"losses": losses, "alphabet_ids": tok.encode(kt.LANGUAGE.alphabet), "samples": None}
     try:
-        prompt = windows[:n_samples, :8]
+        prompt = train_ids[: n_samples * 8].view(n_samples, 8)
         out = tl.generate(model, prompt, sample_len, temperature=1.0,
                           generator=torch.Generator().manual_seed(0))
         result["samples"] = [tok.decode(row) for row in out]
     except Exception:  # feedback only: a failure here is judged by the generation tests
         pass
+    return result
+
+
+def heldout_outputs(held_text, n_windows, block_size):
+    """The trained model's and the student's bigram's raw logits on ``n_windows`` held-out
+    windows of ``block_size + 1`` characters (the judge scores them), and the first layer's
+    attention map on one window (feedback only)."""
+    tl = _tl()
+    model, tok = _TRAINED["model"], _TRAINED["tok"]
+    windows = tok.encode(held_text[: n_windows * (block_size + 1)]).view(n_windows, block_size + 1)
+    with torch.no_grad():
+        logits = model(windows[:, :-1])
+        bigram = tl.BigramLM(tok.vocab_size).fit(_TRAINED["train_ids"])
+        bigram_logits = bigram(windows[:, :-1])
+    result = {"logits": logits, "bigram_logits": bigram_logits, "attention": None}
     try:
         with torch.no_grad():
             _, attention = model(windows[:1, :-1], return_attention=True)
