@@ -223,8 +223,8 @@ def cmd_grade_batch(cfg, args) -> int:
                 except Exception as error:  # one broken grading never stops the batch
                     rows[student.name] = (student.name, None, f"grader_error: {type(error).__name__}: {error}")
                 bar.update(1)
-    ordered = [rows[s.name] if s.name in rows else (s.name, None, refused[s.name])
-               for s in sorted([*students, *(p for p in entries if p.name in refused)])]
+    ordered = [rows.get(p.name) or (p.name, None, refused[p.name]) for p in entries
+               if p.name in rows or p.name in refused]
     tests = [n for n in assignment.tests if not only or n in only]
     reports.write_grades_csv(ordered, out / "grades.csv", tests)
     if args.gradebook:

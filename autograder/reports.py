@@ -22,6 +22,11 @@ from autograder.runner import Result
 STUDENT_VISIBLE = ("visible",)
 
 
+def student_visible(result: Result) -> list:
+    """The tests a student may see now (visibility not yet open: left out, totals included)."""
+    return [t for t in result.tests if t.visibility in STUDENT_VISIBLE]
+
+
 def gradescope(result: Result) -> dict:
     """Gradescope's autograder results format (results.json)."""
     tests = []
@@ -32,7 +37,7 @@ def gradescope(result: Result) -> dict:
                  "status": "passed" if test.status == "passed" else "failed",
                  "output": output, "output_format": "md", "visibility": test.visibility}
         tests.append(entry)
-    shown = [t for t in result.tests if t.visibility in STUDENT_VISIBLE]
+    shown = student_visible(result)
     held = len(result.tests) - len(shown)
     return {
         "score": result.score,
@@ -48,7 +53,7 @@ def gradescope(result: Result) -> dict:
 
 def junit(result: Result) -> ET.ElementTree:
     """JUnit XML of the tests a student may see now (a student's CI shows it), totals included."""
-    shown = [t for t in result.tests if t.visibility in STUDENT_VISIBLE]
+    shown = student_visible(result)
     failures = sum(t.status == "failed" for t in shown)
     errors = sum(t.status == "error" for t in shown)
     suites = ET.Element("testsuites")
@@ -76,7 +81,7 @@ def junit(result: Result) -> ET.ElementTree:
 
 def feedback_markdown(result: Result, instructor: bool = False) -> str:
     """The student's feedback (visible tests only), or with ``instructor`` every test."""
-    shown = [t for t in result.tests if instructor or t.visibility in STUDENT_VISIBLE]
+    shown = result.tests if instructor else student_visible(result)
     held = [t for t in result.tests if t.visibility not in STUDENT_VISIBLE]
     mark = {"passed": "✅", "failed": "❌", "error": "⚠️"}
     title = "Instructor report" if instructor else "Feedback"

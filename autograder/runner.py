@@ -93,7 +93,8 @@ def check_isolation(config: Config, isolation: str | None, layers=None) -> bool:
     hold on this machine (the worker checks again as it applies them)."""
     strict = (isolation or config.isolation) == "strict"
     if strict:
-        missing = [layer for layer in (LAYERS if layers is None else layers) if layer not in available_layers()]
+        available = available_layers()
+        missing = [layer for layer in (LAYERS if layers is None else layers) if layer not in available]
         if missing:
             raise IsolationError(f"isolation is strict and this machine lacks the {', '.join(missing)} layer(s): "
                                  "run 'autograder doctor' to see why")

@@ -52,9 +52,11 @@ class Sandbox:
     probes_source: str
     modules: list[str]                     # the submission's modules, imported first
     limits: Limits = field(default_factory=Limits)
-    policy: Policy | None = None           # what the worker may read and which layers hold it
+    policy: Policy | None = None           # what the worker may read, which layers hold it (default: for_grading)
 
     def __post_init__(self):
+        if self.policy is None:
+            self.policy = Policy.for_grading()
         self._process: subprocess.Popen | None = None
         self._requests = self._replies = -1
         self._next_id = 0
@@ -92,17 +94,12 @@ class Sandbox:
     def _policy(self) -> Policy:
         """The runner's policy, completed with what only the judge knows: this worker's uid,
         its cgroup and its limits."""
-        base = self._base_policy()
+        base = self.policy
         limits = self.limits
         uid = WORKER_ID_BASE + os.getpid() if os.geteuid() == 0 and base.wants("identity") else None
         return replace(base, scratch=str(self.scratch), uid=uid, gid=uid, memory_mb=limits.memory_mb,
                        file_mb=limits.file_mb, scratch_mb=limits.scratch_mb, scratch_files=limits.scratch_files,
                        threads=limits.threads, cgroup=self._cgroup_name() if self._cgroup else None)
-
-    def _base_policy(self) -> Policy:
-        if self.policy is None:
-            self.policy = Policy.for_grading()
-        return self.policy
 
     def _cgroup_name(self) -> str:
         return f"autograder-{os.getpid()}-{self.starts}"
@@ -114,7 +111,7 @@ class Sandbox:
         submission.copy(self.submission, self.scratch, self.limits.scratch_mb * 2**20, self.limits.scratch_files)
         (self.scratch / ".tmp").mkdir(exist_ok=True)
         self.starts += 1
-        if self._base_policy().wants("cgroup") and cgroups.unavailable() is None:
+        if self.policy.wants("cgroup") and cgroups.unavailable() is None:
             self._cgroup = cgroups.Cgroup(self._cgroup_name(), self.limits.memory_mb, self.policy.pids)
         policy = self._policy()
         self._uid = policy.uid
@@ -206,7 +203,7 @@ class Sandbox:
         message = {"op": "call", "probe": probe, "args": list(args), "kwargs": kwargs, "seed": int(seed)}
         try:
             reply = self._request(message, f"in {probe}", timeout)
-            if self._base_policy().wants("limits"):
+            if self.policy.wants("limits"):
                 self._check_scratch()
         except _Fault as fault:
             self.stop()
@@ -255,7 +252,7 @@ class Sandbox:
     def _watch(self, pid: int) -> None:
         """The judge's own watch, for what no layer of the worker's counts: resident memory
         where there is no cgroup, the scratch folder's total where it is no tmpfs of its own."""
-        if not self._base_policy().wants("limits"):
+        if not self.policy.wants("limits"):
             return
         if _resident_mb(pid) > self.limits.memory_mb:
             raise _Fault(f"used more than the {self.limits.memory_mb} MB of memory allowed")
@@ -336,9 +333,8 @@ def _folder_total(folder: Path) -> tuple[int, int]:
     return size, count
 
 
-def _kill_uid(uid: int) -> int:
-    """Kill every process of ``uid`` (a worker's uid is its alone); return how many there were."""
-    killed = 0
+def _kill_uid(uid: int) -> None:
+    """Kill every process of ``uid`` (a worker's uid is its alone)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -347,10 +343,8 @@ def _kill_uid(uid: int) -> int:
                 line = next(l for l in status if l.startswith("Uid:"))
             if int(line.split()[1]) == uid:
                 os.kill(int(entry), signal.SIGKILL)
-                killed += 1
         except (OSError, StopIteration, ValueError, IndexError):
             continue
-    return killed
 
 
 def _group_members(group: int) -> list[int]:

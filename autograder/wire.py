@@ -124,7 +124,7 @@ class _Budget:
 def _tensor(value: torch.Tensor, budget: _Budget) -> torch.Tensor:
     if type(value) is not torch.Tensor:
         raise BadValue(f"a {type(value).__name__} (only plain tensors are accepted)")
-    if value.layout != torch.strided or value.is_sparse or value.is_quantized:
+    if value.layout != torch.strided or value.is_quantized:
         raise BadValue(f"a {str(value.layout).removeprefix('torch.')} tensor (only dense tensors are accepted)")
     if value.dtype not in REAL_DTYPES:
         raise BadValue(f"a tensor of dtype {str(value.dtype).removeprefix('torch.')} (complex and exotic dtypes "

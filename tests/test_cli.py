@@ -13,9 +13,8 @@ import jsonschema
 import junitparser
 import pytest
 
-EXAMPLE = Path(__file__).parent / "fixtures" / "example"
-GOOD = (EXAMPLE / "solutions" / "01_mini" / "mini.py").read_text()
-SUITE_SOURCE = (EXAMPLE / "suite" / "test_mini.py").read_text()
+from tests.example_course import EXAMPLE, GOOD, cli
+from tests.example_course import SUITE as SUITE_SOURCE
 
 # Gradescope's results.json, field by field (Gradescope autograder specifications).
 TEST_SCHEMA = {
@@ -47,8 +46,7 @@ RESULTS_SCHEMA = {
 
 
 def autograder(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"), *args],
-                          capture_output=True, text=True, timeout=600)
+    return cli("--config", str(EXAMPLE / "grading.yml"), *args, timeout=600)
 
 
 def student(root: Path, name: str, source: str | None) -> Path:

@@ -21,42 +21,24 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from autograder import config as config_module
 from autograder import runner
 from autograder.containment import available_layers
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cli, cmdline, doctor_states, replace_function
 
-EXAMPLE = Path(__file__).parent / "fixtures" / "example"
-CONFIG = config_module.load(EXAMPLE / "grading.yml")
-MINI = CONFIG.get("mini")
-GOOD = (EXAMPLE / "solutions" / "01_mini" / "mini.py").read_text()
 AVAILABLE = available_layers()
 
 
-def _grade(tmp_path: Path, body: str, layers, folder: Path | None = None, env: dict | None = None):
-    """Grade only test_double with ``double``'s body replaced; return its score."""
-    start = GOOD.index("def double(")
-    end = GOOD.index("### END SOLUTION", start) + len("### END SOLUTION")
-    source = GOOD[:start] + "def double(x):\n" + textwrap.indent(textwrap.dedent(body).strip(), "    ") + GOOD[end:]
+def _grade(tmp_path: Path, body: str, layers, folder: Path | None = None):
+    """Grade only test_double with ``double``'s body replaced; return its score and message."""
     folder = folder or tmp_path / "class" / "student"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "mini.py").write_text(source)
-    old = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        result = runner.grade(CONFIG, MINI, folder, only=["test_double"], layers=layers)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    (folder / "mini.py").write_text(replace_function("double", body))
+    result = runner.grade(CONFIG, MINI, folder, only=["test_double"], layers=layers)
     assert not result.grader_errors, result.grader_errors
     (test,) = [t for t in result.tests if t.name == "test_double"]
     assert "\n" not in test.message
@@ -170,14 +152,15 @@ def test_neighbour_under_a_shallow_parent(tmp_path, layers, escapes):
 
 
 @pytest.mark.parametrize("layers, escapes", _ways("identity", "landlock"))
-def test_judge_environment_through_proc(tmp_path, layers, escapes):
+def test_judge_environment_through_proc(tmp_path, monkeypatch, layers, escapes):
     body = """
     import os
     proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
     fd = os.open(f"{os.getppid()}/environ", os.O_RDONLY, dir_fd=proc)
     return 2 * x if b"KIT_TEST_SECRET=s3cret" in os.read(fd, 1 << 20) else 3 * x
     """
-    _expect(_grade(tmp_path, body, layers, env={"KIT_TEST_SECRET": "s3cret"}), escapes)
+    monkeypatch.setenv("KIT_TEST_SECRET", "s3cret")  # the runner passes its environment to the judge
+    _expect(_grade(tmp_path, body, layers), escapes)
 
 
 # --------------------------------------------------------------------------- processes
@@ -196,17 +179,10 @@ def test_shell_through_spawnv_passfds(tmp_path, layers, escapes):
     return 3 * x
     """
     _expect(_grade(tmp_path, body, layers), escapes)
-    strays = [p for p in os.listdir("/proc") if p.isdigit() and marker in _cmdline(p)]
+    strays = [p for p in os.listdir("/proc") if p.isdigit() and marker in cmdline(p)]
     for pid in strays:  # only the bare run may leave one; it must not outlive this test
         os.kill(int(pid), signal.SIGKILL)
     assert escapes or not strays, "a process outlived the grading"
-
-
-def _cmdline(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 @pytest.mark.parametrize("layers, escapes", _ways("seccomp", "identity", "landlock"))
@@ -295,7 +271,7 @@ def test_nothing_of_the_worker_uid_survives(tmp_path):
     score, _ = _grade(tmp_path, body, ("identity",))
     assert score == 40  # nothing stopped the fork: only the sweep is under test here
     time.sleep(0.2)
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and marker in _cmdline(p)]
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and marker in cmdline(p)]
 
 
 # --------------------------------------------------------------------------- reporting
@@ -306,14 +282,12 @@ def test_report_names_the_layers_and_doctor_agrees(tmp_path):
     folder.mkdir()
     (folder / "mini.py").write_text(GOOD)
     out = tmp_path / "out"
-    graded = subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"),
-                             "grade", str(folder), "--assignment", "mini", "--out", str(out), "--quiet"],
-                            capture_output=True, text=True, timeout=300)
+    graded = cli("--config", str(EXAMPLE / "grading.yml"), "grade", str(folder), "--assignment", "mini",
+                 "--out", str(out), "--quiet")
     assert graded.returncode == 0, graded.stderr[-2000:]
     report, feedback = (out / "report.md").read_text(), (out / "feedback.md").read_text()
-    doctor = subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"),
-                             "doctor"], capture_output=True, text=True, timeout=300)
-    states = dict(line.split(None, 1) for line in doctor.stdout.splitlines() if line[:1].isalpha() and "  " in line)
+    doctor = cli("--config", str(EXAMPLE / "grading.yml"), "doctor")
+    states = doctor_states(doctor.stdout)
     assert set(states) == {"limits", "cgroup", "namespaces", "identity", "landlock", "seccomp", "fence"}
     for layer, state in states.items():
         assert f"| {layer} | {state.split(':')[0]}" in report  # the same verdict in every report

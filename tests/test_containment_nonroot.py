@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.example_course import EXAMPLE, doctor_states
+
 KIT = Path(__file__).resolve().parent.parent
-EXAMPLE = KIT / "tests" / "fixtures" / "example"
 USER = 1000
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux containment")
@@ -99,7 +100,7 @@ def test_non_root_grading_names_the_missing_layers_and_still_contains(tmp_path):
 def test_doctor_as_non_root(tmp_path):
     course = _course(tmp_path)
     doctor = _as_non_root(["--config", str(course / "grading.yml"), "doctor"], tmp_path)
-    lines = dict(line.split(None, 1) for line in doctor.stdout.splitlines() if line[:1].isalpha() and "  " in line)
+    lines = doctor_states(doctor.stdout)
     assert lines["identity"].startswith("missing: the kit does not run as root"), doctor.stdout + doctor.stderr
     assert lines["landlock"].startswith("active") and lines["seccomp"].startswith("active")
     assert doctor.returncode == 1  # a layer is missing

@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import config as config_module
 from autograder import reports, runner
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, replace_function
 
-EXAMPLE = Path(__file__).parent / "fixtures" / "example"
-CONFIG = config_module.load(EXAMPLE / "grading.yml")
-MINI = CONFIG.get("mini")
-GOOD = (EXAMPLE / "solutions" / "01_mini" / "mini.py").read_text()
 FULL = {"test_double": 40, "test_normalise": 40, "test_device": 20}
 
 
@@ -32,14 +28,6 @@ def _submission(tmp_path: Path, source: str | None, extra: dict[str, str] | None
     for name, text in (extra or {}).items():
         (folder / name).write_text(text)
     return folder
-
-
-def _replace_function(name: str, body: str) -> str:
-    """The good module with one function's body replaced."""
-    start = GOOD.index(f"def {name}(")
-    end = GOOD.index("### END SOLUTION", start) + len("### END SOLUTION")
-    signature = GOOD[start:GOOD.index("\n", start)]
-    return GOOD[:start] + signature + "\n" + textwrap.indent(textwrap.dedent(body).strip(), "    ") + GOOD[end:]
 
 
 def _grade(folder: Path, **kwargs) -> runner.Result:
@@ -85,7 +73,7 @@ def test_exit_at_import(tmp_path, statement, words):
 
 
 def test_endless_loop_costs_one_test(tmp_path):
-    result = _grade(_submission(tmp_path, _replace_function("double", "while True:\n    pass")))
+    result = _grade(_submission(tmp_path, replace_function("double", "while True:\n    pass")))
     _only_loses(result, "test_double", "did not finish within")
 
 
@@ -96,7 +84,7 @@ def test_memory_blowup_costs_one_test(tmp_path):
         hoard.append(torch.ones(100 * 2**20, dtype=torch.uint8))
     return x / x.sum(dim=-1, keepdim=True)
     """
-    result = _grade(_submission(tmp_path, _replace_function("normalise", hog)))
+    result = _grade(_submission(tmp_path, replace_function("normalise", hog)))
     _only_loses(result, "test_normalise", "memory")
 
 
@@ -111,17 +99,10 @@ def test_child_processes_are_refused_and_reaped(tmp_path):
             os.execvp("sh", ["sh", "-c", "sleep 30; : {marker}"])
     return 2 * x
     """
-    result = _grade(_submission(tmp_path, _replace_function("double", spawn)))
+    result = _grade(_submission(tmp_path, replace_function("double", spawn)))
     _only_loses(result, "test_double", "does not allow")
-    strays = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline(pid).find(marker) >= 0]
+    strays = [pid for pid in os.listdir("/proc") if pid.isdigit() and cmdline(pid).find(marker) >= 0]
     assert strays == []
-
-
-def _cmdline(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def test_output_flood_costs_one_test(tmp_path):
@@ -131,7 +112,7 @@ def test_output_flood_costs_one_test(tmp_path):
         print(chunk)
     return 2 * x
     """
-    result = _grade(_submission(tmp_path, _replace_function("double", flood)))
+    result = _grade(_submission(tmp_path, replace_function("double", flood)))
     _only_loses(result, "test_double", "output")
 
 
@@ -161,7 +142,7 @@ def test_wrong_signature(tmp_path):
     ("test_device", "ones_like", "return torch.ones(x.shape, dtype=x.dtype)", ["device"]),
 ])
 def test_wrong_values_shapes_dtypes_types(tmp_path, test, function, body, words):
-    _only_loses(_grade(_submission(tmp_path, _replace_function(function, body))), test, *words)
+    _only_loses(_grade(_submission(tmp_path, replace_function(function, body))), test, *words)
 
 
 def test_monkeypatching_the_comparisons(tmp_path):
@@ -197,7 +178,7 @@ def test_forged_reports_are_ignored(tmp_path):
             pass
     return 3 * x
     """
-    result = _grade(_submission(tmp_path, _replace_function("double", forge)), artifacts_dir=out)
+    result = _grade(_submission(tmp_path, replace_function("double", forge)), artifacts_dir=out)
     reports.write(result, out)
     written = json.loads((out / "results.json").read_text())
     assert written["score"] == 60 and written["tests"][0]["score"] == 0
@@ -215,7 +196,7 @@ def test_reading_hidden_files_is_refused(tmp_path):
             open(target).read()
     return 2 * x
     """
-    _only_loses(_grade(_submission(tmp_path, _replace_function("double", peek))), "test_double", "off limits")
+    _only_loses(_grade(_submission(tmp_path, replace_function("double", peek))), "test_double", "off limits")
 
 
 def test_copying_the_solution_is_refused(tmp_path):
@@ -225,7 +206,7 @@ def test_copying_the_solution_is_refused(tmp_path):
     exec(open({str(solution)!r}).read(), namespace)
     return namespace["double"](x)
     """
-    _only_loses(_grade(_submission(tmp_path, _replace_function("double", copy))), "test_double", "off limits")
+    _only_loses(_grade(_submission(tmp_path, replace_function("double", copy))), "test_double", "off limits")
 
 
 def test_reading_other_students_is_refused(tmp_path):
@@ -245,7 +226,7 @@ def test_reading_other_students_is_refused(tmp_path):
     exec(open({str(neighbour / 'mini.py')!r}).read(), namespace)
     return namespace["double"](x)
     """
-    (folder / "mini.py").write_text(_replace_function("double", steal))
+    (folder / "mini.py").write_text(replace_function("double", steal))
     _only_loses(_grade(folder), "test_double", "off limits")
 
 
@@ -262,7 +243,7 @@ def test_forged_replies_on_the_channel(tmp_path):
             pass
     return 3 * x
     """
-    _only_loses(_grade(_submission(tmp_path, _replace_function("double", forge))), "test_double")
+    _only_loses(_grade(_submission(tmp_path, replace_function("double", forge))), "test_double")
 
 
 def test_unreadable_submission_is_a_usage_error(tmp_path):

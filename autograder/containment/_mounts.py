@@ -36,6 +36,17 @@ def traversable(folder: str, uid: int, gid: int) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
+def first_closed(path: str, uid: int, gid: int) -> tuple[str, str] | None:
+    """The outermost folder on the way to ``path`` that ``uid`` may not enter, and the entry
+    of it the way goes on through; None when the whole way is open."""
+    parts = os.path.abspath(path).split(os.sep)[1:]
+    for depth in range(1, len(parts)):
+        folder = os.sep + os.path.join(*parts[:depth])
+        if not traversable(folder, uid, gid):
+            return folder, parts[depth]
+    return None
+
+
 def reveal(paths, uid: int, gid: int) -> list[str]:
     """Make ``paths`` reachable by ``uid`` without loosening any folder on disk.
 
@@ -48,12 +59,9 @@ def reveal(paths, uid: int, gid: int) -> list[str]:
     for _ in range(16):  # each round covers the outermost closed folder
         closed: dict[str, set[str]] = {}
         for path in paths:
-            parts = os.path.abspath(path).split(os.sep)[1:]
-            for depth in range(1, len(parts)):
-                folder = os.sep + os.path.join(*parts[:depth])
-                if not traversable(folder, uid, gid):
-                    closed.setdefault(folder, set()).add(parts[depth])
-                    break
+            way = first_closed(path, uid, gid)
+            if way is not None:
+                closed.setdefault(way[0], set()).add(way[1])
         if not closed:
             return covered
         for folder, children in closed.items():

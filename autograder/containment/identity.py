@@ -38,7 +38,7 @@ def apply(policy) -> str:
     uid, gid = policy.uid, policy.gid
     _chown_tree(policy.scratch, uid, gid)
     needed = [p for p in policy.readable if os.path.exists(p) and not p.startswith("/proc")] + [policy.scratch]
-    closed = [p for p in needed if not _reachable(p, uid, gid)]
+    closed = [p for p in needed if _mounts.first_closed(p, uid, gid) is not None]
     covered = []
     if closed:
         _mounts.private_mounts()  # a namespace of its own even when the namespaces layer is off
@@ -52,7 +52,3 @@ def apply(policy) -> str:
     note = f"; re-exposed {', '.join(covered)}" if covered else ""
     return f"uid {uid}, gid {gid}, no groups, no capabilities{note}"
 
-
-def _reachable(path: str, uid: int, gid: int) -> bool:
-    parts = os.path.abspath(path).split(os.sep)[1:]
-    return all(_mounts.traversable(os.sep + os.path.join(*parts[:d]), uid, gid) for d in range(1, len(parts)))

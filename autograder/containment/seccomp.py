@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 
 from autograder.containment._syscalls import no_new_privs
@@ -48,6 +49,7 @@ class _ArgCmp(ctypes.Structure):
                 ("datum_b", ctypes.c_uint64)]
 
 
+@functools.cache
 def _library():
     name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
     try:
