@@ -2,10 +2,12 @@
 
 - every test of a hidden suite has points in grading.yml, and every entry there has a test;
 - the reference solution gets full marks, with no grader error;
-- an independently written correct implementation (tests/fixtures/independent/, written
-  from the released skeleton and handout only) gets full marks too;
+- every independently written correct implementation (tests/fixtures/independent/<folder>/
+  <style>/, written from the released skeleton and handout only) gets full marks too;
 - the released skeleton gets zero, with no grader error;
-- every bug of the assignment's bug bank loses points on the test named for its concept.
+- every bug of the assignment's bug bank loses points on the test named for its concept,
+  at one of bugbank.SEEDS (bug i at SEEDS[i % 5]: every seed is exercised, at the cost of
+  one grading per bug; benchmarks/mutation_score.py grades each bug at every seed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from autograder import config, runner
-from tests.bugbank import apply, bugs_of
+from tests.bugbank import SEEDS, apply, bugs_of
 
 KIT = Path(__file__).resolve().parent.parent
 COURSE = config.load(KIT / "grading.yml")
@@ -47,13 +49,21 @@ def test_every_test_has_points_and_every_entry_a_test(assignment):
 INDEPENDENT = KIT / "tests" / "fixtures" / "independent"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS, ids=IDS)
-@pytest.mark.parametrize("source", ["reference", "independent"])
-def test_correct_implementations_get_full_marks(assignment, source):
-    folder = COURSE.solution_dir(assignment) if source == "reference" else INDEPENDENT / assignment.folder
-    if not folder.is_dir():
-        pytest.skip(f"no {source} implementation of {assignment.id}")
-    result = runner.grade(COURSE, assignment, folder)
+def _correct_implementations():
+    """(assignment, folder, seed) for the reference at seed 0 and every independent
+    implementation, each at its own seed (the n-th style of an assignment at SEEDS[n])."""
+    cases = []
+    for assignment in ASSIGNMENTS:
+        cases.append(pytest.param(assignment, COURSE.solution_dir(assignment), 0, id=f"{assignment.id}-reference"))
+        styles = sorted(p for p in (INDEPENDENT / assignment.folder).glob("*") if p.is_dir())
+        for n, folder in enumerate(styles, start=1):
+            cases.append(pytest.param(assignment, folder, SEEDS[n % len(SEEDS)], id=f"{assignment.id}-{folder.name}"))
+    return cases
+
+
+@pytest.mark.parametrize("assignment,folder,seed", _correct_implementations())
+def test_correct_implementations_get_full_marks(assignment, folder, seed):
+    result = runner.grade(COURSE, assignment, folder, seed=seed)
     assert not result.grader_errors, result.grader_errors
     lost = {t.name: t.message for t in result.tests if t.score < t.max_score}
     assert lost == {} and result.score == 100
@@ -76,15 +86,17 @@ def test_every_bug_loses_points_on_its_test(assignment, tmp_path):
     unknown = {b.name: b.test for b in bugs if b.test not in assignment.tests}
     assert unknown == {}, "bugs naming tests that do not exist"
 
-    def grade(bug):
+    def grade(numbered):
+        i, bug = numbered
         submission = apply(bug, COURSE.solution_dir(assignment), tmp_path / bug.name)
-        result = runner.grade(COURSE, assignment, submission, only=[bug.test])
+        result = runner.grade(COURSE, assignment, submission, only=[bug.test], seed=SEEDS[i % len(SEEDS)])
         (test,) = result.tests
         return bug, result, test
 
     with ThreadPoolExecutor(BUG_JOBS) as pool:
-        outcomes = list(pool.map(grade, bugs))
+        outcomes = list(pool.map(grade, enumerate(bugs)))
     grader_errors = {bug.name: result.grader_errors for bug, result, _ in outcomes if result.grader_errors}
     assert grader_errors == {}
-    survivors = {bug.name: bug.test for bug, _, test in outcomes if test.score >= test.max_score}
+    survivors = {bug.name: f"{bug.test} at seed {result.seed}" for bug, result, test in outcomes
+                 if test.score >= test.max_score}
     assert survivors == {}, "bugs that kept full marks on their test"

@@ -72,6 +72,9 @@ def pytest_configure(config):
     config._kit_job = Job(job, config.getoption("--kit-results-fd")) if job else None
     if config._kit_job is not None:
         _limit_own_memory(config._kit_job.spec.limits.memory_mb)
+        # A suite keeps its reference maths in modules beside its tests (ref_<id>.py);
+        # --import-mode=importlib does not put the suite's folder on the path by itself.
+        sys.path.insert(0, str(config.rootpath))
 
 
 def _limit_own_memory(worker_mb: int) -> None:

@@ -1,7 +1,12 @@
 """The bug banks: realistic buggy submissions, one module per assignment (``<id>.py``).
 
 Each bug is a text replacement on the reference solution; ``tests/test_assignments.py``
-applies it, grades only the named test, and requires that the test loses points.
+applies it, grades only the named test, and requires that the test loses points (at one
+of SEEDS, a different one from bug to bug); ``benchmarks/mutation_score.py`` grades every
+bug at every seed and prints the survivors.
+
+A bug's ``kind`` names the weakness of a suite it probes (docs/WRITING_AN_ASSIGNMENT.md,
+"Rules of test design"): one of KINDS, or "" for the plain wrong formula.
 """
 
 from __future__ import annotations
@@ -9,6 +14,21 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+
+
+SEEDS = (0, 1, 2, 3, 4)   # every bug must lose points at each of these grader seeds
+
+KINDS = {
+    "extreme": "right for moderate values, wrong or not finite far from them",
+    "edge_shape": "breaks on a batch of one, a sequence of one, one latent dimension",
+    "unused_argument": "ignores or miscounts an argument the handout defines",
+    "mechanics": "a training loop of the wrong mechanics that may still learn",
+    "repaired": "returns what the handout does not define, hoping the judge fixes it",
+    "seed": "wrong only on inputs a fixed seed never draws",
+    "one_run": "a difference in quality that one run cannot tell from noise",
+    "device": "only wrong on another device or dtype",
+    "dimension": "a wrong dimension, a changed input, a hidden state, a dropped mode",
+}
 
 
 @dataclass(frozen=True)
@@ -19,6 +39,11 @@ class Bug:
     old: str     # occurs exactly once in that file
     new: str
     why: str = ""
+    kind: str = ""   # one of KINDS ("" for a plain wrong formula)
+
+    def __post_init__(self):
+        if self.kind and self.kind not in KINDS:
+            raise ValueError(f"bug {self.name}: kind {self.kind!r} is not one of {sorted(KINDS)}")
 
 
 def bugs_of(assignment_id: str) -> list[Bug]:
