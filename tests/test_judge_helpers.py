@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from autograder import wire
-from autograder.judge import digit_grid, expect_close, expect_meta, expect_tensor, tier
+from autograder.judge import (Raised, digit_grid, expect_close, expect_meta, expect_same, expect_tensor, on_device,
+                              output_problems, score_checks, tier)
 from autograder.containment import Policy
 from autograder.worker import Fence
 
@@ -33,6 +34,43 @@ def test_expect_close_never_shows_the_expected_value():
     with pytest.raises(AssertionError, match="contains NaN"):
         expect_close(torch.tensor([float("nan"), 7.25]), expected, name="f(x)")
     expect_close(expected + 1e-9, expected, name="f(x)", rtol=1e-6)
+
+
+def test_expect_same_is_bit_for_bit():
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    expect_same(x.clone(), x, name="x after f(x)")
+    with pytest.raises(AssertionError, match=r"x after f\(x\) differs in 1 of 3 elements"):
+        expect_same(x + torch.tensor([0.0, 1e-15, 0.0], dtype=torch.float64), x, name="x after f(x)")
+    with pytest.raises(AssertionError, match="should have dtype float64"):
+        expect_same(x.float(), x, name="f")
+
+
+def test_output_problems_gives_one_verdict_per_function():
+    expected = {"kl": (3,), "encode": [(3, 2), (3, 2)], "elbo": {"elbo": (3,), "kl": (3,)}}
+    good = {"kl": torch.zeros(3), "encode": (torch.zeros(3, 2), torch.zeros(3, 2)),
+            "elbo": {"elbo": torch.zeros(3), "kl": torch.zeros(3)}}
+    check = on_device("cpu", torch.float32)
+    assert output_problems(good, expected, check) == []
+    bad = {"kl": torch.zeros(3, 1), "encode": Raised("ValueError: no"), "elbo": {"elbo": torch.zeros(3)}}
+    problems = output_problems(bad, expected, check)
+    assert len(problems) == 3
+    assert "kl should have shape (3,), got (3, 1)" in problems[0]
+    assert "encode raised" in problems[1]
+    assert "elbo should return a dict with keys 'elbo', 'kl'" in problems[2]
+    assert len(output_problems(None, expected, check)) == 3
+    meta = on_device("meta", torch.float32)
+    assert output_problems({"kl": wire.MetaTensor((3,), torch.float32)}, {"kl": (3,)}, meta) == []
+    assert "CPU tensor" in output_problems({"kl": torch.zeros(3)}, {"kl": (3,)}, meta)[0]
+
+
+def test_score_checks_keeps_the_fraction_passed():
+    given = []
+    score_checks([], 4, lambda f, why: given.append(f))
+    assert given == []
+    score_checks(["f is wrong"], 4, lambda f, why: given.append((f, why)), "batch 1")
+    assert given == [(0.75, "batch 1: 1 of 4 checks failed, e.g. f is wrong")]
+    with pytest.raises(AssertionError, match="batch 1: f is wrong"):
+        score_checks(["f is wrong"] * 4, 4, lambda f, why: None, "batch 1")
 
 
 def test_expect_meta():
