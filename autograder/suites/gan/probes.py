@@ -39,6 +39,14 @@ def generator_forward(z_dim, x_dim, hidden, output, n, device="cpu", dtype="floa
     return {"x": x, "x2": x2, "z_dim": getattr(G, "z_dim", None), "x_dim": getattr(G, "x_dim", None)}
 
 
+def discriminator_one(x_dim, hidden):
+    """D(x) for a batch of one sample."""
+    gan = _gan()
+    D = gan.Discriminator(x_dim, hidden)
+    with torch.no_grad():
+        return D(torch.randn(1, x_dim))
+
+
 def discriminator_forward(x_dim, hidden, n, device="cpu", dtype="float32"):
     """D(x) on inputs at three scales (x ~ N(0, 1) times 1, 10, 1000)."""
     gan = _gan()
@@ -88,10 +96,10 @@ class _ConstG(nn.Module):
         super().__init__()
         self.z_dim, self.x_dim = z_dim, x_dim
         self.b = nn.Parameter(torch.randn(x_dim))
-        self.noise_shapes = []
+        self.noise = []
 
     def forward(self, z):
-        self.noise_shapes.append(list(z.shape))
+        self.noise.append(z.detach().clone())
         return self.b.expand(z.shape[0], -1)
 
 
@@ -121,18 +129,21 @@ def discriminator_steps(x_dim, n, lr, momentum, calls):
     G, D = _ConstG(3, x_dim), _LinD(x_dim)
     opt_d = torch.optim.SGD(D.parameters(), lr=lr, momentum=momentum)
     out = {"b": G.b.detach().clone(), "d0": _d_params(D), "reals": [], "after": [], "losses": [],
-           "g_grad": [], "g_b": []}
+           "g_grad": [], "g_b": [], "noise": []}
     for _ in range(calls):
         real = torch.randn(n, x_dim) + 1.0
+        given = real.clone()
         _stale(D.parameters())
         G.b.grad = None
-        loss = gan.discriminator_step(G, D, opt_d, real)
+        G.noise = []
+        loss = gan.discriminator_step(G, D, opt_d, given)
+        out["noise"].append(G.noise)
         out["reals"].append(real)
+        out.setdefault("reals_after", []).append(given)
         out["losses"].append(loss)
         out["after"].append(_d_params(D))
         out["g_grad"].append(None if G.b.grad is None else G.b.grad.detach().clone())
         out["g_b"].append(G.b.detach().clone())
-    out["noise_shapes"] = G.noise_shapes
     return out
 
 
@@ -142,14 +153,15 @@ def generator_steps(x_dim, n, lr, momentum, calls, saturating):
     gan = _gan()
     G, D = _ConstG(3, x_dim), _LinD(x_dim)
     opt_g = torch.optim.SGD(G.parameters(), lr=lr, momentum=momentum)
-    out = {"b0": G.b.detach().clone(), "d0": _d_params(D), "b": [], "d": [], "losses": []}
+    out = {"b0": G.b.detach().clone(), "d0": _d_params(D), "b": [], "d": [], "losses": [], "noise": []}
     for _ in range(calls):
         _stale(G.parameters())
+        G.noise = []
         loss = gan.generator_step(G, D, opt_g, n, saturating=saturating)
+        out["noise"].append(G.noise)
         out["losses"].append(loss)
         out["b"].append(G.b.detach().clone())
         out["d"].append(_d_params(D))
-    out["noise_shapes"] = G.noise_shapes
     return out
 
 
@@ -204,6 +216,77 @@ def train_loop(steps, batch_size):
         logits = D(x[:10])
     return {"history": history, "x": xs, "logits": logits,
             "G_is_generator": isinstance(G, gan.Generator), "D_is_discriminator": isinstance(D, gan.Discriminator)}
+
+
+def train_mechanics(x, steps, z_dim, hidden, batch_size, lr, saturating):
+    """train() on x, every forward of the student's G and D and every optimiser step recorded
+    in order by global hooks (whatever the student's code calls them): the judge recomputes
+    each round's losses from D's logits and checks batches, step count and optimiser settings."""
+    gan = _gan()
+    nets = (gan.Generator, gan.Discriminator)
+    events = []
+
+    def on_forward(module, inputs, output):
+        if isinstance(module, nets) and inputs and isinstance(inputs[0], torch.Tensor):
+            events.append({"net": "G" if isinstance(module, gan.Generator) else "D", "id": id(module),
+                           "grad": torch.is_grad_enabled(), "input": inputs[0].detach().clone(),
+                           "output": output.detach().clone() if isinstance(output, torch.Tensor) else None})
+
+    def on_step(opt, args, kwargs):
+        events.append({"net": "step", "params": [id(p) for g in opt.param_groups for p in g["params"]],
+                       "lr": [float(g.get("lr", float("nan"))) for g in opt.param_groups],
+                       "betas": [list(map(float, g["betas"])) if "betas" in g else None for g in opt.param_groups],
+                       "type": type(opt).__name__})
+
+    from torch.nn.modules.module import register_module_forward_hook
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    hooks = [register_module_forward_hook(on_forward), register_optimizer_step_pre_hook(on_step)]
+    try:
+        G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="linear",
+                                  batch_size=batch_size, lr=lr, saturating=saturating)
+    finally:
+        for h in hooks:
+            h.remove()
+    owner = {id(p): "G" for p in G.parameters()}
+    owner.update({id(p): "D" for p in D.parameters()})
+    for e in events:
+        if e["net"] == "step":
+            e["owners"] = sorted({owner.get(i, "other") for i in e.pop("params")})
+        else:
+            e["id"] = {id(G): "G", id(D): "D"}.get(e["id"], "other")
+    return {"events": events, "history": history,
+            "n_params": [sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters())]}
+
+
+def train_on_device(device, x_dim, z_dim, hidden, n):
+    """train(x, 0 rounds) for x on `device`: where the networks are built; then sample(G, n)."""
+    gan = _gan()
+    x = torch.randn(6, x_dim).to(device)
+    G, D, history = gan.train(x, 0, z_dim=z_dim, hidden=hidden, batch_size=4)
+    return {"devices": sorted({str(p.device.type) for net in (G, D) for p in net.parameters()}),
+            "samples": gan.sample(G, n)}
+
+
+class _IdentityG(nn.Module):
+    """x = z: sample(G, n) returns the noise the student drew, in the dtype it drew it
+    (the parameter only tells sample_noise G's device and dtype)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.z_dim = self.x_dim = dim
+        self.w = nn.Parameter(torch.ones(dim))
+
+    def forward(self, z):
+        return z.clone()
+
+
+def sampling_noise(n, dim, dtype="float32"):
+    """sample(G, n) for G(z) = z, in float32 or float64, and sample(G, 1)."""
+    gan = _gan()
+    G = _IdentityG(dim)
+    if dtype == "float64":
+        G = G.double()
+    return {"z": gan.sample(G, n), "one": gan.sample(G, 1)}
 
 
 def sampling(n, device="cpu"):

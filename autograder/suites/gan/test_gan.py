@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.judge import (digit_grid, expect_close, expect_finite, expect_meta, expect_tensor, fails,
-                              parity_devices, plottable, tier)
+import ref_gan
+from autograder.judge import (on_device, digit_grid, expect_close, expect_finite, expect_meta, expect_same, expect_tensor,
+                              fails, parity_devices, plottable, tier)
+from ref_gan import (ref_d_loss, ref_d_loss_at, ref_g_loss, ref_g_loss_at, ref_grad, ref_sgd, ref_softplus,
+                     ref_theta)
 
 # Logits where sigmoid-then-log breaks in float32: sigmoid rounds to 1 above ~17 and to 0
 # below ~-104, so log(sigmoid) or log(1 - sigmoid) is -inf (and BCELoss clamps it at -100).
@@ -20,22 +23,10 @@ EXTREME_REAL = [-1e4, -300.0, -105.0, -40.0, 25.0, 1e4]
 EXTREME_FAKE = [-1e4, -120.0, 18.0, 40.0, 300.0, 1e4]
 
 
-def softplus64(x):
-    return torch.logaddexp(torch.zeros_like(x), x)
-
-
-def ref_d_loss(real, fake):
-    return softplus64(-real).mean() + softplus64(fake).mean()
-
-
-def ref_g_loss(fake, saturating):
-    return -softplus64(fake).mean() if saturating else softplus64(-fake).mean()
-
-
 # --- the two networks ----------------------------------------------------------------------
 
 def test_generator_output(worker):
-    for z_dim, x_dim, hidden, output in [(8, 2, 32, "linear"), (16, 64, 64, "sigmoid")]:
+    for z_dim, x_dim, hidden, output in [(8, 2, 32, "linear"), (16, 64, 48, "sigmoid")]:
         out = worker.call("generator_forward", z_dim, x_dim, hidden, output, 64)
         name = f"Generator({z_dim}, {x_dim}, output={output!r})"
         x = expect_tensor(out["x"], name=name, shape=(64, x_dim), dtype=torch.float32)
@@ -55,13 +46,15 @@ def test_generator_output(worker):
 
 def test_discriminator_output(worker):
     name = "Discriminator(64)"
-    logits = expect_tensor(worker.call("discriminator_forward", 64, 32, 64),
-                           name=name, shape=(192,), dtype=torch.float32)
+    logits = expect_tensor(worker.call("discriminator_forward", 64, 32, 40),
+                           name=name, shape=(120,), dtype=torch.float32)
     logits = expect_finite(logits, name=name)
     if not (float(logits.min()) < 0.0 or float(logits.max()) > 1.0):
         fails(f"{name} returns values in [0, 1]: it should return logits, with no sigmoid at the end")
     if not (float(logits.std()) > 1e-6):
         fails(f"{name} returns the same logit for every input")
+    expect_tensor(worker.call("discriminator_one", 5, 24), name="Discriminator(5) on a batch of one sample",
+                  shape=(1,), dtype=torch.float32)
 
 
 # --- the two losses ------------------------------------------------------------------------
@@ -133,10 +126,18 @@ def _parity_call(worker, what, device, dtype="float32"):
     return worker.call("generator_loss", logits, False, device=device, with_grad=False)["loss"], ()
 
 
-@pytest.mark.parametrize("what", ["generator", "discriminator", "discriminator_loss", "generator_loss"])
+@pytest.mark.parametrize("what", ["generator", "discriminator", "discriminator_loss", "generator_loss", "train"])
 def test_device_parity(worker, what):
     """The same call on every accelerator present (or on `meta`) and in float64 agrees with
-    the float32 CPU result; the probe builds the weights on the CPU (seeded) before moving them."""
+    the float32 CPU result; the probe builds the weights on the CPU (seeded) before moving them.
+    train (0 rounds: a round's .item() cannot run on `meta`) builds its networks on x's device."""
+    if what == "train":
+        for device in parity_devices(worker):
+            out = worker.call("train_on_device", device, 3, 5, 7, 4)
+            if out["devices"] != [device]:
+                fails(f"train should build both networks on x's device ({device} here)")
+            on_device(device, torch.float32, where=f" on {device}")("sample(G, 4) for G from train", out["samples"], (4, 3))
+        return
     name = {"generator": "Generator.forward", "discriminator": "Discriminator.forward"}.get(what, what)
     cpu, shape = _parity_call(worker, what, "cpu")
     cpu = expect_finite(expect_tensor(cpu, name=name, shape=shape, dtype=torch.float32), name=name)
@@ -155,41 +156,25 @@ def test_device_parity(worker, what):
 # The probe's G is a learned constant b (it ignores z) and its D is logistic regression
 # D(x) = x w + c, so L_D(w, c) and L_G(b) have closed forms the judge recomputes in float64.
 
-def _dparams(d):
-    return torch.cat([d["w"].double().flatten(), d["c"].double().flatten()])
-
-
-def _d_loss_at(theta, real, b, swapped=False, real_only=False):
-    w, c = theta[:-1], theta[-1]
-    r, f = real.double() @ w + c, (b.double() @ w + c).reshape(1)
-    if swapped:
-        r, f = -r, -f
-    return softplus64(-r).mean() + (0.0 if real_only else softplus64(f).mean())
-
-
-def _grad(fn, theta):
-    theta = theta.clone().requires_grad_()
-    (g,) = torch.autograd.grad(fn(theta), [theta])
-    return g
-
-
-def _sgd(theta, grads_fn, lr, momentum, calls):
-    """PyTorch SGD with momentum (buf = g on the first step, then m * buf + g)."""
-    out, buf = [], None
-    for k in range(calls):
-        g = grads_fn(theta, k)
-        buf = g if buf is None else momentum * buf + g
-        theta = theta - lr * buf
-        out.append(theta)
-    return out
+def _judge_noise(name, calls, n, z_dim):
+    """What each call of the step fed G: noise batches of shape (n, G.z_dim), fresh at every call."""
+    for noise in calls:
+        if not noise:
+            fails(f"{name} never calls G: it must make fakes G(z)")
+        for z in noise:
+            expect_tensor(z, name=f"the noise {name} feeds G", shape=(n, z_dim), dtype=torch.float32)
+    if any(torch.equal(a[0], b[0]) for i, a in enumerate(calls) for b in calls[i + 1:]):
+        fails(f"{name} feeds G the same noise at two calls: draw fresh z ~ N(0, I) at every call")
 
 
 def test_discriminator_step(worker):
     lr, momentum, calls = 0.1, 0.9, 2
     out = worker.call("discriminator_steps", 4, 16, lr, momentum, calls)
     b, reals = out["b"], out["reals"]
-    if not out["noise_shapes"]:
-        raise AssertionError("discriminator_step never calls G: D must also see fakes G(z)")
+    _judge_noise("discriminator_step", out["noise"], n=16, z_dim=3)
+    for k in range(calls):
+        expect_same(out["reals_after"][k], reals[k], name="discriminator_step's batch of real samples "
+                    "(it must not change its input)")
     for k in range(calls):
         if not (torch.equal(out["g_b"][k], b)):
             fails("discriminator_step changed G's parameters")
@@ -198,14 +183,14 @@ def test_discriminator_step(worker):
             fails("gradients reach G during discriminator_step: the fakes must be detached (or made under no_grad)")
 
     def expected(**variant):
-        return _sgd(_dparams(out["d0"]), lambda th, k: _grad(lambda t: _d_loss_at(t, reals[k], b, **variant), th),
+        return ref_sgd(ref_theta(out["d0"]), lambda th, k: ref_grad(lambda t: ref_d_loss_at(t, reals[k], b, **variant), th),
                     lr, momentum, calls)
 
-    got = [_dparams(d) for d in out["after"]]
+    got = [ref_theta(d) for d in out["after"]]
     right = expected()
     close = lambda a, e: bool(((a - e).abs() <= 1e-5 + 1e-4 * e.abs()).all())
     if not all(close(a, e) for a, e in zip(got, right)):
-        if torch.equal(got[0], _dparams(out["d0"])):
+        if torch.equal(got[0], ref_theta(out["d0"])):
             raise AssertionError("discriminator_step did not change D: backward on L_D and opt_d.step() are needed")
         if all(close(a, e) for a, e in zip(got, expected(swapped=True))):
             raise AssertionError("discriminator_step moves D the wrong way: real samples are labelled fake and fakes real")
@@ -213,32 +198,24 @@ def test_discriminator_step(worker):
             raise AssertionError("discriminator_step trains D on real samples only: L_D has a term for the fakes too")
         raise AssertionError("discriminator_step's update of D is not one step of opt_d on L_D "
                              "(stale gradients not reset with opt_d.zero_grad()? another optimiser?)")
-    thetas = [_dparams(out["d0"])] + right[:-1]
+    thetas = [ref_theta(out["d0"])] + right[:-1]
     for k in range(calls):
         loss = out["losses"][k]
         if not (isinstance(loss, float)):
             fails(f"discriminator_step should return a Python float, got {type(loss).__name__}")
-        if not (abs(loss - float(_d_loss_at(thetas[k], reals[k], b))) <= 1e-4 * (1 + abs(loss))):
+        if not (abs(loss - float(ref_d_loss_at(thetas[k], reals[k], b))) <= 1e-4 * (1 + abs(loss))):
             fails("discriminator_step should return L_D computed before the step")
-
-
-def _g_loss_at(b, theta, saturating):
-    w, c = theta[:-1], theta[-1]
-    return ref_g_loss((b @ w + c).reshape(1), saturating)
 
 
 @pytest.mark.parametrize("saturating", [False, True], ids=["non_saturating", "saturating"])
 def test_generator_step(worker, saturating):
     lr, momentum, calls = 0.1, 0.9, 2
     out = worker.call("generator_steps", 4, 16, lr, momentum, calls, saturating)
-    theta = _dparams(out["d0"])
+    theta = ref_theta(out["d0"])
     for k in range(calls):
-        if not (torch.equal(_dparams(out["d"][k]), theta)):
+        if not (torch.equal(ref_theta(out["d"][k]), theta)):
             fails("generator_step changed D's parameters: only opt_g may step")
-    if not out["noise_shapes"]:
-        raise AssertionError("generator_step never calls G")
-    if not (all(s == [16, 3] for s in out["noise_shapes"])):
-        fails("generator_step should feed G a noise batch of shape (n, G.z_dim)")
+    _judge_noise("generator_step", out["noise"], n=16, z_dim=3)
     b0 = out["b0"].double()
     got = [b.double() for b in out["b"]]
     if torch.equal(got[0], b0):
@@ -246,7 +223,7 @@ def test_generator_step(worker, saturating):
                              "(no detach here) and opt_g must step")
 
     def expected(sat):
-        return _sgd(b0, lambda b, k: _grad(lambda t: _g_loss_at(t, theta, sat), b), lr, momentum, calls)
+        return ref_sgd(b0, lambda b, k: ref_grad(lambda t: ref_g_loss_at(t, theta, sat), b), lr, momentum, calls)
 
     close = lambda a, e: bool(((a - e).abs() <= 1e-5 + 1e-4 * e.abs()).all())
     if not all(close(a, e) for a, e in zip(got, expected(saturating))):
@@ -260,7 +237,7 @@ def test_generator_step(worker, saturating):
         loss = out["losses"][k]
         if not (isinstance(loss, float)):
             fails(f"generator_step should return a Python float, got {type(loss).__name__}")
-        if not (abs(loss - float(_g_loss_at(bs[k], theta, saturating))) <= 1e-4 * (1 + abs(loss))):
+        if not (abs(loss - float(ref_g_loss_at(bs[k], theta, saturating))) <= 1e-4 * (1 + abs(loss))):
             fails("generator_step should return L_G computed before the step")
 
 
@@ -273,12 +250,12 @@ def test_train_step(worker):
         fails("train_step should return a dict with keys 'd_loss' and 'g_loss'")
     if not (all(isinstance(losses[k], float) for k in ("d_loss", "g_loss"))):
         fails("train_step's losses should be floats")
-    b0, theta0 = out["b0"].double(), _dparams(out["d0"])
-    theta1 = theta0 - lr * _grad(lambda t: _d_loss_at(t, out["real"], b0), theta0)
-    b1 = b0 - lr * _grad(lambda b: _g_loss_at(b, theta1, False), b0)
-    b_other = b0 - lr * _grad(lambda b: _g_loss_at(b, theta0, False), b0)
+    b0, theta0 = out["b0"].double(), ref_theta(out["d0"])
+    theta1 = theta0 - lr * ref_grad(lambda t: ref_d_loss_at(t, out["real"], b0), theta0)
+    b1 = b0 - lr * ref_grad(lambda b: ref_g_loss_at(b, theta1, False), b0)
+    b_other = b0 - lr * ref_grad(lambda b: ref_g_loss_at(b, theta0, False), b0)
     close = lambda a, e: bool(((a.double() - e).abs() <= 1e-5 + 1e-4 * e.abs()).all())
-    if not (close(_dparams(out["d"]), theta1)):
+    if not (close(ref_theta(out["d"]), theta1)):
         fails("train_step's discriminator update is not one discriminator_step on `real`")
     if not close(out["b"], b1):
         if close(out["b"], b_other):
@@ -305,7 +282,7 @@ def test_optimizers(worker):
             fails(f"make_optimizers: {name} ignores betas")
 
 
-def test_train_loop(worker):
+def test_train_loop(worker, seed):
     steps = 7
     out = worker.call("train_loop", steps, 32)
     history = out["history"]
@@ -323,6 +300,90 @@ def test_train_loop(worker):
     if not (float(x.min()) >= 0 and float(x.max()) <= 1):
         fails("train should build G with the given output map ('sigmoid' here)")
     expect_tensor(out["logits"], name="the discriminator returned by train", shape=(10,))
+    # The mechanics: a second, tiny train() with every size different, every forward of G and D
+    # and every optimiser step recorded; the judge splits the rounds at the optimiser steps.
+    gen = torch.Generator().manual_seed(seed)
+    m, x_dim, z_dim, hidden = 20, 3, 5, 7
+    x = torch.randn(m, x_dim, generator=gen)
+    for run in ({"steps": 10, "batch_size": 32, "lr": 2e-3, "saturating": True},
+                {"steps": 3, "batch_size": 1, "lr": 3e-4, "saturating": False}):
+        out = worker.call("train_mechanics", x, run["steps"], z_dim, hidden, run["batch_size"], run["lr"],
+                          run["saturating"])
+        _judge_mechanics(out, x, z_dim, hidden, **run)
+
+
+def _rounds(events, steps):
+    """The recorded events split at the optimiser steps: one (D-step events, G-step events,
+    opt_d step, opt_g step) per round; fails unless train ran `steps` rounds of D then G."""
+    rounds, segment, current = [], [], None
+    for e in events:
+        if e["net"] != "step":
+            segment.append(e)
+            continue
+        who = e["owners"]
+        if who == ["D"] and current is None:
+            current = (segment, e)
+        elif who == ["G"] and current is not None:
+            rounds.append((current[0], segment, current[1], e))
+            current = None
+        else:
+            fails("train should make each round one step of opt_d (D's parameters only), then one of opt_g "
+                  "(G's only), on the networks it returns")
+        segment = []
+    if len(rounds) != steps or current is not None:
+        fails(f"train should run exactly `steps` rounds of train_step ({steps} here)")
+    return rounds
+
+
+def _d_logits(segment):
+    """D's logits (with autograd on) in one step, with the input rows they were computed from."""
+    rows, logits = [], []
+    for e in segment:
+        if e["net"] == "D" and e["grad"]:
+            if e["id"] != "D":
+                fails("train should return the discriminator it trained")
+            x_in = expect_tensor(e["input"], name="the input of the discriminator in train", dtype=torch.float32)
+            out = expect_tensor(e["output"], name="the discriminator in train", shape=(x_in.shape[0],))
+            rows.append(x_in)
+            logits.append(out.double())
+    if not rows:
+        fails("train never calls the discriminator with gradients on in one of its steps")
+    return torch.cat(rows), torch.cat(logits)
+
+
+def _judge_mechanics(out, x, z_dim, hidden, steps, batch_size, lr, saturating):
+    run = f"train(..., steps={steps}, batch_size={batch_size}, lr={lr}, saturating={saturating})"
+    history = out["history"]
+    if not (isinstance(history, dict) and all(len(history.get(k, ())) == steps for k in ("d_loss", "g_loss"))):
+        fails(f"{run}: history should hold one d_loss and one g_loss per round")
+    if out["n_params"] != [ref_gan.ref_mlp_params(z_dim, hidden, x.shape[1]), ref_gan.ref_mlp_params(x.shape[1], hidden, 1)]:
+        fails(f"{run}: the networks should be Generator(z_dim, x_dim, hidden, output) and Discriminator(x_dim, hidden)")
+    index = {row.numpy().tobytes(): i for i, row in enumerate(x)}
+    seen = set()
+    for k, (d_seg, g_seg, opt_d, opt_g) in enumerate(_rounds(out["events"], steps)):
+        for opt in (opt_d, opt_g):
+            if not (opt["type"] == "Adam" and all(abs(v - lr) <= 1e-12 * lr for v in opt["lr"])
+                    and all(b == [0.5, 0.999] for b in opt["betas"])):
+                fails(f"{run}: the optimisers should be make_optimizers(G, D, lr): Adam with this lr, default betas")
+        for e in d_seg + g_seg:
+            if e["net"] == "G":
+                expect_tensor(e["input"], name=f"the noise {run} feeds G", shape=(batch_size, z_dim))
+        rows, logits = _d_logits(d_seg)
+        real = torch.tensor([row.numpy().tobytes() in index for row in rows])
+        seen.update(index[row.numpy().tobytes()] for row in rows[real])
+        if not (int(real.sum()) == batch_size and int((~real).sum()) == batch_size):
+            fails(f"{run}: each discriminator step should see batch_size rows of x and batch_size fakes")
+        d_loss = float(ref_d_loss(logits[real], logits[~real]))
+        g_rows, g_logits = _d_logits(g_seg)
+        if not g_rows.shape[0] == batch_size:
+            fails(f"{run}: each generator step should score batch_size fakes")
+        g_loss = float(ref_g_loss(g_logits, saturating))
+        for key, want in (("d_loss", d_loss), ("g_loss", g_loss)):
+            got = history[key][k]
+            if not (isinstance(got, float) and abs(got - want) <= 1e-4 * (1 + abs(want))):
+                fails(f"{run}: history[{key!r}] should hold the loss of each round's step, on that round's batch")
+    if steps * batch_size >= 300 and len(seen) < x.shape[0]:
+        fails(f"{run}: some rows of x are never drawn: draw the batch uniformly from all of x's rows at every round")
 
 
 def test_sampling(worker):
@@ -333,6 +394,12 @@ def test_sampling(worker):
         fails("sample should not build an autograd graph")
     if not (float((a - b).abs().max()) > 1e-6):
         fails("sample returns the same samples twice: draw fresh noise each call")
+    for dtype in (torch.float32, torch.float64):
+        out = worker.call("sampling_noise", 4000, 6, dtype=str(dtype).split(".")[-1])
+        z = expect_tensor(out["z"], name=f"sample(G, 4000) for G(z) = z in {dtype}", shape=(4000, 6), dtype=dtype)
+        expect_tensor(out["one"], name="sample(G, 1)", shape=(1, 6), dtype=dtype)
+        if not (float(z.mean(0).abs().max()) < 0.1 and float((z.std(0) - 1).abs().max()) < 0.1):
+            fails("sample's noise should be z ~ N(0, I): mean 0 and standard deviation 1 in every dimension")
     for device in parity_devices(worker):
         got = worker.call("sampling", 40, device=device)["a"]
         if device == "meta":
