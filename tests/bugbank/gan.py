@@ -225,4 +225,7 @@ BUGS = [
         old="G = Generator(z_dim, x_dim, hidden, output).to(x.device)",
         new="G = Generator(z_dim, x_dim, hidden, output)",
         why="the generator is built on the CPU whatever x's device"),
+    Bug("d_step_uniform_noise", test="test_discriminator_step", file=F, kind="",
+        old="fake = G(sample_noise(G, real.shape[0]))", new="fake = G(torch.rand(real.shape[0], G.z_dim))",
+        why="the discriminator step draws its own noise, uniform on [0, 1) instead of N(0, I)"),
 ]

@@ -157,7 +157,8 @@ def test_device_parity(worker, what):
 # D(x) = x w + c, so L_D(w, c) and L_G(b) have closed forms the judge recomputes in float64.
 
 def _judge_noise(name, calls, n, z_dim):
-    """What each call of the step fed G: noise batches of shape (n, G.z_dim), fresh at every call."""
+    """What each call of the step fed G: noise batches of shape (n, G.z_dim), fresh at every
+    call, and N(0, I) (the moments of all of them pooled: n * z_dim * calls = 600 values)."""
     for noise in calls:
         if not noise:
             fails(f"{name} never calls G: it must make fakes G(z)")
@@ -165,13 +166,16 @@ def _judge_noise(name, calls, n, z_dim):
             expect_tensor(z, name=f"the noise {name} feeds G", shape=(n, z_dim), dtype=torch.float32)
     if any(torch.equal(a[0], b[0]) for i, a in enumerate(calls) for b in calls[i + 1:]):
         fails(f"{name} feeds G the same noise at two calls: draw fresh z ~ N(0, I) at every call")
+    z = torch.cat([z.double().flatten() for noise in calls for z in noise])
+    if not (abs(float(z.mean())) < 0.25 and abs(float(z.std()) - 1) < 0.25):
+        fails(f"{name} should feed G noise z ~ N(0, I) (use sample_noise)")
 
 
 def test_discriminator_step(worker):
     lr, momentum, calls = 0.1, 0.9, 2
-    out = worker.call("discriminator_steps", 4, 16, lr, momentum, calls)
+    out = worker.call("discriminator_steps", 4, 100, lr, momentum, calls)
     b, reals = out["b"], out["reals"]
-    _judge_noise("discriminator_step", out["noise"], n=16, z_dim=3)
+    _judge_noise("discriminator_step", out["noise"], n=100, z_dim=3)
     for k in range(calls):
         expect_same(out["reals_after"][k], reals[k], name="discriminator_step's batch of real samples "
                     "(it must not change its input)")
@@ -210,12 +214,12 @@ def test_discriminator_step(worker):
 @pytest.mark.parametrize("saturating", [False, True], ids=["non_saturating", "saturating"])
 def test_generator_step(worker, saturating):
     lr, momentum, calls = 0.1, 0.9, 2
-    out = worker.call("generator_steps", 4, 16, lr, momentum, calls, saturating)
+    out = worker.call("generator_steps", 4, 100, lr, momentum, calls, saturating)
     theta = ref_theta(out["d0"])
     for k in range(calls):
         if not (torch.equal(ref_theta(out["d"][k]), theta)):
             fails("generator_step changed D's parameters: only opt_g may step")
-    _judge_noise("generator_step", out["noise"], n=16, z_dim=3)
+    _judge_noise("generator_step", out["noise"], n=100, z_dim=3)
     b0 = out["b0"].double()
     got = [b.double() for b in out["b"]]
     if torch.equal(got[0], b0):
