@@ -72,24 +72,30 @@ def _detach(out):
 # --------------------------------------------------------------------------- shapes
 
 
-def shapes(batch: int, z_dim: int) -> dict:
-    """Every function's output on the student's own VAE(z_dim=z_dim) and a batch of digits."""
+def shapes(batch: int, z_dim: int, k: int, inputs: dict) -> dict:
+    """Every function's output on the student's own VAE(z_dim=z_dim) and the judge's inputs
+    {x, mu, logvar, z, logits}; each call gets its own copy of them, and "inputs_after" says
+    what each call left in its copy (a function must not change its inputs)."""
     vae = student("vae")
-    x = torch.rand(batch, X_DIM)
     model = vae.VAE(x_dim=X_DIM, z_dim=z_dim)
-    mu = torch.randn(batch, z_dim)
-    logvar = torch.randn(batch, z_dim)
-    return {
-        "encode": _attempt(lambda: model.encode(x)),
-        "decode": _attempt(lambda: model.decode(torch.randn(batch, z_dim))),
-        "forward": _attempt(lambda: model(x)),
-        "reparameterize": _attempt(lambda: vae.reparameterize(mu, logvar)),
-        "kl_divergence": _attempt(lambda: vae.kl_divergence(mu, logvar)),
-        "reconstruction_loss": _attempt(lambda: vae.reconstruction_loss(torch.randn(batch, X_DIM), x)),
-        "elbo": _attempt(lambda: vae.elbo(model, x)),
-        "sample": _attempt(lambda: vae.sample(model, batch)),
-        "iwae_bound": _attempt(lambda: vae.iwae_bound(model, x, 3)),
+    calls = {
+        "encode": (lambda x: model.encode(x), ["x"]),
+        "decode": (lambda z: model.decode(z), ["z"]),
+        "forward": (lambda x: model(x), ["x"]),
+        "reparameterize": (lambda mu, logvar: vae.reparameterize(mu, logvar), ["mu", "logvar"]),
+        "kl_divergence": (lambda mu, logvar: vae.kl_divergence(mu, logvar), ["mu", "logvar"]),
+        "reconstruction_loss": (lambda logits, x: vae.reconstruction_loss(logits, x), ["logits", "x"]),
+        "elbo": (lambda x: vae.elbo(model, x), ["x"]),
+        "sample": (lambda: vae.sample(model, batch), []),
+        "iwae_bound": (lambda x: vae.iwae_bound(model, x, k), ["x"]),
     }
+    out, after = {}, {}
+    for name, (call, args) in calls.items():
+        copies = [inputs[a].clone() for a in args]
+        out[name] = _attempt(lambda: call(*copies))
+        after[name] = dict(zip(args, copies))
+    out["inputs_after"] = after
+    return out
 
 
 # --------------------------------------------------------------------------- maths
@@ -110,9 +116,14 @@ def reparam_gradients(mu, logvar, w) -> dict:
     return {"z": z.detach() if isinstance(z, torch.Tensor) else z, "mu_grad": mu.grad, "logvar_grad": logvar.grad}
 
 
-def reparam_draws(mu, logvar, n: int):
-    """n independent draws for one (mu, logvar) row: reparameterize on n copies of it."""
-    return student("vae").reparameterize(mu.repeat(n, 1), logvar.repeat(n, 1))
+def reparam_draws(mu, logvar, n: int) -> list:
+    """Two calls, each n draws for one (mu, logvar) row (reparameterize on n copies of it)."""
+    vae = student("vae")
+    return [_attempt(lambda: vae.reparameterize(mu.repeat(n, 1), logvar.repeat(n, 1))) for _ in range(2)]
+
+
+def recon(logits, x):
+    return student("vae").reconstruction_loss(logits, x)
 
 
 def elbo_terms(weights, x) -> dict:
@@ -137,6 +148,14 @@ def iwae(weights, x, replicas: int, ks: list) -> dict:
     xs = x.repeat(replicas, 1)
     with torch.no_grad():
         return {str(k): vae.iwae_bound(model, xs, int(k)) for k in ks}
+
+
+def iwae_calls(weights, x, k: int, calls: int) -> list:
+    """`calls` separate calls iwae_bound(model, x, k) on the same x."""
+    vae = student("vae")
+    model = _fixed(weights)
+    with torch.no_grad():
+        return [_attempt(lambda: vae.iwae_bound(model, x, k)) for _ in range(calls)]
 
 
 # --------------------------------------------------------------------------- devices
@@ -186,6 +205,68 @@ def _parity(vae, device, dtype_name, weights, x) -> dict:
 
 # --------------------------------------------------------------------------- training
 
+class RecordingVAE(FixedVAE):
+    """The grader's model, recording what the student's ``train`` shows it: every batch
+    ``encode`` sees, grouped by the weights it was seen with (a new group each time the
+    weights have changed, i.e. after each optimiser step)."""
+
+    def __init__(self, weights: dict):
+        super().__init__(weights)
+        self.groups: list[dict] = []
+
+    def weights(self) -> dict:
+        return {name: getattr(self, name).detach().clone() for name in self.names}
+
+    def encode(self, x):
+        now = self.weights()
+        last = self.groups[-1]["weights"] if self.groups else None
+        if last is None or any(not torch.equal(now[k], last[k]) for k in now):
+            self.groups.append({"weights": now, "batches": []})
+        self.groups[-1]["batches"].append(x.detach().clone())
+        return super().encode(x)
+
+
+def train_mechanics(weights, data, steps: int, batch_size: int, lr: float) -> dict:
+    """The student's train on the grader's model (tiny encoder sigma: a deterministic loss)
+    and the judge's data: its returned losses as they are, the batches and weights of every
+    step, and the final weights."""
+    model = RecordingVAE(weights)
+    losses = _attempt(lambda: student("vae").train(model, data, steps, batch_size=batch_size, lr=lr))
+    return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
+            "final": model.weights()}
+
+
+def train_on(device: str) -> object:
+    """Two steps of the student's train on the student's VAE and data on `device`. On 'meta'
+    a number cannot be read out of a tensor, so .item(), float() and .cpu() of a meta tensor
+    give 0.0 (resp. the tensor itself) while train runs: anything else the loop does must
+    stay on the device it was given."""
+    vae = student("vae")
+    torch.manual_seed(0)
+    model = vae.VAE(x_dim=X_DIM, z_dim=3).to(device)
+    data = torch.rand(20, X_DIM).to(device)
+    if device != "meta":
+        return attempt(lambda: vae.train(model, data, 2, batch_size=5, lr=1e-3))
+    patched = {"item": lambda t: 0.0, "__float__": lambda t: 0.0, "tolist": lambda t: 0.0, "cpu": lambda t: t}
+    originals = {name: getattr(torch.Tensor, name) for name in patched}
+
+    def wrap(name):
+        def method(self, *args, **kwargs):
+            return patched[name](self) if self.is_meta else originals[name](self, *args, **kwargs)
+        return method
+
+    validate = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    for name in patched:
+        setattr(torch.Tensor, name, wrap(name))
+    try:
+        return attempt(lambda: vae.train(model, data, 2, batch_size=5, lr=1e-3))
+    finally:
+        for name, method in originals.items():
+            setattr(torch.Tensor, name, method)
+        torch.distributions.Distribution.set_default_validate_args(validate)
+
+
 _TRAINED: dict = {}
 
 
@@ -200,14 +281,12 @@ def train_and_sample(seed: int, steps: int, n_samples: int) -> dict:
     torch.manual_seed(seed)
     x_train = torch.from_numpy(kitdata.digits.load_digits("train")[0])
     model = vae.VAE(x_dim=X_DIM)
-    losses = vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR)
-    if isinstance(losses, torch.Tensor):
-        losses = losses.detach().reshape(-1).tolist()
+    losses = _detach(vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR))
     model.eval()
     torch.manual_seed(seed + 1)
     samples = _attempt(lambda: vae.sample(model, n_samples))
     _TRAINED.update(model=model)
-    return {"samples": samples, "losses": list(losses) if isinstance(losses, (list, tuple)) else losses}
+    return {"samples": samples, "losses": losses}
 
 
 def heldout_report(x_held: torch.Tensor, y_held: torch.Tensor, eps: torch.Tensor) -> dict:

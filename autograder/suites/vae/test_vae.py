@@ -20,111 +20,26 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_meta,
-                              expect_tensor, fails, parity_devices, plottable, tier)
+from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_same,
+                              expect_tensor, fails, on_device, output_problems, parity_devices, plottable,
+                              score_checks, tier)
+from ref_vae import (adam_first_step, fixed_weights, heldout_digits, mean_and_se, per_example, ref_encode,
+                     ref_expected_recon, ref_iwae, ref_kl, ref_kl_closed, ref_log_px, ref_log_px_z, ref_recon,
+                     ref_train_loss)
 
 X_DIM = 64
 Z_CRIT = 5.0
 F64 = torch.float64
 
 
-# --------------------------------------------------------------------------- references
-# The grader's own model (probes.FixedVAE) and its exact float64 maths, judge side.
-
-
-def fixed_weights(seed: int, *, z_dim: int, hidden: int = 16, logvar_bias: float = 0.0,
-                  linear: bool = False) -> dict[str, torch.Tensor]:
-    """Weights of probes.FixedVAE: linear encoder, tanh-MLP (or linear) decoder, float64."""
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=g, dtype=F64)
-
-    w = {"enc_mu_w": r(X_DIM, z_dim) * 0.15, "enc_mu_b": r(z_dim) * 0.3,
-         "enc_lv_w": r(X_DIM, z_dim) * 0.03, "enc_lv_b": torch.full((z_dim,), float(logvar_bias), dtype=F64)}
-    if linear:  # logits[:, :z_dim] = z, the other pixels' logits 0: z is readable from a sample
-        w["dec_w2"] = torch.eye(z_dim, X_DIM, dtype=F64)
-        w["dec_b2"] = torch.zeros(X_DIM, dtype=F64)
-    else:
-        w.update(dec_w1=r(z_dim, hidden), dec_b1=r(hidden) * 0.5,
-                 dec_w2=r(hidden, X_DIM) * 0.5, dec_b2=r(X_DIM) * 0.5)
-    return w
-
-
-def ref_encode(w, x):
-    return x @ w["enc_mu_w"] + w["enc_mu_b"], x @ w["enc_lv_w"] + w["enc_lv_b"]
-
-
-def ref_decode(w, z):
-    h = torch.tanh(z @ w["dec_w1"] + w["dec_b1"]) if "dec_w1" in w else z
-    return h @ w["dec_w2"] + w["dec_b2"]
-
-
-def ref_log_px_z(w, x, z):
-    """log p(x|z), Bernoulli on logits, summed over pixels; z (..., Z), x broadcastable."""
-    logits = ref_decode(w, z)
-    return -torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, x.expand_as(logits), reduction="none").sum(-1)
-
-
-def ref_kl(mu, logvar):
-    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
-    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
-    return torch.distributions.kl_divergence(q, p).sum(-1)
-
-
-def ref_expected_recon(w, x, nodes: int = 48):
-    """E_q[-log p(x|z)] for a 2-d latent by Gauss-Hermite quadrature (exact to ~1e-10)."""
-    mu, logvar = ref_encode(w, x)
-    if not (mu.shape[-1] == 2):
-        fails('a check of the grader failed')
-    t, wt = np.polynomial.hermite.hermgauss(nodes)
-    t, wt = torch.from_numpy(t), torch.from_numpy(wt)
-    grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)     # (n^2, 2)
-    weight = (wt[:, None] * wt[None, :]).reshape(-1) / math.pi                     # sums to 1
-    z = mu[:, None, :] + math.sqrt(2.0) * torch.exp(0.5 * logvar)[:, None, :] * grid  # (B, n^2, 2)
-    return -(ref_log_px_z(w, x[:, None, :], z) * weight).sum(-1)
-
-
-def ref_log_px(w, x, half_width: float = 6.0, step: float = 0.05):
-    """log p(x) = log of the integral of p(x|z) N(z; 0, I) over a 2-d grid (Riemann sum)."""
-    axis = torch.arange(-half_width, half_width + step / 2, step, dtype=F64)
-    z = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
-    log_prior = -0.5 * (z ** 2).sum(-1) - math.log(2 * math.pi)
-    out = []
-    for row in x:
-        out.append(torch.logsumexp(ref_log_px_z(w, row, z) + log_prior, 0) + 2 * math.log(step))
-    return torch.stack(out)
-
-
-def heldout_digits(n: int, offset: int = 0) -> torch.Tensor:
-    import kitdata.digits
-
-    x = torch.from_numpy(kitdata.digits.load_digits("heldout")[0]).to(F64)
-    return x[offset::30][:n].contiguous()     # a few held-out digits, fixed
-
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    return float(values.mean()), float(values.std() / math.sqrt(values.numel()))
-
-
-def per_example(values: torch.Tensor, batch: int) -> torch.Tensor:
-    """(R * B,) estimates on replicated rows x[0..B-1], x[0..B-1], ... -> (B, R)."""
-    return values.reshape(-1, batch).T
-
-
 # --------------------------------------------------------------------------- shapes
 
 
-SHAPE_CASES = [(1, 2), (7, 8), (32, 16)]
+SHAPE_CASES = [(1, 2, 5), (7, 1, 3), (32, 16, 5)]     # (batch, z_dim, k): batch of one, one latent dim
 
 
-@pytest.mark.parametrize("batch,z_dim", SHAPE_CASES)
-def test_shapes(worker, credit, batch, z_dim):
-    """Every function returns what the handout says, for several batch and latent sizes."""
-    out = worker.call("shapes", batch, z_dim)
-    f32 = torch.float32
-    expected = {
+def _shape_spec(batch: int, z_dim: int, sample_n: int) -> dict:
+    return {
         "encode": [(batch, z_dim), (batch, z_dim)],
         "decode": (batch, X_DIM),
         "forward": [(batch, X_DIM), (batch, z_dim), (batch, z_dim)],
@@ -132,55 +47,71 @@ def test_shapes(worker, credit, batch, z_dim):
         "kl_divergence": (batch,),
         "reconstruction_loss": (batch,),
         "elbo": {"elbo": (batch,), "recon": (batch,), "kl": (batch,)},
-        "sample": (batch, X_DIM),
+        "sample": (sample_n, X_DIM),
         "iwae_bound": (batch,),
     }
+
+
+def _changed_inputs(after, inputs: dict, names) -> list[str]:
+    """'f changed its argument a in place' for each call of the probe that left one of its
+    copies of the judge's inputs different."""
+    if not isinstance(after, dict):
+        return ["the functions' inputs could not be read back"]
     problems = []
-    for name, shape in expected.items():
-        value = out.get(name) if isinstance(out, dict) else None
-        try:
-            if isinstance(value, Raised):
-                fails(f"{name} raised {value}")
-            if isinstance(shape, list):
-                if not isinstance(value, (tuple, list)) or len(value) != len(shape):
-                    fails(f"{name} should return a tuple of {len(shape)} tensors, got {describe_value(value)}")
-                for i, (v, s) in enumerate(zip(value, shape)):
-                    expect_tensor(v, name=f"{name}(...)[{i}]", shape=s, dtype=f32)
-            elif isinstance(shape, dict):
-                if not isinstance(value, dict) or set(shape) - set(value):
-                    fails(f"{name} should return a dict with keys 'elbo', 'recon', 'kl', got {describe_value(value)}")
-                for key, s in shape.items():
-                    expect_tensor(value[key], name=f"{name}(...)['{key}']", shape=s, dtype=f32)
-            else:
-                expect_tensor(value, name=name, shape=shape, dtype=f32)
-        except AssertionError as error:
-            problems.append(str(error))
-    ok = len(expected) - len(problems)
-    if ok == 0:
-        fails(f"batch {batch}, z_dim {z_dim}: " + problems[0])
-    if problems:
-        credit(ok / len(expected), f"batch {batch}, z_dim {z_dim}: {len(problems)} of {len(expected)} "
-                                   f"functions wrong, e.g. {problems[0]}")
+    for name in names:
+        copies = after.get(name)
+        for arg, original in inputs.items():
+            if isinstance(copies, dict) and arg in copies:
+                try:
+                    expect_same(copies[arg], original, name=arg)
+                except AssertionError:
+                    problems.append(f"{name} changed its argument {arg} in place: leave the inputs as they are")
+    return problems
+
+
+@pytest.mark.parametrize("batch,z_dim,k", SHAPE_CASES)
+def test_shapes(worker, seed, credit, batch, z_dim, k):
+    """Every function returns what the handout says (shape, float32), for a batch of one and
+    one latent dimension among the cases, and leaves its inputs unchanged."""
+    g = torch.Generator().manual_seed(seed)
+    inputs = {"x": torch.rand(batch, X_DIM, generator=g), "mu": torch.randn(batch, z_dim, generator=g),
+              "logvar": torch.randn(batch, z_dim, generator=g), "z": torch.randn(batch, z_dim, generator=g),
+              "logits": torch.randn(batch, X_DIM, generator=g) * 3}
+    out = worker.call("shapes", batch, z_dim, k, inputs)
+    expected = _shape_spec(batch, z_dim, batch)
+    problems = output_problems(out, expected, on_device("cpu", torch.float32))
+    changed = _changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, inputs, expected)
+    score_checks(problems + changed[:1], len(expected) + 1, credit, f"batch {batch}, z_dim {z_dim}")
 
 
 # --------------------------------------------------------------------------- KL
 
 
+KL_EXTREMES = {   # log-variances where exp(logvar / 2) ** 2 under- or overflows, per dtype
+    torch.float64: [[-1400.0, 700.0, -745.0, 0.0, 20.0], [300.0, -300.0, -1e3, 1e-3, -50.0]],
+    torch.float32: [[-110.0, 80.0, -90.0, 0.0, 5.0], [60.0, -60.0, -200.0, 1e-3, -15.0]],
+}
+
+
 def test_kl_divergence(worker, seed):
-    """Closed-form KL(N(mu, sigma^2) || N(0, I)) against torch.distributions in float64,
-    with tiny and huge variances, and its reduction (summed over latent dims)."""
+    """Closed-form KL(N(mu, sigma^2) || N(0, I)) against a float64 reference, with sigma from
+    tiny to huge (where sigma^2 itself under- or overflows), at the prior itself, and its
+    reduction (summed over latent dims), for float64 and float32 inputs."""
     g = torch.Generator().manual_seed(seed)
-    mu = torch.cat([torch.zeros(1, 5, dtype=F64), torch.randn(5, 5, generator=g, dtype=F64) * 2.5])
+    mu = torch.cat([torch.zeros(1, 5, dtype=F64), torch.randn(7, 5, generator=g, dtype=F64) * 2.5])
+    mu[-1] *= 100
     logvar = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0],        # the prior itself: KL = 0
                            [-20.0, -8.0, -1.0, 0.5, 3.0],    # sigma from 4.5e-5 ...
                            [12.0, 6.0, 0.0, -3.0, -0.2],     # ... to 403
                            [1.0, 1.0, 1.0, 1.0, 1.0]], dtype=F64)
     logvar = torch.cat([logvar, torch.rand(2, 5, generator=g, dtype=F64) * 8 - 4])
-    got = expect_tensor(worker.call("kl", mu, logvar), name="kl_divergence", shape=(6,), dtype=F64)
-    expect_close(got, ref_kl(mu, logvar), name="kl_divergence (float64 inputs)", rtol=1e-9, atol=1e-9)
-    got32 = worker.call("kl", mu.float(), logvar.float())
-    expect_tensor(got32, name="kl_divergence on float32 inputs", shape=(6,), dtype=torch.float32)
-    expect_close(got32, ref_kl(mu, logvar), name="kl_divergence (float32 inputs)", rtol=1e-4, atol=1e-4)
+    for dtype, tolerance in ((F64, 1e-9), (torch.float32, 1e-4)):
+        extreme = torch.tensor(KL_EXTREMES[dtype], dtype=F64)
+        lv = torch.cat([logvar, extreme[:, torch.randperm(5, generator=g)]]).to(dtype)
+        m = mu.to(dtype)
+        name = f"kl_divergence ({str(dtype).removeprefix('torch.')} inputs)"
+        got = expect_tensor(worker.call("kl", m, lv), name=name, shape=(8,), dtype=dtype)
+        expect_close(got, ref_kl_closed(m.double(), lv.double()), name=name, rtol=tolerance, atol=tolerance)
 
 
 # --------------------------------------------------------------------------- reparameterisation
@@ -207,18 +138,22 @@ def test_reparameterize_gradients(worker, seed):
 
 
 def test_reparameterize_statistics(worker):
-    """Draws of reparameterize(mu, logvar) have mean mu, variance exp(logvar) and are Gaussian.
+    """Draws of reparameterize(mu, logvar) have mean mu, variance exp(logvar) and are Gaussian,
+    and a second call draws fresh noise.
 
     n = 20,000 draws per dimension, 4 dimensions, 3 tests each (z-test of the mean,
-    chi-square test of the variance, Kolmogorov-Smirnov test of normality), each at
-    alpha = 1e-7: a correct solution fails with probability below 1.2e-6.
+    chi-square test of the variance, Kolmogorov-Smirnov test of normality) and a test that
+    the second call's draws are uncorrelated with the first's, each at alpha = 1e-7: a
+    correct solution fails with probability below 1.6e-6.
     """
     n, alpha = 20_000, 1e-7
     mu = torch.tensor([[0.0, 1.5, -2.0, 0.3]], dtype=F64)
     logvar = torch.tensor([[0.0, 2.0, -3.0, 1.0]], dtype=F64)     # variances 1, 7.4, 0.05, 2.7
-    z = expect_tensor(worker.call("reparam_draws", mu, logvar, n), name="reparameterize", shape=(n, 4))
-    expect_finite(z, name="reparameterize")
-    z = z.double()
+    calls = worker.call("reparam_draws", mu, logvar, n)
+    if not isinstance(calls, list) or len(calls) != 2:
+        fails(f"reparameterize should return a tensor, got {describe_value(calls)}")
+    z, again = (expect_finite(expect_tensor(c, name="reparameterize", shape=(n, 4)), name="reparameterize").double()
+                for c in calls)
     sigma = torch.exp(0.5 * logvar[0])
     for j in range(4):
         zj = z[:, j]
@@ -234,18 +169,37 @@ def test_reparameterize_statistics(worker):
         p = stats.kstest(((zj - mu[0, j]) / sigma[j]).numpy(), "norm").pvalue
         if p < alpha:
             fails(f"reparameterize: the draws are not Gaussian (latent dim {j}); eps must be standard normal")
+        r = float(torch.corrcoef(torch.stack([zj, again[:, j]]))[0, 1])
+        if not abs(r) * math.sqrt(n) <= stats.norm.isf(alpha / 2):
+            fails("reparameterize: a second call repeats the first call's noise: draw a fresh eps on every call")
 
 
 # --------------------------------------------------------------------------- ELBO
 
 
+def _extreme_logits(g) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of magnitude 1e2, 1e3, 1e4 (one row each, random signs) and a moderate row,
+    with targets 0, 1 and grey levels: where sigmoid rounds to 0 or 1 in any dtype."""
+    scale = torch.tensor([[1e2], [1e3], [1e4], [3.0]], dtype=F64)
+    logits = scale * torch.randn(4, X_DIM, generator=g, dtype=F64).sign() * (1 + torch.rand(4, X_DIM, generator=g, dtype=F64))
+    x = torch.rand(4, X_DIM, generator=g, dtype=F64)
+    x[:, ::3] = x[:, ::3].round()
+    return logits, x
+
+
 def test_elbo_terms(worker, seed):
-    """ELBO, reconstruction and KL per example on the grader's model in float64.
+    """reconstruction_loss against float64 at logits far from 0 (|l| up to 1e4), and the ELBO,
+    reconstruction and KL per example on the grader's model in float64.
 
     The grader's encoder has sigma = exp(-15) ~ 3e-7, so z = mu up to ~1e-6 and the
     reconstruction term is deterministic to ~1e-5 nats: each term is compared with the
     float64 reference.
     """
+    logits, target = _extreme_logits(torch.Generator().manual_seed(seed))
+    for dtype, rtol in ((F64, 1e-9), (torch.float32, 1e-5)):
+        name = f"reconstruction_loss ({str(dtype).removeprefix('torch.')}, logits far from 0)"
+        got = expect_tensor(worker.call("recon", logits.to(dtype), target.to(dtype)), name=name, shape=(4,), dtype=dtype)
+        expect_close(got, ref_recon(logits.to(dtype), target.to(dtype)), name=name, rtol=rtol, atol=1e-3)
     w = fixed_weights(seed, z_dim=3, logvar_bias=-30.0)
     x = heldout_digits(5)
     out = worker.call("elbo_terms", w, x)
@@ -290,60 +244,34 @@ PARITY_SHAPES = {"kl_divergence": (6,), "reparameterize": (6, 4), "reconstructio
                  "encode": [(6, 4), (6, 4)], "decode": (6, X_DIM)}
 
 
-def _parity_checks(out: dict, check) -> list[str]:
-    """Run `check(name, value, shape)` on every output of probes.parity: one verdict per
-    function (len(PARITY_SHAPES) of them); return the problems found."""
-    problems = []
-    for name, shape in PARITY_SHAPES.items():
-        value = out.get(name) if isinstance(out, dict) else None
-        try:
-            if isinstance(value, Raised):
-                fails(f"{name} raised {value}")
-            if isinstance(shape, dict):
-                if not isinstance(value, dict) or set(shape) - set(value):
-                    fails(f"{name} should return a dict with keys 'elbo', 'recon', 'kl', got {describe_value(value)}")
-                for key, s in shape.items():
-                    check(f"{name}(...)['{key}']", value[key], s)
-            elif isinstance(shape, list):
-                if not isinstance(value, (tuple, list)) or len(value) != 2:
-                    fails(f"{name} should return a tuple of 2 tensors, got {describe_value(value)}")
-                for i, s in enumerate(shape):
-                    check(f"{name}(...)[{i}]", value[i], s)
-            else:
-                check(name, value, shape)
-        except AssertionError as error:
-            problems.append(str(error))
-    return problems
+def _train_problems(losses, device: str) -> list[str]:
+    """Two steps of the student's train on `device` (probes.train_on): it must run there."""
+    if isinstance(losses, Raised):
+        return [f"train raised {losses} on a model and data on the {device} device"]
+    if not isinstance(losses, (list, tuple)) or len(losses) != 2:
+        return [f"train on the {device} device should return its 2 losses, got {describe_value(losses)}"]
+    return []
 
 
 def test_device_parity(worker, seed, credit):
     """Same results on every device and dtype: on an accelerator (CUDA, MPS) the
     deterministic outputs match the CPU's; without one, every function must keep PyTorch's
     `meta` device (no tensor created on the CPU inside) and float64 inputs must give
-    float64 outputs. Credit: the fraction of (function, device or dtype) checks passed."""
+    float64 outputs; two training steps run on each device. Credit: the fraction of
+    (function, device or dtype) checks passed."""
     w = fixed_weights(seed, z_dim=4, logvar_bias=-1.0)
     x = heldout_digits(6).float()
-    per_pass = len(PARITY_SHAPES)
-
-    def keeps_float64(name, value, shape):
-        expect_tensor(value, name=f"{name} on float64 inputs", shape=shape, dtype=F64)
-
-    problems = _parity_checks(worker.call("parity", "cpu", "float64", w, x), keeps_float64)
-    total = per_pass
+    problems = output_problems(worker.call("parity", "cpu", "float64", w, x), PARITY_SHAPES,
+                               on_device("cpu", F64, where=" on float64 inputs"))
+    total = len(PARITY_SHAPES)
     cpu32 = worker.call("parity", "cpu", "float32", w, x)
     for device in parity_devices(worker):
         out = worker.call("parity", device, "float32", w, x)
+        problems += output_problems(out, PARITY_SHAPES, on_device(device, torch.float32, where=f" on {device}"))
+        problems += _train_problems(worker.call("train_on", device), device)
+        total += len(PARITY_SHAPES) + 1
         if device == "meta":
-            def on_meta(name, value, shape):
-                expect_meta(value, name=name, shape=shape, dtype=torch.float32)
-            problems += _parity_checks(out, on_meta)
-            total += per_pass
             continue
-
-        def on_device(name, value, shape, _device=device):
-            expect_tensor(value, name=f"{name} on {_device}", shape=shape, dtype=torch.float32)
-        problems += _parity_checks(out, on_device)
-        total += per_pass
         # Deterministic outputs must agree with the CPU's (same inputs, same initial weights).
         for name in ("kl_divergence", "reconstruction_loss", "decode"):
             total += 1
@@ -352,10 +280,7 @@ def test_device_parity(worker, seed, credit):
                              name=f"{name} on {device} vs CPU", rtol=1e-4, atol=1e-4)
             except AssertionError as error:
                 problems.append(str(error))
-    if len(problems) >= total:
-        fails(problems[0])
-    if problems:
-        credit(1 - len(problems) / total, f"{len(problems)} of {total} device/dtype checks failed, e.g. {problems[0]}")
+    score_checks(problems, total, credit)
 
 
 # --------------------------------------------------------------------------- generation
@@ -433,13 +358,9 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
     encode/decode) is scored in tiers calibrated in grading.yml."""
     result = _trained(worker, seed, thresholds)
     steps = int(thresholds["train_steps"])
-    losses = result.get("losses") if isinstance(result, dict) else None
-    if isinstance(losses, (list, tuple)) and all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in losses):
-        losses = [float(v) for v in losses]
-    if not isinstance(losses, (list, tuple)) or len(losses) != steps or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses):
-        fails(f"train should return its {steps} losses as a list of floats, got {describe_value(losses)}"
-              + (f" of length {len(losses)}" if isinstance(losses, (list, tuple)) else ""))
+    if not isinstance(result, dict):
+        fails(f"train_and_sample: expected the trained model's outputs, got {describe_value(result)}")
+    losses = result.get("losses")     # judged by test_train_mechanics; plotted here
     neg_elbo = result["heldout_neg_elbo"]
     if not isinstance(neg_elbo, float) or not math.isfinite(neg_elbo):
         fails("after training, the model's held-out ELBO is not finite")
@@ -450,11 +371,11 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    curve = np.asarray(losses, dtype=np.float64)
+    curve = plottable(losses).reshape(-1)
     finite = curve[np.isfinite(curve)]
-    if finite.size >= 2:
+    if finite.size >= 2 and curve.size == steps:
         fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot(np.arange(1, steps + 1), plottable(curve), lw=0.6)
+        ax.plot(np.arange(1, steps + 1), curve, lw=0.6)
         ax.set_xlabel("step")
         ax.set_ylabel("loss = -ELBO (nats per image)")
         low, high = float(finite.min()), float(np.percentile(finite, 99))
@@ -471,6 +392,76 @@ def test_training_loop(worker, seed, thresholds, credit, artifacts):
         return
     fails(f"held-out -ELBO {neg_elbo:.1f} nats per image after {steps} steps: your train() does not "
           "maximise the ELBO (check the loss sign, zero_grad, and the optimiser step)")
+
+
+MECHANICS = {"rows": 13, "batch": 6, "z_dim": 3, "hidden": 5, "steps": 40}   # every size distinct
+
+
+def _batch_rows(batch, data: torch.Tensor, size: int):
+    """The rows of `data` a recorded batch holds (None when it is not `size` rows of it)."""
+    if not isinstance(batch, torch.Tensor) or batch.dim() != 2 or batch.shape != (size, data.shape[1]):
+        return None
+    match = (batch.double()[:, None, :] == data[None, :, :]).all(-1)          # (size, N)
+    return match.float().argmax(1).tolist() if bool(match.any(1).all()) else None
+
+
+def _loss_matches(loss, group) -> bool:
+    """Whether `loss` is -mean ELBO of the group's weights on one of the batches it saw."""
+    return any(isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == X_DIM and x.shape[0] > 0
+               and abs(float(ref_train_loss(group["weights"], x.double())) - loss) <= 1e-3 + 1e-6 * abs(loss)
+               for x in group["batches"])
+
+
+def test_train_mechanics(worker, seed, credit):
+    """The student's train on the grader's model (deterministic loss: encoder sigma ~ 3e-7)
+    and data drawn from the seed, watched step by step: exactly `steps` Adam steps of
+    learning rate `lr` (Adam's first step moves each weight by lr against its gradient's
+    sign), each on `batch_size` rows of the data, batches reaching every row, and the
+    returned losses, Python floats, equal to -mean ELBO of the weights of that step on its
+    batch (the judge's recomputation)."""
+    g = torch.Generator().manual_seed(seed)
+    n, size, steps = MECHANICS["rows"], MECHANICS["batch"], MECHANICS["steps"]
+    w = fixed_weights(seed, z_dim=MECHANICS["z_dim"], hidden=MECHANICS["hidden"], logvar_bias=-30.0)
+    data = torch.rand(n, X_DIM, generator=g, dtype=F64)
+    lr = float(10 ** (-2.4 + 0.8 * torch.rand(1, generator=g)))                # 0.004 .. 0.025
+    out = worker.call("train_mechanics", w, data, steps, size, lr)
+    if not isinstance(out, dict) or not isinstance(out.get("groups"), list):
+        fails(f"train: expected what the grader recorded, got {describe_value(out)}")
+    if isinstance(out.get("losses"), Raised):
+        fails(f"train raised {out['losses']}")
+    groups = [grp for grp in out["groups"] if isinstance(grp, dict) and isinstance(grp.get("weights"), dict)
+              and isinstance(grp.get("batches"), list) and grp["batches"]]
+    if len(groups) != len(out["groups"]) or not groups:
+        fails("train never evaluated the model it was given (call elbo(model, batch))")
+
+    def rows_of(x):
+        return _batch_rows(x, data, size)
+
+    problems, losses = [], out["losses"]
+    floats = isinstance(losses, list) and len(losses) == steps and all(type(v) is float for v in losses)
+    if not floats:
+        problems.append(f"train should return a list of its {steps} losses as Python floats, got "
+                        f"{describe_value(losses)}" + (f" of length {len(losses)}" if isinstance(losses, (list, tuple)) else ""))
+    final = out.get("final")
+    final_moved = not isinstance(final, dict) or any(not torch.equal(final[k], groups[-1]["weights"][k]) for k in w)
+    updates = int(out.get("steps_seen", 0)) - 1 + final_moved
+    if updates != steps:
+        problems.append(f"train should take exactly steps = {steps} optimiser steps, took {updates}")
+    batches = [rows_of(grp["batches"][0]) for grp in groups[:steps]]
+    if any(rows is None for rows in batches):
+        problems.append(f"train: every minibatch should be batch_size = {size} rows of the data")
+    elif len({r for rows in batches for r in rows}) < n:
+        problems.append(f"train: in {steps} steps the minibatches never reached some rows of the data: "
+                        "draw them uniformly from all the rows")
+    if floats and not all(_loss_matches(loss, grp) for loss, grp in zip(losses, groups)):
+        problems.append("train: the losses returned are not -mean ELBO of the minibatch at each step "
+                        "(before the step, averaged over the batch)")
+    if len(groups) >= 2:
+        step = adam_first_step(groups[0]["weights"], groups[0]["batches"][0].double(), lr)
+        moved = {k: groups[1]["weights"][k] - groups[0]["weights"][k] for k in w}
+        if not all(bool(((moved[k] - delta).abs() <= 0.02 * lr)[grad.abs() > 1e-3].all()) for k, (delta, grad) in step.items()):
+            problems.append("train: the first step is not an Adam step with learning rate lr")
+    score_checks(problems, 5, credit)
 
 
 def test_sample_quality(worker, seed, thresholds, credit, artifacts):
@@ -570,17 +561,6 @@ def test_iwae_grows_with_k(worker, seed):
             fails("iwae_bound with k = 64 is below the ELBO on average")
 
 
-def ref_iwae(w, x, k: int, replicas: int, generator) -> torch.Tensor:
-    """The judge's own IWAE_k draws, float64: (B, replicas)."""
-    mu, logvar = ref_encode(w, x)
-    eps = torch.randn(replicas, k, *mu.shape, generator=generator, dtype=F64)   # (R, k, B, Z)
-    z = mu + torch.exp(0.5 * logvar) * eps
-    log_prior = -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
-    log_q = -0.5 * (eps ** 2 + logvar + math.log(2 * math.pi)).sum(-1)
-    log_w = ref_log_px_z(w, x, z) + log_prior - log_q                             # (R, k, B)
-    return (torch.logsumexp(log_w, 1) - math.log(k)).T
-
-
 def test_iwae_below_log_likelihood(worker, seed):
     """E[IWAE_k] <= log p(x) (log p(x) by quadrature over the 2-d latent) for k = 64 and
     256, and E[IWAE_64] is the value the grader's own IWAE estimates (two-sample test)."""
@@ -598,3 +578,29 @@ def test_iwae_below_log_likelihood(worker, seed):
         if abs(m - m_ref) > Z_CRIT * math.hypot(s, s_ref):
             fails(f"iwae_bound with k = 64 does not average to E[IWAE_64] "
                   f"({abs(m - m_ref) / math.hypot(s, s_ref):.0f} standard errors off)")
+    _iwae_k_equals_b(worker, seed)
+
+
+IWAE_CALLS = 200
+
+
+def _iwae_k_equals_b(worker, seed):
+    """E[IWAE_16] on 16 digits (k == B, where a log-sum-exp over the wrong axis keeps its
+    shape), for the grader's model and for a confident decoder whose log p(x|z) is about
+    -1000 nats (where exp(log w) underflows in float64): a two-sample test per example."""
+    x = heldout_digits(16, offset=3, stride=18)
+    k = x.shape[0]
+    for confidence in (1.0, 40.0):
+        w = fixed_weights(seed + 1, z_dim=2, logvar_bias=-1.5, confidence=confidence)
+        calls = worker.call("iwae_calls", w, x, k, IWAE_CALLS)
+        if not isinstance(calls, list) or len(calls) != IWAE_CALLS:
+            fails(f"iwae_bound should return a tensor, got {describe_value(calls)}")
+        name = f"iwae_bound(model, x, k={k}) on {k} digits" + (" (confident decoder)" if confidence > 1 else "")
+        est = torch.stack([expect_finite(expect_tensor(c, name=name, shape=(k,), dtype=F64), name=name)
+                           for c in calls], 1)                                         # (B, calls)
+        own = ref_iwae(w, x, k, 1200, torch.Generator().manual_seed(seed))
+        for b in range(k):
+            (m, s), (m_ref, s_ref) = mean_and_se(est[b]), mean_and_se(own[b])
+            if abs(m - m_ref) > Z_CRIT * math.hypot(s, s_ref):
+                fails(f"{name} does not average to E[IWAE_{k}] ({abs(m - m_ref) / math.hypot(s, s_ref):.0f} "
+                      "standard errors off): log-sum-exp over the k samples of each example")
