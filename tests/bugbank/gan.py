@@ -228,4 +228,9 @@ BUGS = [
     Bug("d_step_uniform_noise", test="test_discriminator_step", file=F, kind="",
         old="fake = G(sample_noise(G, real.shape[0]))", new="fake = G(torch.rand(real.shape[0], G.z_dim))",
         why="the discriminator step draws its own noise, uniform on [0, 1) instead of N(0, I)"),
+    Bug("d_step_cpu_labels", test="test_device_parity", file=F, kind="device",
+        old="loss = discriminator_loss(D(real), D(fake))",
+        new=("loss = (F.binary_cross_entropy_with_logits(D(real), torch.ones(real.shape[0]))\n"
+             "            + F.binary_cross_entropy_with_logits(D(fake), torch.zeros(real.shape[0])))"),
+        why="labels made in the training step with torch.ones(n): on the CPU whatever the networks' device"),
 ]

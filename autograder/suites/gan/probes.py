@@ -258,13 +258,30 @@ def train_mechanics(x, steps, z_dim, hidden, batch_size, lr, saturating):
             "n_params": [sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters())]}
 
 
-def train_on_device(device, x_dim, z_dim, hidden, n):
-    """train(x, 0 rounds) for x on `device`: where the networks are built; then sample(G, n)."""
+def train_on_device(device, x_dim, z_dim, hidden, n, steps):
+    """train(x, steps) for x on `device`, then sample(G, n): where the networks were built and
+    what came out. On `meta` a loss has no value, so Tensor.item() / float() of a meta tensor
+    give 0.0 for the duration: the rounds (forward, backward, optimiser steps) run on meta."""
     gan = _gan()
     x = torch.randn(6, x_dim).to(device)
-    G, D, history = gan.train(x, 0, z_dim=z_dim, hidden=hidden, batch_size=4)
+    patched = {"item": torch.Tensor.item, "__float__": torch.Tensor.__float__}
+
+    def scalar(name):
+        def f(self):
+            return 0.0 if self.is_meta else patched[name](self)
+        return f
+
+    if device == "meta":
+        for name in patched:
+            setattr(torch.Tensor, name, scalar(name))
+    try:
+        G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, batch_size=4)
+        samples = gan.sample(G, n)
+    finally:
+        for name, f in patched.items():
+            setattr(torch.Tensor, name, f)
     return {"devices": sorted({str(p.device.type) for net in (G, D) for p in net.parameters()}),
-            "samples": gan.sample(G, n)}
+            "samples": samples}
 
 
 class _IdentityG(nn.Module):
