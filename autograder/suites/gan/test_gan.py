@@ -339,7 +339,7 @@ def _rounds(events, steps):
     return rounds
 
 
-def _d_logits(segment):
+def _d_logits(segment, x_dim):
     """D's logits (with autograd on) in one step, with the input rows they were computed from."""
     rows, logits = [], []
     for e in segment:
@@ -347,6 +347,8 @@ def _d_logits(segment):
             if e["id"] != "D":
                 fails("train should return the discriminator it trained")
             x_in = expect_tensor(e["input"], name="the input of the discriminator in train", dtype=torch.float32)
+            if not (x_in.dim() == 2 and x_in.shape[1] == x_dim):
+                fails("train should feed the discriminator batches of shape (N, x_dim)")
             out = expect_tensor(e["output"], name="the discriminator in train", shape=(x_in.shape[0],))
             rows.append(x_in)
             logits.append(out.double())
@@ -358,7 +360,8 @@ def _d_logits(segment):
 def _judge_mechanics(out, x, z_dim, hidden, steps, batch_size, lr, saturating):
     run = f"train(..., steps={steps}, batch_size={batch_size}, lr={lr}, saturating={saturating})"
     history = out["history"]
-    if not (isinstance(history, dict) and all(len(history.get(k, ())) == steps for k in ("d_loss", "g_loss"))):
+    if not (isinstance(history, dict) and all(isinstance(history.get(k), (list, tuple)) and len(history[k]) == steps
+                                              for k in ("d_loss", "g_loss"))):
         fails(f"{run}: history should hold one d_loss and one g_loss per round")
     if out["n_params"] != [ref_gan.ref_mlp_params(z_dim, hidden, x.shape[1]), ref_gan.ref_mlp_params(x.shape[1], hidden, 1)]:
         fails(f"{run}: the networks should be Generator(z_dim, x_dim, hidden, output) and Discriminator(x_dim, hidden)")
@@ -372,13 +375,13 @@ def _judge_mechanics(out, x, z_dim, hidden, steps, batch_size, lr, saturating):
         for seg in (d_seg, g_seg):
             if not any(e["net"] == "G" and tuple(getattr(e["input"], "shape", ())) == (batch_size, z_dim) for e in seg):
                 fails(f"{run}: each step should feed G a noise batch of shape (batch_size, z_dim)")
-        rows, logits = _d_logits(d_seg)
+        rows, logits = _d_logits(d_seg, x.shape[1])
         real = torch.tensor([row.numpy().tobytes() in index for row in rows])
         seen.update(index[row.numpy().tobytes()] for row in rows[real])
         if not (int(real.sum()) == batch_size and int((~real).sum()) == batch_size):
             fails(f"{run}: each discriminator step should see batch_size rows of x and batch_size fakes")
         d_loss = float(ref_d_loss(logits[real], logits[~real]))
-        g_rows, g_logits = _d_logits(g_seg)
+        g_rows, g_logits = _d_logits(g_seg, x.shape[1])
         if not g_rows.shape[0] == batch_size:
             fails(f"{run}: each generator step should score batch_size fakes")
         g_loss = float(ref_g_loss(g_logits, saturating))
