@@ -35,6 +35,7 @@ class Generator(nn.Module):
         output="linear":  none (the 2-D sources live on the whole plane),
         output="sigmoid": sigmoid, so every value is in (0, 1) like the digits' pixels.
     Different z must give different x: the noise is G's only source of variety.
+    Keep nn.Linear's default initialisation (the grader's training budgets assume it).
 
     Attributes: z_dim, x_dim (ints), as given.
     """
@@ -56,7 +57,8 @@ class Discriminator(nn.Module):
     """D: samples x of shape (N, x_dim) -> logits of shape (N,) (one per sample, not (N, 1)).
 
     An MLP: Linear(x_dim, hidden) -> LeakyReLU(0.2) -> Linear(hidden, hidden) ->
-    LeakyReLU(0.2) -> Linear(hidden, 1), then drop the last axis. No sigmoid at the end:
+    LeakyReLU(0.2) -> Linear(hidden, 1), then drop the last axis only (a batch of one sample
+    gives logits of shape (1,)). No sigmoid at the end:
     D returns a logit l in (-inf, inf); sigma(l) = P(real | x).
     """
 
@@ -120,7 +122,7 @@ def discriminator_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer,
                        real: torch.Tensor) -> float:
     """One optimiser step of D on L_D; G must not change and must receive no gradient.
 
-    Draw N = real.shape[0] noise vectors, make fakes G(z), and take one step of `opt_d` on
+    Draw N = real.shape[0] fresh noise vectors, make fakes G(z), and take one step of `opt_d` on
     discriminator_loss(D(real), D(fakes)). The fakes are constants for this step (detach
     them, or make them under torch.no_grad()), so no gradient reaches G's parameters.
     Reset D's gradients before backward: when this is called, D's .grad may still hold
@@ -128,6 +130,7 @@ def discriminator_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer,
 
     G is anything with a `z_dim` attribute mapping (N, z_dim) -> (N, x_dim) (use
     sample_noise); D maps (N, x_dim) -> (N,) logits; opt_d holds exactly D's parameters.
+    Leave `real` as it is (no in-place change of the caller's batch).
     Returns L_D (before the step) as a Python float.
     """
     # YOUR CODE HERE
@@ -179,12 +182,13 @@ def train(x: torch.Tensor, steps: int, *, z_dim: int = 8, hidden: int = 128,
         steps: number of rounds (one discriminator step + one generator step each).
         z_dim, hidden, output: passed to Generator(z_dim, x_dim, hidden, output) and
             Discriminator(x_dim, hidden); both built on x's device.
-        batch_size: real samples per round, drawn uniformly with replacement from x's rows.
-        lr: for make_optimizers (default betas).
-        saturating: which generator loss to use.
+        batch_size: real samples per round, drawn afresh at every round, uniformly with
+            replacement from all of x's rows.
+        lr: for make_optimizers(G, D, lr) (default betas).
+        saturating: which generator loss to use (passed to train_step).
     Returns:
-        (G, D, history) where history = {"d_loss": [...], "g_loss": [...]}, one float per
-        round (lists of length `steps`).
+        (G, D, history) where history = {"d_loss": [...], "g_loss": [...]}: the floats each
+        round's train_step returned (lists of length `steps`; steps=0 gives empty lists).
     The randomness comes from torch's global generator (the grader seeds it).
     """
     # YOUR CODE HERE
@@ -193,6 +197,7 @@ def train(x: torch.Tensor, steps: int, *, z_dim: int = 8, hidden: int = 128,
 
 @torch.no_grad()
 def sample(G: nn.Module, n: int) -> torch.Tensor:
-    """n samples G(z), z ~ N(0, I): shape (n, G.x_dim), no autograd graph, on G's device."""
+    """n samples G(z), z ~ N(0, I) (sample_noise): shape (n, G.x_dim), no autograd graph, in G's
+    dtype and on G's device."""
     # YOUR CODE HERE
     raise NotImplementedError("your code goes here (see the handout)")
