@@ -7,8 +7,14 @@ networks of our own instead of the student's, so that a bug in Generator/Discrim
 cannot hide or fake a bug in the training step, and so that the judge can recompute the
 exact update in float64:
   * _ConstG ignores its noise (x = b for every z): the fakes are known whatever noise the
-    student draws, and b is G's only parameter;
+    student draws, and b is G's only parameter. It records every noise batch it is given
+    (values, per call of the step), and the judge checks their shape, freshness and moments:
+    a constant G alone would hide how many z were drawn, and from what;
   * _LinD is logistic regression, D(x) = x w + c, logits of shape (N,).
+
+The loop's mechanics (train_mechanics) are recorded with PyTorch's global module-forward and
+optimiser-step hooks, so they see the student's own G, D and optimisers however the code
+builds and calls them.
 """
 from __future__ import annotations
 
