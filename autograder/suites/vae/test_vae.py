@@ -1,14 +1,15 @@
 """Hidden suite for the VAE assignment (runs in the judge; never imports student code).
+The float64 reference maths and the grader's own model live in ref_vae.py.
 
 Conventions judged (handout.md): Bernoulli likelihood on logits; every per-example
 quantity summed over its dimensions and returned as (B,); training loss = -mean ELBO.
 
 Statistical checks. Every check on random draws compares an average over R draws with an
 exact float64 reference and fails only beyond Z_CRIT = 5 standard errors (the standard
-error estimated from the same draws): a false alarm rate below 6e-7 per comparison, below
-1e-5 for the whole suite (fewer than 20 such comparisons). The draws come from the worker's
-seeded RNG, so a given grader seed always gives the same verdict.
-"""
+error estimated from the same draws), or runs a test at alpha = 1e-7 (Kolmogorov-Smirnov,
+chi-square, correlation): a false alarm rate below 6e-7 per comparison, below 1e-4 for the
+whole suite. The draws come from the worker's seeded RNG, so a given grader seed always
+gives the same verdict."""
 
 from __future__ import annotations
 
@@ -421,7 +422,7 @@ def test_train_mechanics(worker, seed, credit):
     batch (the judge's recomputation)."""
     g = torch.Generator().manual_seed(seed)
     n, size, steps = MECHANICS["rows"], MECHANICS["batch"], MECHANICS["steps"]
-    w = fixed_weights(seed, z_dim=MECHANICS["z_dim"], hidden=MECHANICS["hidden"], logvar_bias=-30.0)
+    w = fixed_weights(seed, z_dim=MECHANICS["z_dim"], hidden=MECHANICS["hidden"], logvar_bias=-300.0)
     data = torch.rand(n, X_DIM, generator=g, dtype=F64)
     lr = float(10 ** (-2.4 + 0.8 * torch.rand(1, generator=g)))                # 0.004 .. 0.025
     out = worker.call("train_mechanics", w, data, steps, size, lr)
@@ -582,12 +583,15 @@ def test_iwae_below_log_likelihood(worker, seed):
 
 
 IWAE_CALLS = 200
+IWAE_ALPHA = 1e-7    # per example: the two-sample Kolmogorov-Smirnov test is exact whatever the tails
 
 
 def _iwae_k_equals_b(worker, seed):
     """E[IWAE_16] on 16 digits (k == B, where a log-sum-exp over the wrong axis keeps its
     shape), for the grader's model and for a confident decoder whose log p(x|z) is about
-    -1000 nats (where exp(log w) underflows in float64): a two-sample test per example."""
+    -1000 nats (where exp(log w) underflows in float64): the student's 200 draws and the
+    judge's 1,200 have the same law (two-sample Kolmogorov-Smirnov test per example; the
+    draws' tails are too heavy for a test of the means at 5 standard errors)."""
     x = heldout_digits(16, offset=3, stride=18)
     k = x.shape[0]
     for confidence in (1.0, 40.0):
@@ -600,7 +604,5 @@ def _iwae_k_equals_b(worker, seed):
                            for c in calls], 1)                                         # (B, calls)
         own = ref_iwae(w, x, k, 1200, torch.Generator().manual_seed(seed))
         for b in range(k):
-            (m, s), (m_ref, s_ref) = mean_and_se(est[b]), mean_and_se(own[b])
-            if abs(m - m_ref) > Z_CRIT * math.hypot(s, s_ref):
-                fails(f"{name} does not average to E[IWAE_{k}] ({abs(m - m_ref) / math.hypot(s, s_ref):.0f} "
-                      "standard errors off): log-sum-exp over the k samples of each example")
+            if stats.ks_2samp(est[b].numpy(), own[b].numpy()).pvalue < IWAE_ALPHA:
+                fails(f"{name} is not distributed as IWAE_{k}: log-sum-exp over the k samples of each example")
