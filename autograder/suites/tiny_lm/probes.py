@@ -24,13 +24,33 @@ class TableLM(torch.nn.Module):
         super().__init__()
         self.register_buffer("table", table)
         self.block_size = block_size
+        self.contexts = []          # every idx it was given, in order (the judge checks the crop)
 
     def forward(self, idx):
         if idx.dim() != 2:
             raise ValueError(f"the model expects a (B, T) tensor of token ids, got shape {tuple(idx.shape)}")
         if idx.shape[1] > self.block_size:
             raise ValueError(f"the model was given {idx.shape[1]} tokens of context, more than its block_size {self.block_size}")
+        self.contexts.append(idx.detach().clone())
         return self.table[idx]
+
+
+class RecordingLM(torch.nn.Module):
+    """A trainable stand-in with known maths: logits[b, t] = W[idx[b, t]], W (V, V) float64,
+    starting at zero. It records every batch it is trained on and W before each training
+    forward, so the judge can recompute each step's loss and AdamW update."""
+
+    def __init__(self, vocab_size: int, block_size: int):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.zeros(vocab_size, vocab_size, dtype=torch.float64))
+        self.block_size = block_size
+        self.inputs, self.weights = [], []
+
+    def forward(self, idx):
+        if torch.is_grad_enabled():
+            self.inputs.append(idx.detach().clone())
+            self.weights.append(self.W.detach().clone())
+        return self.W[idx]
 
 
 def _model(vocab_size, block_size, n_layer=2, n_head=4, n_embd=32):
@@ -56,27 +76,52 @@ def tokenizer(train_text, strings):
 
 # ---------------------------------------------------------------------------------- bigram
 def bigram(text, alpha):
-    """Fit the student's bigram on text; return its logits at every position and the char->id map."""
+    """Fit the student's bigram on text; return its logits at every position, its rows for
+    every id (the unknown token's included) and the char->id map."""
     tl = _tl()
     tok = tl.CharTokenizer(text)
     ids = tok.encode(text)
     model = tl.BigramLM(tok.vocab_size).fit(ids, alpha=alpha)
     with torch.no_grad():
         logits = model(ids[None, :-1])
+        rows = model(torch.arange(tok.vocab_size)[None, :])
     chars = sorted(set(text))
-    return {"logits": logits, "char_ids": tok.encode("".join(chars)), "chars": "".join(chars),
+    return {"logits": logits, "rows": rows, "char_ids": tok.encode("".join(chars)), "chars": "".join(chars),
             "vocab_size": tok.vocab_size}
 
 
 # ---------------------------------------------------------------------------------- data and loss
-def batches(ids, batch_size, block_size, n_batches):
+def batches(ids, batch_size, block_size, n_batches, generator_seeds):
+    """n_batches calls of get_batch per generator seed, each with a fresh generator (the
+    global RNG moves on between them)."""
     tl = _tl()
-    g = torch.Generator().manual_seed(1234)
-    return [tl.get_batch(ids, batch_size, block_size, g) for _ in range(n_batches)]
+    runs = []
+    for s in generator_seeds:
+        g = torch.Generator().manual_seed(s)
+        runs.append([tl.get_batch(ids, batch_size, block_size, g) for _ in range(n_batches)])
+        torch.rand(7)
+    return runs
 
 
 def loss(logits, targets):
-    return _tl().lm_loss(logits, targets)
+    """The loss, and the inputs as they are after the call (they must be unchanged)."""
+    value = _tl().lm_loss(logits, targets)
+    return {"loss": value, "logits": logits, "targets": targets}
+
+
+def train_loop(ids, vocab_size, block_size, steps, batch_size, lr, generator_seeds):
+    """The student's train() on a RecordingLM, once per generator seed: the losses it
+    returns, the batches it trained on, W before every step and W at the end."""
+    tl = _tl()
+    runs = []
+    for s in generator_seeds:
+        model = RecordingLM(vocab_size, block_size)
+        losses = tl.train(model, ids.clone(), steps=steps, batch_size=batch_size, lr=lr,
+                          generator=torch.Generator().manual_seed(s))
+        runs.append({"losses": losses, "inputs": model.inputs, "weights": model.weights,
+                     "final": model.W.detach().clone()})
+        torch.rand(7)
+    return runs
 
 
 def initial_logits(vocab_size, block_size, idx):
@@ -97,15 +142,20 @@ def logits_shapes(vocab_size, block_size, shapes):
     return out
 
 
-def attention_module(n_embd, n_head, x, gain):
-    """Run the student's CausalSelfAttention in float64 on x; return outputs and its weights."""
+def attention_module(n_embd, n_head, xs, gain):
+    """Run one student CausalSelfAttention in float64 on each x of xs in turn (a short
+    sequence first); return its outputs, its weights and its parameters."""
     attn = _tl().CausalSelfAttention(n_embd, n_head).double()
+    ys, atts = [], []
     with torch.no_grad():
         attn.qkv.weight.mul_(gain)
         attn.qkv.bias.mul_(gain)
-        result = attn(x)
-    y, att = (result[0], result[1]) if isinstance(result, (tuple, list)) and len(result) == 2 else (result, None)
-    return {"y": y, "att": att,
+        for x in xs:
+            result = attn(x)
+            pair = isinstance(result, (tuple, list)) and len(result) == 2
+            ys.append(result[0] if pair else result)
+            atts.append(result[1] if pair else None)
+    return {"ys": ys, "atts": atts,
             "qkv_w": attn.qkv.weight.detach(), "qkv_b": attn.qkv.bias.detach(),
             "proj_w": attn.proj.weight.detach(), "proj_b": attn.proj.bias.detach()}
 
@@ -152,6 +202,19 @@ def device_forward(device, vocab_size, block_size, idx, targets):
         logits = model(idx.to(device))
         loss = tl.lm_loss(logits, targets.to(device))
     return {"cpu_logits": cpu_logits, "logits": logits, "loss": loss}
+
+
+def device_train_step(device, vocab_size, block_size, batch_size, n_ids):
+    """One training step's forward and backward on `device` (the meta device when there is
+    no accelerator): the student's get_batch on ids there, TinyGPT, lm_loss, backward."""
+    tl = _tl()
+    model = _model(vocab_size, block_size).to(device)
+    ids = torch.randint(0, vocab_size, (n_ids,)).to(device)
+    x, y = tl.get_batch(ids, batch_size, block_size, torch.Generator().manual_seed(0))
+    loss = tl.lm_loss(model(x), y)
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    return {"get_batch": (x, y), "lm_loss": loss.detach(), "grads_missing": sum(g is None for g in grads)}
 
 
 # ---------------------------------------------------------------------------------- learned quality
@@ -208,13 +271,14 @@ def heldout_outputs(held_text, n_windows, block_size):
 
 
 # ---------------------------------------------------------------------------------- generation
-def generate(table, block_size, prompt, max_new_tokens, temperature, top_k, seeds):
-    """The student's generate() on a TableLM, once per generator seed in `seeds`."""
+def generate(table, block_size, prompt, max_new_tokens, temperature, top_k, seeds, record=False):
+    """The student's generate() on a TableLM, once per generator seed in `seeds`; with
+    record, also the contexts the model was given (for the last seed)."""
     tl = _tl()
-    model = TableLM(table, block_size)
     outs = []
     for s in seeds:
+        model = TableLM(table, block_size)
         g = torch.Generator().manual_seed(s)
         outs.append(tl.generate(model, prompt.clone(), max_new_tokens, temperature=temperature,
                                 top_k=top_k, generator=g))
-    return outs
+    return {"outs": outs, "contexts": model.contexts} if record else outs

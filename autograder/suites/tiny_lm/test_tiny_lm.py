@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import kitdata.text as kt
-from autograder.judge import (describe_value, expect_close, expect_finite, expect_meta, expect_tensor, fails, parity_devices,
-                              plottable, tier)
+import ref_tiny_lm as ref
+from autograder.judge import (describe_value, expect_close, expect_finite, expect_meta, expect_same, expect_tensor, fails,
+                              on_device, output_problems, parity_devices, plottable, tier)
 
 LANG = kt.LANGUAGE
 HELDOUT_SALT = 0x51_7E_D5_A1_7C
@@ -38,9 +39,6 @@ def _expect_ids(value, *, name, n, vocab_size):
     return ids
 
 
-def _nll(logits, targets):
-    """float64 -log softmax(logits)[targets] per position."""
-    return -torch.log_softmax(logits.double(), dim=-1).gather(-1, targets[..., None])[..., 0]
 
 
 # ======================================================================== tokenizer
@@ -101,34 +99,33 @@ def test_tokenizer_unknown(worker, seed):
 
 
 # ======================================================================== bigram
-def _pair_counts(text, chars):
-    pos = {c: i for i, c in enumerate(chars)}
-    a = torch.tensor([pos[c] for c in text[:-1]])
-    b = torch.tensor([pos[c] for c in text[1:]])
-    n = len(chars)
-    return torch.zeros(n * n, dtype=torch.float64).index_add_(0, a * n + b, torch.ones(len(a), dtype=torch.float64)).view(n, n), a, b
-
-
 def test_bigram_entropy(worker, seed):
     """alpha = 0: the bigram's cross-entropy on its own training text is the empirical
-    conditional entropy H(X_{t+1} | X_t) of the pair counts. alpha = 1: every next-token
-    distribution is (N[i, j] + 1) / (N[i] + V)."""
+    conditional entropy H(X_{t+1} | X_t) of the pair counts, and a token never followed by
+    anything (the unknown one, the text's unique last character) gets a uniform row.
+    alpha = 1: every next-token distribution is (N[i, j] + 1) / (N[i] + V). forward returns
+    log-probabilities: judged as they are, never re-normalised."""
     g = _rng(seed)
-    text = LANG.sample(3000, seed=seed) + _random_text("abc", 300, g)   # skewed counts, unseen pairs
+    # skewed counts, unseen pairs, and a last character that is never followed by anything
+    text = LANG.sample(3000, seed=seed) + _random_text("abc", 300, g) + "!"
+    chars, V = sorted(set(text)), len(set(text)) + 1
+    counts, a, b = ref.ref_pair_counts(text, chars)
     for alpha in (0.0, 1.0):
         out = worker.call("bigram", text, alpha)
-        chars, V = sorted(set(text)), len(set(text)) + 1
         if not (out["vocab_size"] == V):
             fails("CharTokenizer.vocab_size is wrong (see the tokenizer tests)")
         logits = expect_tensor(out["logits"], name="BigramLM.forward", shape=(1, len(text) - 1, V))
-        if not (logits.is_floating_point()):
-            fails("BigramLM.forward should return float logits")
-        char_ids = out["char_ids"].long()
-        counts, a, b = _pair_counts(text, chars)
-        # Student's logits re-indexed into the judge's character order.
-        logp = torch.log_softmax(logits[0].double(), dim=-1)
-        targets = char_ids[b]
-        nll = -logp.gather(1, targets[:, None])[:, 0]
+        rows = expect_tensor(out["rows"], name="BigramLM.forward", shape=(1, V, V))
+        if not (logits.is_floating_point() and rows.is_floating_point()):
+            fails("BigramLM.forward should return float log-probabilities")
+        logp, rows = logits[0].double(), rows[0].double()
+        if not bool((torch.logsumexp(rows, dim=-1).abs() <= 1e-5).all()):
+            fails(f"BigramLM.forward(alpha={alpha:g}) should return log-probabilities: the exponentials of each "
+                  "row should sum to 1")
+        char_ids = expect_tensor(out["char_ids"], name="CharTokenizer.encode", shape=(len(chars),)).long()
+        if not (int(char_ids.min()) >= 0 and int(char_ids.max()) < V):
+            fails("CharTokenizer.encode has ids outside [0, vocab_size)")
+        nll = -logp.gather(1, char_ids[b][:, None])[:, 0]
         if not (torch.isfinite(nll).all()):
             fails("BigramLM gives probability 0 to a pair that occurs in its training text")
         if alpha == 0.0:
@@ -139,6 +136,10 @@ def test_bigram_entropy(worker, seed):
             if not (abs(ce - h) <= 1e-4 * max(1.0, h)):
                 fails("BigramLM.fit(alpha=0): its cross-entropy on the training text should equal the "
                     "empirical conditional entropy of the pair counts; it does not")
+            never_followed = torch.tensor([int(char_ids[chars.index("!")]), V - 1])
+            expect_close(rows[never_followed].exp(), torch.full((2, V), 1.0 / V, dtype=torch.float64),
+                         name="BigramLM.fit(alpha=0) on a token that is never followed (its row should be uniform)",
+                         rtol=1e-4, atol=1e-6)
         else:
             expected = (counts + 1.0) / (counts.sum(1, keepdim=True) + V)        # (n, n) in judge order
             got = logp.exp()[:, char_ids]                                            # (N-1, n)
@@ -146,58 +147,133 @@ def test_bigram_entropy(worker, seed):
 
 
 # ======================================================================== data and loss
-def test_batches(worker, seed):
-    g = _rng(seed)
-    N, B, T = 400, 16, 8
-    ids = torch.randperm(N, generator=g)          # distinct values: a window's origin is identifiable
+def _window_starts(pairs, ids, B, T, name="get_batch"):
+    """The start of every window of a list of get_batch results (x, y) on distinct-valued
+    ids, after checking that each is a (B, T) window and its targets shifted by one (y None:
+    that a next token exists)."""
+    N = len(ids)
     position = torch.empty(N, dtype=torch.long)
     position[ids] = torch.arange(N)
-    out = worker.call("batches", ids, B, T, 20)
-    if not (isinstance(out, (list, tuple)) and len(out) == 20):
-        fails("get_batch should return (x, y)")
+    if not isinstance(pairs, (list, tuple)):
+        fails(f"{name} should return (x, y), got {describe_value(pairs)}")
     starts = []
-    for pair in out:
+    for pair in pairs:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            fails("get_batch should return a pair (x, y)")
-        x = expect_tensor(pair[0], name="get_batch x", shape=(B, T), dtype=torch.long)
-        y = expect_tensor(pair[1], name="get_batch y", shape=(B, T), dtype=torch.long)
+            fails(f"{name} should return a pair (x, y), got {describe_value(pair)}")
+        x = expect_tensor(pair[0], name=f"{name} x", shape=(B, T), dtype=torch.long)
+        y = x if pair[1] is None else expect_tensor(pair[1], name=f"{name} y", shape=(B, T), dtype=torch.long)
         if not (int(x.min()) >= 0 and int(x.max()) < N and int(y.min()) >= 0 and int(y.max()) < N):
-            fails("get_batch returns values that are not in ids")
-        px, py = position[x], position[y]
+            fails(f"{name} returns values that are not in ids")
+        px, py = position[x], (position[x] + 1 if pair[1] is None else position[y])
         if not (bool((px[:, 1:] == px[:, :-1] + 1).all())):
-            fails("get_batch: each row of x should be a contiguous window of ids")
-        if not (bool((py == px + 1).all())):
-            fails("get_batch: y should be x shifted by one (y[b, t] is the token after x[b, t])")
+            fails(f"{name}: each row of x should be a contiguous window of ids")
+        if not (bool((py == px + 1).all()) and int(py.max()) < N):
+            fails(f"{name}: y should be x shifted by one (y[b, t] is the token after x[b, t])")
         starts.append(px[:, 0])
-    starts = torch.cat(starts)
-    if not (starts.unique().numel() > len(starts) // 4):
+    return torch.cat(starts) if starts else torch.zeros(0, dtype=torch.long)
+
+
+def test_batches(worker, seed):
+    """Contiguous windows, targets shifted by one, every start in [0, N - block_size - 1]
+    drawn (the last window too), and the generator passed in decides the draws."""
+    g = _rng(seed)
+    N, B, T, n = 400, 16, 9, 20
+    ids = torch.randperm(N, generator=g)          # distinct values: a window's origin is identifiable
+    s = int(torch.randint(0, 2**31, (1,), generator=g))
+    runs = worker.call("batches", ids, B, T, n, [s, s, s + 1])
+    if not (isinstance(runs, (list, tuple)) and len(runs) == 3):
+        fails("get_batch failed")
+    first, again, other = (_window_starts(run, ids, B, T) for run in runs)
+    if not (first.numel() == n * B and first.unique().numel() > len(first) // 4):
         fails("get_batch: the windows should start at random positions")
+    if not torch.equal(first, again):
+        fails("get_batch: the same generator seed should give the same batches (draw with the generator passed in)")
+    if torch.equal(first, other):
+        fails("get_batch: different generator seeds give the same batches")
+    # A text only three windows long: every window, the last one included, must be drawn.
+    short = torch.randperm(T + 3, generator=g)
+    starts = _window_starts(worker.call("batches", short, B, T, n, [s])[0], short, B, T)
+    if not (set(starts.tolist()) == {0, 1, 2}):
+        fails("get_batch should draw every start in [0, N - block_size - 1], the last window included")
 
 
-def _reference_loss(logits, targets):
-    return _nll(logits, targets).mean()
+def test_train_loop(worker, seed):
+    """train() on a grader-owned model (logits = W[idx], W float64 from zero): exactly `steps`
+    steps, each on a fresh (batch_size, block_size) batch of windows of ids drawn with the
+    generator passed in; the losses it returns are lm_loss on those batches; each update is
+    AdamW's at the given lr."""
+    g = _rng(seed)
+    N, B, T, steps, lr = 60, 3, 5, 4, 0.02         # every size distinct; lr not a default
+    ids = torch.randperm(N, generator=g)
+    position = torch.empty(N, dtype=torch.long)
+    position[ids] = torch.arange(N)
+    s = int(torch.randint(0, 2**31, (1,), generator=g))
+    runs = worker.call("train_loop", ids, N, T, steps, B, lr, [s, s, s + 1])
+    if not (isinstance(runs, (list, tuple)) and len(runs) == 3 and all(isinstance(r, dict) for r in runs)):
+        fails(f"train failed, got {describe_value(runs)}")
+    run = runs[0]
+    inputs, weights = run["inputs"], run["weights"]
+    if not (isinstance(inputs, (list, tuple)) and len(inputs) == steps):
+        fails(f"train(steps={steps}) should run exactly {steps} training steps (one forward pass each)")
+    losses = run["losses"]
+    if not (isinstance(losses, (list, tuple)) and len(losses) == steps):
+        fails(f"train(steps={steps}) should return a list of {steps} losses, got {describe_value(losses)}")
+    for value in losses:
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.reshape(())
+        if not (isinstance(value, (int, float)) or (isinstance(value, torch.Tensor) and value.dim() == 0)):
+            fails(f"train should return the losses as numbers, got {describe_value(value)}")
+    for x in inputs:
+        expect_tensor(x, name="the batches train() feeds the model", shape=(B, T), dtype=torch.long)
+    _window_starts([(x, None) for x in inputs], ids, B, T, name="train's batches")
+    if any(torch.equal(inputs[k], inputs[k + 1]) for k in range(steps - 1)):
+        fails("train should draw a fresh batch at every step")
+    for other, same in ((runs[1], True), (runs[2], False)):
+        again = other.get("inputs")
+        equal = isinstance(again, (list, tuple)) and len(again) == steps and all(
+            isinstance(a, torch.Tensor) and a.shape == x.shape and torch.equal(a, x) for a, x in zip(again, inputs))
+        if equal != same:
+            fails("train: the generator passed in should decide the batches (same seed, same batches; "
+                  "another seed, other batches)")
+    targets = [ids[position[x] + 1] for x in inputs]
+    weights = [expect_tensor(w, name="the model's weights during train()", shape=(N, N), dtype=torch.float64)
+               for w in list(weights) + [run["final"]]]
+    measured = [ref.ref_table_loss_and_grad(w, x, y) for w, x, y in zip(weights, inputs, targets)]
+    expect_close(torch.tensor([float(v) for v in losses], dtype=torch.float64),
+                 torch.tensor([m[0] for m in measured], dtype=torch.float64),
+                 name="train's returned losses (lm_loss of each step's batch, before its update)", rtol=1e-6, atol=1e-9)
+    updates = ref.ref_adam_updates([m[1] for m in measured], lr)
+    for k, update in enumerate(updates):
+        # AdamW's weight decay (0 or PyTorch's 0.01) moves W by at most lr * 0.01 * |W| here
+        expect_close(weights[k + 1] - weights[k], update, name=f"train's update at step {k + 1} "
+                     f"(AdamW at lr={lr}, each step's gradient of that step's loss)", rtol=0.0, atol=0.05 * lr)
 
 
-@pytest.mark.parametrize("case", ["float32", "float64", "large_logits"])
+@pytest.mark.parametrize("case", ["float32", "float64", "large_logits", "extreme_float64"])
 def test_loss(worker, seed, case):
+    """lm_loss against the float64 reference, its dtype kept, its inputs left unchanged.
+    large_logits: a target 200 below the largest logit (log(softmax) underflows in float32);
+    extreme_float64: logits of 1e3..1e4 (it underflows in float64 too)."""
     g = _rng(seed)
     B, T, V = 3, 5, 7
     logits = torch.randn(B, T, V, generator=g, dtype=torch.float64) * 2
     targets = torch.randint(0, V, (B, T), generator=g)
     if case == "large_logits":
-        # A target logit 200 below the largest: log(softmax(.)) underflows to -inf; a stable
-        # log-softmax does not.
         logits[0, 0] = 0.0
         logits[0, 0, (targets[0, 0] + 1) % V] = 200.0
+    elif case == "extreme_float64":
+        logits = logits * 10 ** (3 + torch.rand(B, T, 1, generator=g, dtype=torch.float64))
+    if case in ("float32", "large_logits"):
         logits = logits.float()
-    elif case == "float32":
-        logits = logits.float()
-    out = worker.call("loss", logits, targets)
-    dtype = torch.float64 if case == "float64" else torch.float32
-    value = expect_tensor(out, name="lm_loss", shape=(), dtype=dtype)
+    out = worker.call("loss", logits.clone(), targets.clone())
+    if not isinstance(out, dict):
+        fails(f"lm_loss failed, got {describe_value(out)}")
+    value = expect_tensor(out["loss"], name="lm_loss", shape=(), dtype=logits.dtype)
     expect_finite(value, name="lm_loss")
-    tol = 1e-10 if case == "float64" else 1e-5
-    expect_close(value, _reference_loss(logits, targets), name="lm_loss", rtol=tol, atol=tol)
+    tol = 1e-5 if logits.dtype == torch.float32 else 1e-10
+    expect_close(value, ref.ref_loss(logits, targets), name="lm_loss", rtol=tol, atol=tol)
+    expect_same(out["logits"], logits, name="the logits after lm_loss (it should not change its inputs)")
+    expect_same(out["targets"], targets, name="the targets after lm_loss (it should not change its inputs)")
 
 
 def test_initial_loss(worker, seed, thresholds):
@@ -208,7 +284,7 @@ def test_initial_loss(worker, seed, thresholds):
     targets = torch.randint(0, V, (16, T), generator=g)
     logits = expect_tensor(worker.call("initial_logits", V, T, idx), name="TinyGPT.forward", shape=(16, T, V))
     expect_finite(logits, name="TinyGPT.forward")
-    ce = float(_reference_loss(logits, targets))
+    ce = float(ref.ref_loss(logits, targets))
     if not (abs(ce - math.log(V)) <= thresholds["init_loss_tolerance"]):
         fails(f"a freshly initialised TinyGPT should have loss close to ln(V) = {math.log(V):.3f} on random "
             f"tokens, got {ce:.3f}: initialise its weights small (e.g. normal with std 0.02)")
@@ -227,44 +303,38 @@ def test_logits_shapes(worker, seed):
         expect_finite(logits, name="TinyGPT.forward")
 
 
-def _reference_attention(x, out, n_head):
-    B, T, C = x.shape
-    hs = C // n_head
-    qkv = x @ out["qkv_w"].double().T + out["qkv_b"].double()
-    q, k, v = (z.view(B, T, n_head, hs).transpose(1, 2) for z in qkv.split(C, dim=2))
-    scores = q @ k.transpose(-2, -1) / math.sqrt(hs)
-    future = torch.ones(T, T, dtype=torch.bool).triu(1)
-    att = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
-    y = (att @ v).transpose(1, 2).reshape(B, T, C) @ out["proj_w"].double().T + out["proj_b"].double()
-    return y, att
-
-
 @pytest.mark.parametrize("gain", [1.0, 300.0], ids=["ordinary_scores", "large_scores"])
 def test_attention_module(worker, seed, gain):
-    """CausalSelfAttention against softmax(q k^T / sqrt(hs) + M) v with its own weights.
-    large_scores multiplies the q/k/v weights so that scores reach ~1e4..1e5: a mask
-    with a finite value is overcome there, -inf is not."""
+    """CausalSelfAttention against softmax(q k^T / sqrt(hs) + M) v with its own weights,
+    every size distinct (B 2, T 7, C 24, H 4, hs 6), after a first call on one token of one
+    sequence (no state kept from call to call). large_scores multiplies the q/k/v weights so
+    that scores reach ~1e4..1e5: a mask with a finite value is overcome there, -inf is not."""
     g = _rng(seed)
-    C, H, B, T = 16, 4, 2, 7
+    C, H, B, T = 24, 4, 2, 7
     x = torch.randn(B, T, C, generator=g, dtype=torch.float64)
-    out = worker.call("attention_module", C, H, x, gain)
+    xs = [x[:1, :1].clone(), x]
+    out = worker.call("attention_module", C, H, xs, gain)
+    if not (isinstance(out, dict) and isinstance(out.get("ys"), list) and len(out["ys"]) == len(xs)):
+        fails(f"CausalSelfAttention failed, got {describe_value(out)}")
     for key, shape in (("qkv_w", (3 * C, C)), ("qkv_b", (3 * C,)), ("proj_w", (C, C)), ("proj_b", (C,))):
         expect_tensor(out[key], name=f"CausalSelfAttention.{key.replace('_w', '.weight').replace('_b', '.bias')}",
                       shape=shape)
-    y = expect_tensor(out["y"], name="CausalSelfAttention output", shape=(B, T, C), dtype=torch.float64)
-    expect_finite(y, name="CausalSelfAttention output")
-    ref_y, ref_att = _reference_attention(x, out, H)
-    if out["att"] is not None:
-        att = expect_tensor(out["att"], name="CausalSelfAttention attention weights", shape=(B, H, T, T))
-        expect_finite(att, name="CausalSelfAttention attention weights")
+    for x, y, att in zip(xs, out["ys"], out["atts"]):
+        b, t = x.shape[:2]
+        where = f" on a ({b}, {t}, {C}) input"
+        y = expect_tensor(y, name="CausalSelfAttention output" + where, shape=(b, t, C), dtype=torch.float64)
+        expect_finite(y, name="CausalSelfAttention output" + where)
+        ref_y, ref_att = ref.ref_attention(x, out["qkv_w"], out["qkv_b"], out["proj_w"], out["proj_b"], H)
+        if att is None:
+            fails("CausalSelfAttention.forward should return (y, attention weights)")
+        att = expect_tensor(att, name="CausalSelfAttention attention weights" + where, shape=(b, H, t, t))
+        expect_finite(att, name="CausalSelfAttention attention weights" + where)
         if not (bool((att.double().sum(-1) - 1).abs().max() < 1e-6)):
             fails("CausalSelfAttention: each query's attention weights should sum to 1 over the keys")
         if not (float(att.double().triu(1).abs().max()) == 0.0):
             fails("CausalSelfAttention: attention weights above the diagonal (the future) should be exactly 0")
-        expect_close(att, ref_att, name="CausalSelfAttention attention weights", rtol=1e-6, atol=1e-8)
-    else:
-        raise AssertionError("CausalSelfAttention.forward should return (y, attention weights)")
-    expect_close(y, ref_y, name="CausalSelfAttention output", rtol=1e-6, atol=1e-8)
+        expect_close(att, ref_att, name="CausalSelfAttention attention weights" + where, rtol=1e-6, atol=1e-8)
+        expect_close(y, ref_y, name="CausalSelfAttention output" + where, rtol=1e-6, atol=1e-8)
 
 
 def test_causality(worker, seed):
@@ -314,12 +384,21 @@ def test_device_parity(worker, seed):
             cpu = expect_tensor(out["cpu_logits"], name="TinyGPT.forward (CPU)", shape=(B, T, V))
             expect_close(out["logits"], cpu, name=f"TinyGPT.forward on {device} vs CPU", rtol=1e-3, atol=1e-4)
             loss = expect_tensor(out["loss"], name=f"lm_loss on {device}", shape=())
-            expect_close(loss, _reference_loss(cpu, targets), name=f"lm_loss on {device}", rtol=1e-4, atol=1e-5)
+            expect_close(loss, ref.ref_loss(cpu, targets), name=f"lm_loss on {device}", rtol=1e-4, atol=1e-5)
+        # One training step there: get_batch on ids on that device, forward, lm_loss, backward.
+        step = worker.call("device_train_step", device, V, block, B, 50)
+        where = f" on {device}"
+        problems = (output_problems(step, {"get_batch": [(B, block), (B, block)]}, on_device(device, torch.long, where=where))
+                    + output_problems(step, {"lm_loss": ()}, on_device(device, torch.float32, where=where)))
+        if problems:
+            fails(f"a training step{where}: {problems[0]}")
+        if step["grads_missing"] != 0:
+            fails(f"a training step{where}: lm_loss.backward() leaves parameters of TinyGPT without a gradient")
     out = worker.call("device_forward", "float64", V, block, idx, targets)
     logits = expect_tensor(out["logits"], name="TinyGPT.forward after model.double()", shape=(B, T, V),
                            dtype=torch.float64)
     loss = expect_tensor(out["loss"], name="lm_loss on float64 logits", shape=(), dtype=torch.float64)
-    expect_close(loss, _reference_loss(logits, targets), name="lm_loss on float64 logits", rtol=1e-10, atol=1e-12)
+    expect_close(loss, ref.ref_loss(logits, targets), name="lm_loss on float64 logits", rtol=1e-10, atol=1e-12)
 
 
 # ======================================================================== learned quality
@@ -388,8 +467,8 @@ def test_learned_quality(worker, seed, thresholds, credit, artifacts):
     targets = ids[codes[:, 1:]]
     floor = np.stack([LANG.token_nll(held[i * (block + 1): (i + 1) * (block + 1)])[1:] for i in range(n_windows)])
     scored = slice(LANG.lag - 1, None)          # targets with a full lag of context in the window
-    ce = float(_nll(logits, targets)[:, scored].mean())
-    bigram_ce = float(_nll(bigram_logits, targets)[:, scored].mean())
+    ce = float(ref.ref_nll(logits, targets)[:, scored].mean())
+    bigram_ce = float(ref.ref_nll(bigram_logits, targets)[:, scored].mean())
     gap = kt.cross_entropy_gap(ce, floor[:, scored])
     artifacts.note(f"held-out cross-entropy: TinyGPT {ce:.4f}, bigram {bigram_ce:.4f} nats/token; "
                    f"entropy rate {LANG.entropy_rate():.4f}; TinyGPT is {gap:+.4f} nats/token from the best achievable")
@@ -437,18 +516,21 @@ def _check_generated(out, prompt, n_new, V, name="generate"):
 
 
 def test_generate_reproducible(worker, seed):
+    """The generator passed in decides the draws: same seed, same text; another seed, another
+    text. For a batch of several prompts and for a batch of one prompt of one token."""
     g = _rng(seed)
     V, block = 12, 8
     table = _table(g, V, 0.5)
-    prompt = torch.randint(0, V, (4, 3), generator=g)
-    outs = worker.call("generate", table, block, prompt, 20, 1.0, None, [seed % 1000, seed % 1000, seed % 1000 + 1])
-    if not (isinstance(outs, (list, tuple)) and len(outs) == 3):
-        fails("generate failed")
-    a, b, c = (_check_generated(o, prompt, 20, V) for o in outs)
-    if not (bool((a == b).all())):
-        fails("generate: the same generator seed should give the same text")
-    if not (not bool((a == c).all())):
-        fails("generate: different generator seeds give the same text (is it sampling?)")
+    for prompt in (torch.randint(0, V, (4, 3), generator=g), torch.randint(0, V, (1, 1), generator=g)):
+        outs = worker.call("generate", table, block, prompt, 20, 1.0, None, [seed % 1000, seed % 1000, seed % 1000 + 1])
+        if not (isinstance(outs, (list, tuple)) and len(outs) == 3):
+            fails("generate failed")
+        name = f"generate on a batch of {prompt.shape[0]} prompt(s)"
+        a, b, c = (_check_generated(o, prompt, 20, V, name=name) for o in outs)
+        if not (bool((a == b).all())):
+            fails(f"{name}: the same generator seed should give the same text")
+        if not (not bool((a == c).all())):
+            fails(f"{name}: different generator seeds give the same text (is it sampling?)")
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1e-3], ids=["zero", "tiny"])
@@ -463,13 +545,22 @@ def test_generate_greedy(worker, seed, temperature):
     top = table.argmax(1)
     table[torch.arange(V), top] = table.max(1).values + 1.0
     prompt = torch.randint(0, V, (5, 4), generator=g)
-    outs = worker.call("generate", table, block, prompt, n_new, temperature, None, [1])
-    out = _check_generated(outs[0], prompt, n_new, V)
+    reply = worker.call("generate", table, block, prompt, n_new, temperature, None, [1], record=True)
+    if not (isinstance(reply, dict) and isinstance(reply.get("outs"), list) and reply["outs"]):
+        fails(f"generate failed, got {describe_value(reply)}")
+    out = _check_generated(reply["outs"][0], prompt, n_new, V)
     expected = prompt.clone()
     for _ in range(n_new):
         expected = torch.cat([expected, top[expected[:, -1]][:, None]], dim=1)
     if not (bool((out == expected).all())):
         fails(f"generate(temperature={temperature:g}) should always pick the most likely next token")
+    # What the model was given at each step: the last min(length, block_size) tokens so far.
+    contexts, T0 = reply["contexts"], prompt.shape[1]
+    wanted = [expected[:, max(0, L - block): L] for L in range(T0, T0 + n_new)]
+    if not (isinstance(contexts, list) and len(contexts) == n_new and all(
+            isinstance(c, torch.Tensor) and c.shape == w.shape and torch.equal(c, w) for c, w in zip(contexts, wanted))):
+        fails("generate should feed the model, at each step, the last block_size tokens of the text so far "
+              "(all of it while it is shorter)")
 
 
 @pytest.mark.parametrize("k", [1, 3])
