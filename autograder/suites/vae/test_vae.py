@@ -414,7 +414,7 @@ def _loss_matches(loss, group) -> bool:
 
 
 def test_train_mechanics(worker, seed, credit):
-    """The student's train on the grader's model (deterministic loss: encoder sigma ~ 3e-7)
+    """The student's train on the grader's model (deterministic loss: log sigma^2 ~ -300, z = mu)
     and data drawn from the seed, watched step by step: exactly `steps` Adam steps of
     learning rate `lr` (Adam's first step moves each weight by lr against its gradient's
     sign), each on `batch_size` rows of the data, batches reaching every row, and the
@@ -439,11 +439,11 @@ def test_train_mechanics(worker, seed, credit):
         return _batch_rows(x, data, size)
 
     problems, losses = [], out["losses"]
-    floats = isinstance(losses, list) and len(losses) == steps and all(type(v) is float for v in losses)
+    floats = isinstance(losses, list) and len(losses) == steps and all(isinstance(v, float) for v in losses)
     if not floats:
         got = describe_value(losses)
         if isinstance(losses, (list, tuple)):
-            odd = [v for v in losses if type(v) is not float]
+            odd = [v for v in losses if not isinstance(v, float)]
             got += f" of length {len(losses)}" + (f" holding {describe_value(odd[0])}" if odd else "")
         problems.append(f"train should return a list of its {steps} losses as Python floats (loss.item()), got {got}")
     final = out.get("final")
