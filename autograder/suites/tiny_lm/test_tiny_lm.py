@@ -246,7 +246,7 @@ def test_train_loop(worker, seed):
     for k, update in enumerate(updates):
         # AdamW's weight decay (0 or PyTorch's 0.01) moves W by at most lr * 0.01 * |W| here
         expect_close(weights[k + 1] - weights[k], update, name=f"train's update at step {k + 1} "
-                     f"(AdamW at lr={lr}, each step's gradient of that step's loss)", rtol=0.0, atol=0.05 * lr)
+                     f"(AdamW at the lr passed in, each step's gradient of that step's loss)", rtol=0.0, atol=0.05 * lr)
 
 
 @pytest.mark.parametrize("case", ["float32", "float64", "large_logits", "extreme_float64"])
