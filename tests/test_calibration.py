@@ -6,7 +6,6 @@ for the code as it is now, not only for the code that wrote the report.
 """
 import json
 
-import numpy as np
 import pytest
 
 from kitdata import calibrate

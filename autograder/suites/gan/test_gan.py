@@ -12,7 +12,7 @@ import torch
 import ref_gan
 from autograder.judge import (on_device, digit_grid, expect_close, expect_finite, expect_meta, expect_same, expect_tensor,
                               fails, parity_devices, plottable, tier)
-from ref_gan import (ref_d_loss, ref_d_loss_at, ref_g_loss, ref_g_loss_at, ref_grad, ref_sgd, ref_softplus,
+from ref_gan import (ref_d_loss, ref_d_loss_at, ref_g_loss, ref_g_loss_at, ref_grad, ref_sgd,
                      ref_theta)
 
 # Logits where sigmoid-then-log breaks in float32: sigmoid rounds to 1 above ~17 and to 0
