@@ -17,6 +17,7 @@ The judge never trusts what comes back either (see ``autograder.wire``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -65,6 +66,37 @@ def attempt(fn):
         return fn()
     except Exception as error:  # noqa: BLE001 - reported to the student
         return wire.Raised(describe(error))
+
+
+@contextlib.contextmanager
+def readable_meta():
+    """Let a student's training loop run on the ``meta`` device, where tensors have shapes but
+    no values: while inside, a meta tensor reads as 0.0 (``.item()``, ``float()``,
+    ``.tolist()``), ``.cpu()`` leaves it where it is, and ``torch.distributions`` does not
+    validate its arguments (validation reads values). Reading a loss is then not what
+    fails; a tensor the loop puts on a device of its own still does."""
+    import torch
+
+    as_zero = {"item", "__float__", "tolist"}
+    originals = {name: getattr(torch.Tensor, name) for name in (*as_zero, "cpu")}
+
+    def wrap(name):
+        def method(self, *args, **kwargs):
+            if not self.is_meta:
+                return originals[name](self, *args, **kwargs)
+            return 0.0 if name in as_zero else self
+        return method
+
+    validate = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    for name in originals:
+        setattr(torch.Tensor, name, wrap(name))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(torch.Tensor, name, method)
+        torch.distributions.Distribution.set_default_validate_args(validate)
 
 
 def registry(module: types.ModuleType) -> dict:

@@ -18,10 +18,12 @@ builds and calls them.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
-from autograder.worker import student
+from autograder.worker import readable_meta, student
 
 
 def _gan():
@@ -266,26 +268,13 @@ def train_mechanics(x, steps, z_dim, hidden, batch_size, lr, saturating):
 
 def train_on_device(device, x_dim, z_dim, hidden, n, steps):
     """train(x, steps) for x on `device`, then sample(G, n): where the networks were built and
-    what came out. On `meta` a loss has no value, so Tensor.item() / float() of a meta tensor
-    give 0.0 for the duration: the rounds (forward, backward, optimiser steps) run on meta."""
+    what came out. On `meta` under ``readable_meta``: the rounds (forward, backward,
+    optimiser steps) run on meta."""
     gan = _gan()
     x = torch.randn(6, x_dim).to(device)
-    patched = {"item": torch.Tensor.item, "__float__": torch.Tensor.__float__}
-
-    def scalar(name):
-        def f(self):
-            return 0.0 if self.is_meta else patched[name](self)
-        return f
-
-    if device == "meta":
-        for name in patched:
-            setattr(torch.Tensor, name, scalar(name))
-    try:
+    with readable_meta() if device == "meta" else contextlib.nullcontext():
         G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, batch_size=4)
         samples = gan.sample(G, n)
-    finally:
-        for name, f in patched.items():
-            setattr(torch.Tensor, name, f)
     return {"devices": sorted({str(p.device.type) for net in (G, D) for p in net.parameters()}),
             "samples": samples}
 

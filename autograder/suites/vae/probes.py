@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from autograder.wire import Raised
-from autograder.worker import attempt, describe, student
+from autograder.worker import attempt, describe, readable_meta, student
 
 X_DIM = 64
 TRAIN_BATCH = 64
@@ -237,33 +237,15 @@ def train_mechanics(weights, data, steps: int, batch_size: int, lr: float) -> di
 
 
 def train_on(device: str) -> object:
-    """Two steps of the student's train on the student's VAE and data on `device`. On 'meta'
-    a number cannot be read out of a tensor, so .item(), float() and .cpu() of a meta tensor
-    give 0.0 (resp. the tensor itself) while train runs: anything else the loop does must
-    stay on the device it was given."""
+    """Two steps of the student's train on the student's VAE and data on `device` (on 'meta'
+    under ``readable_meta``: anything the loop does must stay on the device it was given)."""
     vae = student("vae")
     model = vae.VAE(x_dim=X_DIM, z_dim=3).to(device)
     data = torch.rand(20, X_DIM).to(device)
     if device != "meta":
         return attempt(lambda: vae.train(model, data, 2, batch_size=5, lr=1e-3))
-    patched = {"item": lambda t: 0.0, "__float__": lambda t: 0.0, "tolist": lambda t: 0.0, "cpu": lambda t: t}
-    originals = {name: getattr(torch.Tensor, name) for name in patched}
-
-    def wrap(name):
-        def method(self, *args, **kwargs):
-            return patched[name](self) if self.is_meta else originals[name](self, *args, **kwargs)
-        return method
-
-    validate = torch.distributions.Distribution._validate_args
-    torch.distributions.Distribution.set_default_validate_args(False)
-    for name in patched:
-        setattr(torch.Tensor, name, wrap(name))
-    try:
+    with readable_meta():
         return attempt(lambda: vae.train(model, data, 2, batch_size=5, lr=1e-3))
-    finally:
-        for name, method in originals.items():
-            setattr(torch.Tensor, name, method)
-        torch.distributions.Distribution.set_default_validate_args(validate)
 
 
 _TRAINED: dict = {}
