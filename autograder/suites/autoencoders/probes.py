@@ -1,0 +1,380 @@
+"""Hidden probes for the autoencoders assignment: they run in the sandboxed worker and call
+the student's ``autoencoders.py``. They measure nothing; the judge (test_autoencoders.py)
+does. Models trained here are kept for a second call that receives the held-out inputs
+from the judge once training is over.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from autograder.wire import Raised
+from autograder.worker import attempt, describe, readable_meta, student
+
+X_DIM = 64
+
+
+def _ae():
+    return student("autoencoders")
+
+
+def _detach(out):
+    if isinstance(out, torch.Tensor):
+        return out.detach()
+    if isinstance(out, dict):
+        return {k: _detach(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(_detach(v) for v in out)
+    return out
+
+
+def _attempt(fn):
+    return _detach(attempt(fn))
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(int(seed))
+
+
+# --------------------------------------------------------------------------- grader-owned models
+
+
+class LatentReader(nn.Module):
+    """decode(z) puts z into the first z_dim outputs and zeros elsewhere: the judge reads z back."""
+
+    def __init__(self, z_dim: int, x_dim: int = X_DIM, dtype=torch.float64):
+        super().__init__()
+        self.z_dim, self.x_dim = z_dim, x_dim
+        self.embed = nn.Parameter(torch.eye(z_dim, x_dim, dtype=dtype))
+
+    def encode(self, x):
+        return x[:, : self.z_dim]
+
+    def decode(self, z):
+        return z @ self.embed
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+class ModeNet(nn.Module):
+    """A model whose output tells its mode: 2x + 1 in eval mode, 2x + 1001 in train mode
+    (like dropout, only louder); records whether gradients were on in each call."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+        self.grad_enabled: list[bool] = []
+
+    def forward(self, x):
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.scale * x + (1001.0 if self.training else 1.0)
+
+
+class RecordingAE(nn.Module):
+    """f(x) = tanh(x W1 + b1) W2 + b2 with the judge's weights, recording every input it sees
+    grouped by the weights it was seen with (a new group after each optimiser step), and
+    whether it was in training mode."""
+
+    def __init__(self, weights: dict):
+        super().__init__()
+        self.names = sorted(weights)
+        for name in self.names:
+            setattr(self, name, nn.Parameter(weights[name].clone()))
+        self.groups: list[dict] = []
+
+    def weights(self) -> dict:
+        return {name: getattr(self, name).detach().clone() for name in self.names}
+
+    def forward(self, x):
+        now = self.weights()
+        last = self.groups[-1]["weights"] if self.groups else None
+        if last is None or any(not torch.equal(now[k], last[k]) for k in now):
+            self.groups.append({"weights": now, "batches": [], "training": []})
+        self.groups[-1]["batches"].append(x.detach().clone())
+        self.groups[-1]["training"].append(bool(self.training))
+        return torch.tanh(x @ self.w1 + self.b1) @ self.w2 + self.b2
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def shapes(batch: int, z_dim: int, hidden: int, inputs: dict) -> dict:
+    """Every function's output on the judge's inputs {x, z, x_hat, codes}; each call gets its
+    own copies, and "inputs_after" says what each call left in them."""
+    ae = _ae()
+    model = ae.Autoencoder(x_dim=X_DIM, z_dim=z_dim, hidden=hidden)
+    linear = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=z_dim, mean=inputs["x"].mean(0))
+    calls = {
+        "Autoencoder.encode": (lambda x: model.encode(x), ["x"]),
+        "Autoencoder.decode": (lambda z: model.decode(z), ["z"]),
+        "Autoencoder.forward": (lambda x: model(x), ["x"]),
+        "LinearAutoencoder.encode": (lambda x: linear.encode(x), ["x"]),
+        "LinearAutoencoder.decode": (lambda z: linear.decode(z), ["z"]),
+        "LinearAutoencoder.forward": (lambda x: linear(x), ["x"]),
+        "reconstruction_loss": (lambda x_hat, x: ae.reconstruction_loss(x_hat, x), ["x_hat", "x"]),
+        "gaussian_noise": (lambda x: ae.gaussian_noise(x, 0.3), ["x"]),
+        "masking_noise": (lambda x: ae.masking_noise(x, 0.4), ["x"]),
+        "reconstruct": (lambda x: ae.reconstruct(model, x), ["x"]),
+        "sample_random_latents": (lambda: ae.sample_random_latents(model, batch), []),
+        "sample_fitted_latents": (lambda codes: ae.sample_fitted_latents(model, codes, batch), ["codes"]),
+    }
+    out, after = {}, {}
+    for name, (call, args) in calls.items():
+        copies = [inputs[a].clone() for a in args]
+        out[name] = _attempt(lambda: call(*copies))
+        after[name] = dict(zip(args, copies))
+    out["inputs_after"] = after
+    return out
+
+
+def architecture(x: torch.Tensor, z_big: torch.Tensor) -> dict:
+    """What the handout's architecture implies: parameter counts for several (z_dim, hidden),
+    dropout on in train mode and off in eval mode, an unbounded decoder output, and the
+    linear autoencoder's parameters."""
+    ae = _ae()
+    out = {}
+    out["counts"] = _attempt(lambda: [sum(p.numel() for p in ae.Autoencoder(x_dim=X_DIM, z_dim=z, hidden=h).parameters())
+                                      for z, h in ((3, 20), (3, 41), (7, 20))])
+
+    def dropout_calls():
+        model = ae.Autoencoder(x_dim=X_DIM, z_dim=5, hidden=96, dropout=0.5)
+        model.train()
+        with torch.no_grad():
+            train_pair = [model(x), model(x)]
+            model.eval()
+            eval_pair = [model(x), model(x)]
+        plain = ae.Autoencoder(x_dim=X_DIM, z_dim=5, hidden=96)
+        plain.train()
+        with torch.no_grad():
+            plain_pair = [plain(x), plain(x)]
+        return {"train": train_pair, "eval": eval_pair, "no_dropout_train": plain_pair}
+
+    out["dropout"] = _attempt(dropout_calls)
+
+    def big_decode():
+        model = ae.Autoencoder(x_dim=X_DIM, z_dim=z_big.shape[1], hidden=32)
+        with torch.no_grad():
+            return model.decode(z_big)
+
+    out["decode_big"] = _attempt(big_decode)
+
+    def linear_params():
+        model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=3)
+        return {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+    out["linear_params"] = _attempt(lambda: {k: list(v) for k, v in linear_params().items()})
+    return out
+
+
+def linear_maps(mean: torch.Tensor, x: torch.Tensor, z: torch.Tensor, z_dim: int) -> dict:
+    """The linear autoencoder (float64) on the judge's points: encode(x), encode(mean),
+    decode(z), decode(0), forward(x), and its two weight matrices."""
+    ae = _ae()
+    model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=z_dim, mean=mean).double()
+    with torch.no_grad():
+        out = {
+            "encode": _attempt(lambda: model.encode(x)),
+            "encode_mean": _attempt(lambda: model.encode(mean.unsqueeze(0))),
+            "decode": _attempt(lambda: model.decode(z)),
+            "decode_zero": _attempt(lambda: model.decode(torch.zeros(1, z_dim, dtype=torch.float64))),
+            "forward": _attempt(lambda: model(x)),
+        }
+        mats = [p.detach() for p in model.parameters() if p.dim() == 2]
+        out["matrices"] = mats
+    return out
+
+
+# --------------------------------------------------------------------------- maths
+
+
+def recon(x_hat, x):
+    return student("autoencoders").reconstruction_loss(x_hat, x)
+
+
+def noise(kind: str, x: torch.Tensor, level: float, seeds: list) -> dict:
+    """gaussian_noise / masking_noise on the judge's x: one call per generator seed in
+    `seeds` (None: no generator), each on its own copy; "after" is what the calls left in x."""
+    ae = _ae()
+    fn = ae.gaussian_noise if kind == "gaussian" else ae.masking_noise
+    outs, copy = [], x.clone()
+    for s in seeds:
+        outs.append(_attempt(lambda: fn(copy, level) if s is None else fn(copy, level, generator=_gen(s))))
+    return {"outputs": outs, "after": copy}
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def parity(device: str, dtype_name: str, x: torch.Tensor) -> dict:
+    """The functions on `device` in `dtype` (on 'meta' every output must stay a meta tensor)."""
+    ae = _ae()
+    dtype = getattr(torch, dtype_name)
+    x = x.to(device=device, dtype=dtype)
+    z = (x[:, :4] * 2 - 1).contiguous()
+    codes = torch.cat([z, z.flip(0) * 0.5 + 0.1, z * z]).contiguous()
+    out = {
+        "reconstruction_loss": _attempt(lambda: ae.reconstruction_loss(x * 3 - 1, x)),
+        "gaussian_noise": _attempt(lambda: ae.gaussian_noise(x, 0.5)),
+        "masking_noise": _attempt(lambda: ae.masking_noise(x, 0.5)),
+    }
+    try:
+        torch.manual_seed(torch.initial_seed())
+        model = ae.Autoencoder(x_dim=X_DIM, z_dim=4, hidden=16).to(device=device, dtype=dtype)
+        linear = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=4, mean=x.mean(0)).to(device=device, dtype=dtype)
+    except Exception as error:  # noqa: BLE001
+        for name in ("encode", "decode", "linear_forward", "reconstruct", "sample_random_latents",
+                     "sample_fitted_latents"):
+            out[name] = Raised(describe(error))
+        return out
+    with torch.no_grad():
+        out["encode"] = _attempt(lambda: model.encode(x))
+        out["decode"] = _attempt(lambda: model.decode(z))
+        out["linear_forward"] = _attempt(lambda: linear(x))
+    out["reconstruct"] = _attempt(lambda: ae.reconstruct(model, x))
+    out["sample_random_latents"] = _attempt(lambda: ae.sample_random_latents(model, 5))
+    out["sample_fitted_latents"] = _attempt(lambda: ae.sample_fitted_latents(model, codes, 5))
+    return out
+
+
+def train_on(device: str) -> object:
+    """Two steps of the student's train (with a corruption) on the student's Autoencoder and
+    data on `device` (on 'meta' under ``readable_meta``)."""
+    ae = _ae()
+    model = ae.Autoencoder(x_dim=X_DIM, z_dim=3, hidden=8).to(device)
+    data = torch.rand(20, X_DIM).to(device)
+
+    def go():
+        return ae.train(model, data, 2, batch_size=5, lr=1e-3, corrupt=lambda x: ae.gaussian_noise(x, 0.1))
+
+    if device != "meta":
+        return attempt(go)
+    with readable_meta():
+        return attempt(go)
+
+
+# --------------------------------------------------------------------------- training mechanics
+
+
+def train_mechanics(weights, data, steps: int, batch_size: int, lr: float, corrupted: bool) -> dict:
+    """The student's train on the grader's RecordingAE and the judge's data, with the
+    grader's corruption 0.5 * flip(x) + 0.25 (or none): the returned losses as they are,
+    what the model saw at every step, the clean batches the corruption was given, and the
+    final weights."""
+    model = RecordingAE(weights)
+    given: list = []
+
+    def corrupt(x):
+        given.append(x.detach().clone())
+        return 0.5 * x.flip(-1) + 0.25
+
+    losses = _attempt(lambda: student("autoencoders").train(model, data, steps, batch_size=batch_size, lr=lr,
+                                                             corrupt=corrupt if corrupted else None))
+    return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
+            "final": model.weights(), "given": given[: steps + 2], "calls": len(given)}
+
+
+def reconstruct_mode(x: torch.Tensor) -> dict:
+    """reconstruct on the grader's ModeNet left in training mode, twice."""
+    model = ModeNet()
+    model.train()
+    ae = _ae()
+    first = _attempt(lambda: ae.reconstruct(model, x.clone()))
+    second = _attempt(lambda: ae.reconstruct(model, x.clone()))
+    return {"first": first, "second": second, "grad_enabled": list(model.grad_enabled)}
+
+
+# --------------------------------------------------------------------------- learned quality
+
+_KEPT: dict = {}
+
+
+def train_linear(seed: int, z_dim: int, steps: int, batch_size: int, lr: float) -> list:
+    """LinearAutoencoder(64, z_dim, mean=training mean) trained by the student's train on the
+    training digits; the model is kept for :func:`linear_heldout`."""
+    import kitdata.digits
+
+    ae = _ae()
+    torch.manual_seed(seed)
+    x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
+    model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=z_dim, mean=x.mean(0))
+    losses = _detach(ae.train(model, x, steps, batch_size=batch_size, lr=lr))
+    _KEPT["linear"] = model
+    return losses
+
+
+def linear_heldout(x_held: torch.Tensor) -> object:
+    """The kept linear autoencoder's reconstructions of the judge's held-out digits."""
+    model = _KEPT["linear"]
+    model.eval()
+    with torch.no_grad():
+        return _attempt(lambda: model(x_held))
+
+
+def train_dae(seed: int, data_name: str, sigma: float, steps: int, batch_size: int, lr: float,
+              z_dim: int, hidden: int, n_data: int = 0) -> list:
+    """The student's Autoencoder trained as a denoiser by the student's train, with the
+    student's gaussian_noise(x, sigma) as the corruption, on the training digits
+    ("digits") or on n_data draws from kitdata.toy2d.ring8() ("ring8"). Kept for
+    :func:`dae_outputs`."""
+    import kitdata.digits
+    import kitdata.toy2d
+
+    ae = _ae()
+    torch.manual_seed(seed)
+    if data_name == "digits":
+        x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
+    else:
+        x = torch.from_numpy(kitdata.toy2d.ring8().sample(n_data))
+    model = ae.Autoencoder(x_dim=x.shape[1], z_dim=z_dim, hidden=hidden)
+    losses = _detach(ae.train(model, x, steps, batch_size=batch_size, lr=lr,
+                              corrupt=lambda b: ae.gaussian_noise(b, sigma)))
+    _KEPT["dae"] = model
+    return losses
+
+
+def dae_outputs(inputs: list) -> list:
+    """reconstruct(kept DAE, x) for each of the judge's inputs, in order."""
+    model = _KEPT["dae"]
+    ae = _ae()
+    return [_attempt(lambda: ae.reconstruct(model, x)) for x in inputs]
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def latent_draws(z_dim: int, n: int, codes: torch.Tensor, seed_a: int, seed_b: int) -> dict:
+    """sample_random_latents / sample_fitted_latents on the grader's LatentReader (z is read
+    back from the first z_dim outputs): with no generator, and twice with one seed, once
+    with another."""
+    ae = _ae()
+    model = LatentReader(z_dim)
+    codes_copy = codes.clone()
+    out = {}
+    for name, fn in (("random", lambda g: ae.sample_random_latents(model, n, generator=g)),
+                     ("fitted", lambda g: ae.sample_fitted_latents(model, codes_copy, n, generator=g))):
+        out[name] = [_attempt(lambda: fn(None)), _attempt(lambda: fn(_gen(seed_a))),
+                     _attempt(lambda: fn(_gen(seed_a))), _attempt(lambda: fn(_gen(seed_b)))]
+    out["codes_after"] = codes_copy
+    return out
+
+
+def generate_with_ae(seed: int, steps: int, n: int, z_dim: int) -> dict:
+    """A plain Autoencoder trained by the student's train on the training digits, then n
+    decodes of random latents (N(0, I)) and of latents from the Gaussian fitted to the
+    training codes, and the codes' first two coordinates (for the feedback's picture)."""
+    import kitdata.digits
+
+    ae = _ae()
+    torch.manual_seed(seed)
+    x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
+    model = ae.Autoencoder(x_dim=X_DIM, z_dim=z_dim, hidden=128)
+    ae.train(model, x, steps, batch_size=64, lr=2e-3)
+    model.eval()
+    with torch.no_grad():
+        codes = model.encode(x)
+    g = _gen(seed + 1)
+    return {"random": _attempt(lambda: ae.sample_random_latents(model, n, generator=g)),
+            "fitted": _attempt(lambda: ae.sample_fitted_latents(model, codes, n, generator=g)),
+            "codes": codes.detach()}
