@@ -1,0 +1,329 @@
+"""Hidden probes for the diffusion assignment: they run in the sandboxed worker and call the
+student's ``diffusion.py``. They measure nothing; the judge (test_diffusion.py) does.
+
+The grader's models here are built from what the judge sends in the call that needs them
+and hold nothing else: ``SmallEps`` (a tiny network whose weights the judge draws) and
+``MixtureEps``, the exact noise predictor of a Gaussian mixture, built from the mixture's
+parameters only in the probe calls that drive the student's samplers with it. Those
+mixtures are drawn by the judge from the test's seed; the mixture a student's network is
+trained on in ``train_toy`` reaches the worker only as samples, so nothing in the worker
+can hand a student's training the exact answer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from autograder.wire import Raised
+from autograder.worker import attempt, describe, readable_meta, student
+
+T_TRAIN = 100          # steps of the linear schedule the quality probes use
+TOY_HIDDEN = 128
+DIGITS_HIDDEN = 256
+
+
+def _detach(out):
+    if isinstance(out, torch.Tensor):
+        return out.detach()
+    if isinstance(out, dict):
+        return {k: _detach(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(_detach(v) for v in out)
+    return out
+
+
+def _attempt(fn):
+    return _detach(attempt(fn))
+
+
+def _to(sch: dict, device="cpu", dtype=None) -> dict:
+    return {k: v.to(device=device, dtype=dtype or v.dtype) for k, v in sch.items()}
+
+
+# --------------------------------------------------------------------------- the grader's models
+
+
+class SmallEps(nn.Module):
+    """eps = tanh(x W1 + E[t]) W2 + b2, weights from the judge (ref_diffusion.small_weights).
+    ``record``: keep every (x_t, t) it is called with."""
+
+    def __init__(self, weights: dict, record: bool = False):
+        super().__init__()
+        self.names = sorted(weights)
+        for name in self.names:
+            setattr(self, name, nn.Parameter(weights[name].clone()))
+        self.record = record
+        self.calls: list[dict] = []
+
+    def forward(self, x, t):
+        if self.record:
+            self.calls.append({"x": x.detach().clone(), "t": t.detach().clone() if isinstance(t, torch.Tensor) else t})
+        return torch.tanh(x @ self.w1 + self.emb[t]) @ self.w2 + self.b2
+
+
+class MixtureEps(nn.Module):
+    """The exact noise predictor of a Gaussian mixture {means (K, 2), stds (K,), weights (K,)}
+    under the schedule alpha_bars (T + 1,) (see ref_diffusion.mixture_eps). It records the
+    first ``keep`` rows of every x_t and the t it is called with."""
+
+    def __init__(self, mix: dict, alpha_bars, keep: int = 0, dtype=torch.float64):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1, dtype=dtype))   # the dtype and device samplers read
+        self.register_buffer("means", mix["means"].to(dtype))
+        self.register_buffer("stds", mix["stds"].to(dtype))
+        self.register_buffer("weights", mix["weights"].to(dtype))
+        self.register_buffer("alpha_bars", alpha_bars.to(dtype))
+        self.keep = keep
+        self.calls: list[dict] = []
+
+    def forward(self, x, t):
+        if self.keep:
+            self.calls.append({"x": x[: self.keep].detach().clone(),
+                               "t": t.detach().clone()[: self.keep] if isinstance(t, torch.Tensor) else t})
+        abar = self.alpha_bars[t].reshape(-1, 1, 1)                          # (B, 1, 1)
+        centres = abar.sqrt() * self.means                                   # (B, K, 2)
+        v = abar[..., 0] * self.stds ** 2 + (1 - abar[..., 0])               # (B, K)
+        d2 = ((x[:, None, :] - centres) ** 2).sum(-1)
+        r = torch.softmax(torch.log(self.weights) - torch.log(v) - 0.5 * d2 / v, dim=1)
+        return (1 - abar[..., 0]).sqrt() * (r[..., None] * (x[:, None, :] - centres) / v[..., None]).sum(1)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def shapes(batch: int, dim: int, T: int, inputs: dict, weights: dict) -> dict:
+    """Every function's output on the judge's inputs {x0, x_t, t, noise, eps, z, betas,
+    alpha_bars, schedule}; each call gets its own copy of them, and "inputs_after" says what
+    each call left in its copy (a function must not change its inputs)."""
+    d = student("diffusion")
+    small = SmallEps(weights).float()
+
+    def model():
+        return d.EpsModel(dim=dim, hidden=16, emb_dim=8)
+
+    step = max(2, T // 2)
+    calls = {
+        "linear_betas": (lambda: d.linear_betas(T), []),
+        "cosine_betas": (lambda: d.cosine_betas(T), []),
+        "make_schedule": (lambda betas: d.make_schedule(betas), ["betas"]),
+        "q_sample": (lambda x0, t, a, noise: d.q_sample(x0, t, a, noise), ["x0", "t", "alpha_bars", "noise"]),
+        "time_embedding": (lambda t: d.time_embedding(t, 6), ["t"]),
+        "EpsModel": (lambda x_t, t: model()(x_t, t), ["x_t", "t"]),
+        "diffusion_loss": (lambda x0, a: d.diffusion_loss(small, x0, a), ["x0", "alpha_bars"]),
+        "reverse_step": (lambda x_t, eps, z: d.reverse_step(x_t, step, eps, inputs["schedule"], z), ["x_t", "eps", "z"]),
+        "sample": (lambda: d.sample(small, inputs["schedule"], batch, dim), []),
+        "ddim_sample": (lambda x_t: d.ddim_sample(small, inputs["schedule"], x_t, 3), ["x_t"]),
+    }
+    out, after = {}, {}
+    for name, (call, args) in calls.items():
+        copies = [inputs[a].clone() for a in args]
+        out[name] = _attempt(lambda: call(*copies))
+        after[name] = dict(zip(args, copies))
+    out["inputs_after"] = after
+    return out
+
+
+def model_outputs(dim: int, x, ts: list) -> list:
+    """The student's EpsModel(dim) (one set of initial weights) on the same x at several t."""
+    model = student("diffusion").EpsModel(dim=dim)
+    with torch.no_grad():
+        return [_attempt(lambda: model(x, torch.full((x.shape[0],), int(t), dtype=torch.long))) for t in ts]
+
+
+# --------------------------------------------------------------------------- maths
+
+
+def schedules(T: int, linear: list, cosine: list, betas) -> dict:
+    """linear_betas(T, *linear), cosine_betas(T, *cosine), make_schedule(betas)."""
+    d = student("diffusion")
+    copy = betas.clone()
+    return {"linear": _attempt(lambda: d.linear_betas(T, *linear)),
+            "cosine": _attempt(lambda: d.cosine_betas(T, *cosine)),
+            "schedule": _attempt(lambda: d.make_schedule(copy)),
+            "betas_after": copy}
+
+
+def q_sample_given(x0, t, alpha_bars, noise):
+    return student("diffusion").q_sample(x0, t, alpha_bars, noise)
+
+
+def q_sample_draws(x0, t, alpha_bars, calls: int) -> list:
+    """`calls` calls of q_sample(x0, t, alpha_bars) with noise drawn by the student."""
+    d = student("diffusion")
+    return [_attempt(lambda: d.q_sample(x0, t, alpha_bars)) for _ in range(calls)]
+
+
+def embedding(t, dim: int):
+    return student("diffusion").time_embedding(t, dim)
+
+
+def loss_given(weights, x0, alpha_bars, t, noise):
+    model = SmallEps(weights)
+    return _attempt(lambda: student("diffusion").diffusion_loss(model, x0, alpha_bars, t, noise))
+
+
+def loss_draws(weights, x0, alpha_bars, calls: int) -> dict:
+    """`calls` calls of diffusion_loss(model, x0, alpha_bars) (t and noise drawn by the
+    student) on the grader's recording model: the losses and what the model was shown."""
+    d = student("diffusion")
+    model = SmallEps(weights, record=True)
+    losses = []
+    with torch.no_grad():
+        for _ in range(calls):
+            losses.append(_attempt(lambda: d.diffusion_loss(model, x0, alpha_bars)))
+    return {"losses": losses, "calls": model.calls[: calls + 1]}
+
+
+def reverse(x_t, t: int, eps, schedule, z, variance: str):
+    copies = [x_t.clone(), eps.clone(), z.clone()]
+    out = _attempt(lambda: student("diffusion").reverse_step(copies[0], t, copies[1], schedule, copies[2],
+                                                             variance=variance))
+    return {"x": out, "after": copies}
+
+
+# --------------------------------------------------------------------------- samplers on the exact model
+
+
+def exact_sampler(mix: dict, schedule: dict, n: int, variance: str, keep: int) -> dict:
+    """The student's ``sample`` driven by the exact noise predictor of the judge's mixture:
+    its samples, and the first `keep` rows of every x_t (and t) the model was shown."""
+    model = MixtureEps(mix, schedule["alpha_bars"], keep=keep)
+    samples = _attempt(lambda: student("diffusion").sample(model, schedule, n, 2, variance=variance))
+    return {"samples": samples, "calls": model.calls[: schedule["betas"].shape[0] + 1]}
+
+
+def exact_ddim(mix: dict, schedule: dict, x_T, steps: int) -> dict:
+    """The student's ``ddim_sample`` from the judge's x_T, driven by the exact noise predictor."""
+    model = MixtureEps(mix, schedule["alpha_bars"], keep=x_T.shape[0])
+    start = x_T.clone()
+    out = _attempt(lambda: student("diffusion").ddim_sample(model, schedule, start, steps))
+    return {"x0": out, "ts": [c["t"] for c in model.calls[: steps + 2]], "after": start}
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def parity(device: str, dtype_name: str, weights: dict, mix: dict, schedule: dict, inputs: dict) -> dict:
+    """The same computations on `device` in `dtype`; on 'meta' every output must stay a meta tensor."""
+    d = student("diffusion")
+    dtype = getattr(torch, dtype_name)
+    x = {k: (v.to(device) if v.dtype == torch.long else v.to(device=device, dtype=dtype)) for k, v in inputs.items()}
+    sch = _to(schedule, device)
+    small = SmallEps({k: v.to(dtype) for k, v in weights.items()}).to(device)
+    exact = MixtureEps(mix, schedule["alpha_bars"], dtype=dtype).to(device)
+    torch.manual_seed(torch.initial_seed())   # the same initial weights on every device
+    with torch.no_grad():
+        out = {
+            "q_sample": _attempt(lambda: d.q_sample(x["x0"], x["t"], sch["alpha_bars"], x["noise"])),
+            "time_embedding": _attempt(lambda: d.time_embedding(x["t"], 8)),
+            "diffusion_loss": _attempt(lambda: d.diffusion_loss(small, x["x0"], sch["alpha_bars"])),
+            "reverse_step": _attempt(lambda: d.reverse_step(x["x_t"], 3, x["eps"], sch, x["z"])),
+            "sample": _attempt(lambda: d.sample(exact, sch, 5, 2)),
+            "ddim_sample": _attempt(lambda: d.ddim_sample(exact, sch, x["x_t"], 4)),
+        }
+        try:
+            model = d.EpsModel(dim=2, hidden=16, emb_dim=8).to(device=device, dtype=dtype)
+        except Exception as error:  # noqa: BLE001
+            out["EpsModel"] = Raised(describe(error))
+        else:
+            out["EpsModel"] = _attempt(lambda: model(x["x_t"], x["t"]))
+    return out
+
+
+def train_on(device: str) -> object:
+    """Two steps of the student's train on the student's network and data on `device` (on
+    'meta' under ``readable_meta``)."""
+    d = student("diffusion")
+    model = d.EpsModel(dim=2, hidden=16, emb_dim=8).to(device)
+    data = torch.randn(20, 2).to(device)
+    abar = torch.cumprod(1 - torch.linspace(0.01, 0.2, 11, dtype=torch.float64), 0)
+    abar = torch.cat([torch.ones(1, dtype=torch.float64), abar[1:]]).to(device)
+    if device != "meta":
+        return attempt(lambda: d.train(model, data, abar, 2, batch_size=5, lr=1e-3))
+    with readable_meta():
+        return attempt(lambda: d.train(model, data, abar, 2, batch_size=5, lr=1e-3))
+
+
+# --------------------------------------------------------------------------- training
+
+
+class RecordingEps(SmallEps):
+    """The grader's model, recording every (x_t, t) the student's train shows it, grouped by
+    the weights it was seen with (a new group each time the weights have changed)."""
+
+    def __init__(self, weights: dict):
+        super().__init__(weights)
+        self.groups: list[dict] = []
+
+    def weights(self) -> dict:
+        return {name: getattr(self, name).detach().clone() for name in self.names}
+
+    def forward(self, x, t):
+        now = self.weights()
+        last = self.groups[-1]["weights"] if self.groups else None
+        if last is None or any(not torch.equal(now[k], last[k]) for k in now):
+            self.groups.append({"weights": now, "calls": []})
+        self.groups[-1]["calls"].append({"x": x.detach().clone(),
+                                         "t": t.detach().clone() if isinstance(t, torch.Tensor) else t})
+        return super().forward(x, t)
+
+
+def train_mechanics(weights, data, alpha_bars, steps: int, batch_size: int, lr: float) -> dict:
+    model = RecordingEps(weights)
+    losses = _attempt(lambda: student("diffusion").train(model, data, alpha_bars, steps, batch_size=batch_size, lr=lr))
+    return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
+            "final": model.weights()}
+
+
+def _schedule_of(d):
+    return d.make_schedule(d.linear_betas(T_TRAIN))
+
+
+class Watched(nn.Module):
+    """The student's trained network, unchanged, with the first ``keep`` rows of every x_t
+    it is shown kept (the reverse trajectory, for the feedback picture)."""
+
+    def __init__(self, model, keep: int):
+        super().__init__()
+        self.model, self.keep, self.calls = model, keep, []
+
+    def forward(self, x, t):
+        self.calls.append(x[: self.keep].detach().clone())
+        return self.model(x, t)
+
+
+def train_toy(seed: int, data, steps: int, batch_size: int, lr: float, n_samples: int) -> dict:
+    """The student's EpsModel(dim=2) trained by the student's train on the judge's samples
+    of a 2-D mixture (the worker never sees its parameters), then ``sample``, watching the
+    first rows of the reverse trajectory."""
+    d = student("diffusion")
+    torch.manual_seed(seed)
+    sch = _schedule_of(d)
+    model = d.EpsModel(dim=2, hidden=TOY_HIDDEN)
+    losses = _detach(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
+    model.eval()
+    torch.manual_seed(seed + 1)
+    watched = Watched(model, keep=300)
+    samples = _attempt(lambda: d.sample(watched, sch, n_samples, 2))
+    return {"samples": samples, "losses": losses, "trajectory": watched.calls[:: 10][:12]}
+
+
+def train_digits(seed: int, steps: int, batch_size: int, lr: float, n_samples: int) -> dict:
+    """The student's EpsModel(dim=64) trained by the student's train on the training digits
+    scaled to [-1, 1], then ``sample``; also the student's q_sample on one training digit
+    at several t (the forward process, for the feedback)."""
+    import kitdata.digits
+
+    d = student("diffusion")
+    torch.manual_seed(seed)
+    x = torch.from_numpy(kitdata.digits.load_digits("train")[0]) * 2 - 1
+    sch = _schedule_of(d)
+    model = d.EpsModel(dim=64, hidden=DIGITS_HIDDEN)
+    losses = _detach(d.train(model, x, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
+    model.eval()
+    torch.manual_seed(seed + 1)
+    samples = _attempt(lambda: d.sample(model, sch, n_samples, 64))
+    ts = torch.tensor([1, 5, 10, 20, 30, 45, 60, 80, 100])
+    forward = _attempt(lambda: d.q_sample(x[:1].repeat(len(ts), 1), ts, sch["alpha_bars"]))
+    return {"samples": samples, "losses": losses, "forward": forward, "forward_t": ts}

@@ -1,0 +1,784 @@
+"""Hidden suite for the diffusion assignment (runs in the judge; never imports student code).
+The float64 reference maths, the grader's networks and the exact noise predictor of a
+Gaussian mixture live in ref_diffusion.py.
+
+Conventions judged (handout.md): schedule tensors of T + 1 entries indexed by t (entry 0 is
+t = 0); t in 1..T; the loss averages over rows and dimensions; no noise at the last reverse
+step; samplers return x_0 unclipped.
+
+The samplers are judged with the exact noise predictor eps* of a Gaussian mixture that the
+judge draws from the test's seed: the worker gets the mixture's parameters in that probe
+call only, and the judge recomputes eps* in float64 on every x_t the student's sampler
+showed the model, so each step of the trajectory is checked against the reverse step, and
+the samples against the mixture itself.
+
+Statistical checks run at alpha = 1e-7 each (z-tests at 5.33 standard errors, chi-square,
+Kolmogorov-Smirnov), or with a Bonferroni share of it: a correct solution fails one with
+probability below 1e-5 over the whole suite. The draws come from the worker's seeded RNG,
+so a given grader seed always gives the same verdict."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_same,
+                              expect_tensor, fails, on_device, output_problems, parity_devices, plottable,
+                              score_checks, tier)
+from ref_diffusion import (ddim_taus, mixture_eps, mixture_log_prob, mixture_sample, ref_sample,
+                           nearest_component, random_mixture, ref_cosine_betas, ref_ddim, ref_linear_betas,
+                           ref_q_sample, ref_reverse_mean, ref_reverse_step, ref_schedule, ref_sigma,
+                           ref_time_embedding, ring_mixture, small_eps, small_eps_loss, small_weights)
+
+F64 = torch.float64
+ALPHA = 1e-7
+Z_CRIT = float(stats.norm.isf(ALPHA / 2))      # 5.33
+
+
+def _schedule(kind: str = "linear", T: int = 100) -> dict:
+    betas = ref_linear_betas(T, min(0.1 / T, 0.01), min(20.0 / T, 0.5)) if kind == "linear" else ref_cosine_betas(T, 0.008, 0.999)
+    return ref_schedule(betas)
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _changed_inputs(after, inputs: dict, names) -> list[str]:
+    if not isinstance(after, dict):
+        return ["the functions' inputs could not be read back"]
+    problems = []
+    for name in names:
+        copies = after.get(name)
+        for arg, original in inputs.items():
+            if isinstance(copies, dict) and arg in copies and isinstance(original, torch.Tensor):
+                try:
+                    expect_same(copies[arg], original, name=arg)
+                except AssertionError:
+                    problems.append(f"{name} changed its argument {arg} in place: leave the inputs as they are")
+    return problems
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+SHAPE_CASES = [(1, 2, 6), (7, 3, 10), (32, 64, 5)]     # (batch, dim, T): a batch of one, distinct sizes
+
+
+@pytest.mark.parametrize("batch,dim,T", SHAPE_CASES)
+def test_shapes(worker, seed, credit, batch, dim, T):
+    """Every function returns what the handout says (shape, dtype: float64 schedules, the
+    data's float32 elsewhere), for a batch of one among the cases, and leaves its inputs
+    unchanged."""
+    g = torch.Generator().manual_seed(seed)
+    sch = {k: v for k, v in _schedule("linear", T).items()}
+    inputs = {"x0": torch.randn(batch, dim, generator=g), "x_t": torch.randn(batch, dim, generator=g),
+              "t": torch.randint(1, T + 1, (batch,), generator=g), "noise": torch.randn(batch, dim, generator=g),
+              "eps": torch.randn(batch, dim, generator=g), "z": torch.randn(batch, dim, generator=g),
+              "betas": sch["betas"].clone(), "alpha_bars": sch["alpha_bars"].clone(), "schedule": sch}
+    out = worker.call("shapes", batch, dim, T, inputs, small_weights(seed, dim, T))
+    keys = ("betas", "alphas", "alpha_bars", "posterior_variance")
+    doubles = {"linear_betas": (T + 1,), "cosine_betas": (T + 1,), "make_schedule": {k: (T + 1,) for k in keys}}
+    floats = {"q_sample": (batch, dim), "time_embedding": (batch, 6), "EpsModel": (batch, dim),
+              "diffusion_loss": (), "reverse_step": (batch, dim), "sample": (batch, dim), "ddim_sample": (batch, dim)}
+    problems = output_problems(out, doubles, on_device("cpu", F64))
+    problems += output_problems(out, floats, on_device("cpu", torch.float32))
+    plain = {k: v for k, v in inputs.items() if k != "schedule"}
+    changed = _changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, plain, {**doubles, **floats})
+    score_checks(problems + changed[:1], len(doubles) + len(floats) + 1, credit, f"batch {batch}, dim {dim}, T {T}")
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def test_schedules(worker, seed, credit):
+    """linear_betas and cosine_betas against float64 references for T, beta_1, beta_T, s and
+    max_beta drawn from the seed (entry 0 is 0, beta_T clipped at max_beta), T = 1 for the
+    linear one, and make_schedule's alphas, alpha_bars and posterior variance (beta-tilde,
+    0 at t = 1) on the judge's betas, the betas left unchanged. Credit per function."""
+    g = torch.Generator().manual_seed(seed)
+    T = int(torch.randint(20, 300, (1,), generator=g))
+    linear = [float(10 ** (-4 + 2 * torch.rand(1, generator=g))), float(0.05 + 0.2 * torch.rand(1, generator=g))]
+    cosine = [float(0.004 + 0.02 * torch.rand(1, generator=g)), float(0.9 + 0.09 * torch.rand(1, generator=g))]
+    betas = ref_cosine_betas(T, 0.008, 0.999) * (0.5 + torch.rand(T + 1, generator=g, dtype=F64))
+    betas[0] = 0.0
+    out = worker.call("schedules", T, linear, cosine, betas)
+    one = worker.call("schedules", 1, linear, cosine, betas)
+    problems, total = [], 4
+    checks = [("linear_betas", out.get("linear"), ref_linear_betas(T, *linear)),
+              ("linear_betas with T = 1", one.get("linear"), ref_linear_betas(1, *linear)),
+              ("cosine_betas", out.get("cosine"), ref_cosine_betas(T, *cosine))]
+    for name, got, want in checks:
+        try:
+            if isinstance(got, Raised):
+                fails(f"{name} raised {got}")
+            expect_close(expect_tensor(got, name=name, shape=tuple(want.shape), dtype=F64), want, name=name,
+                         rtol=1e-10, atol=1e-13)
+        except AssertionError as error:
+            problems.append(str(error))
+    try:
+        sch = out.get("schedule")
+        if isinstance(sch, Raised):
+            fails(f"make_schedule raised {sch}")
+        if not isinstance(sch, dict):
+            fails(f"make_schedule should return a dict, got {describe_value(sch)}")
+        want = ref_schedule(betas)
+        for key in ("alphas", "alpha_bars", "posterior_variance", "betas"):
+            name = f"make_schedule(betas)[{key!r}]"
+            expect_close(expect_tensor(sch.get(key), name=name, shape=(T + 1,), dtype=F64), want[key], name=name,
+                         rtol=1e-10, atol=1e-14)
+        expect_same(out.get("betas_after"), betas, name="make_schedule's argument betas")
+    except AssertionError as error:
+        problems.append(str(error))
+    score_checks(problems, total, credit, f"T = {T}")
+
+
+# --------------------------------------------------------------------------- forward process
+
+
+def test_q_sample(worker, seed, credit):
+    """q_sample against float64 for given noise (t = 1, T and between; float64 and float32,
+    with a schedule so gentle that 1 - alpha_bar_t rounds to 0 in float32), and its drawn
+    noise: 20,000 rows have standardised noise of mean 0, variance 1, Gaussian (each at
+    alpha = 1e-7), fresh on a second call; inputs unchanged."""
+    g = torch.Generator().manual_seed(seed)
+    problems = []
+    T = 50
+    sch = _schedule("cosine", T)
+    x0 = torch.randn(6, 3, generator=g, dtype=F64) * 2
+    t = torch.tensor([1, T, *torch.randint(2, T, (4,), generator=g).tolist()])
+    noise = torch.randn(6, 3, generator=g, dtype=F64)
+    gentle = ref_schedule(ref_linear_betas(T, 1e-10, 1e-8))
+    for name, abar, dtype, rtol in (("q_sample (float64)", sch["alpha_bars"], F64, 1e-10),
+                                     ("q_sample (float32)", sch["alpha_bars"], torch.float32, 1e-5),
+                                     ("q_sample (float32, alpha_bar_t within 1e-7 of 1)", gentle["alpha_bars"],
+                                      torch.float32, 1e-6)):
+        try:
+            scale = 100.0 if abar is gentle["alpha_bars"] else 1.0
+            got = worker.call("q_sample_given", x0.to(dtype), t, abar, (noise * scale).to(dtype))
+            if isinstance(got, Raised):
+                fails(f"q_sample raised {got}")
+            want = ref_q_sample(x0.to(dtype), t, abar, (noise * scale).to(dtype))
+            expect_close(expect_tensor(got, name=name, shape=(6, 3), dtype=dtype), want, name=name,
+                         rtol=rtol, atol=rtol * 1e-3)
+        except AssertionError as error:
+            problems.append(str(error))
+    # Drawn noise.
+    n = 20_000
+    x0d = torch.tensor([[0.5, -1.0, 2.0]], dtype=F64).repeat(n, 1)
+    td = torch.randint(1, T + 1, (n,), generator=g)
+    calls = worker.call("q_sample_draws", x0d, td, sch["alpha_bars"], 2)
+    try:
+        if not isinstance(calls, list) or len(calls) != 2:
+            fails(f"q_sample should return a tensor, got {describe_value(calls)}")
+        a = sch["alpha_bars"][td].unsqueeze(-1)
+        eps = [(expect_finite(expect_tensor(c, name="q_sample (noise=None)", shape=(n, 3), dtype=F64),
+                              name="q_sample") - a.sqrt() * x0d) / (1 - a).sqrt() for c in calls]
+        e = eps[0].reshape(-1)
+        m = len(e)
+        if abs(float(e.mean())) * math.sqrt(m) > Z_CRIT:
+            fails("q_sample: with noise=None, the noise in x_t does not have mean 0 (x_t = sqrt(abar) x0 + sqrt(1 - abar) noise)")
+        chi2 = float((e ** 2).sum())
+        if not stats.chi2.ppf(ALPHA / 2, m) <= chi2 <= stats.chi2.isf(ALPHA / 2, m):
+            fails(f"q_sample: with noise=None, x_t's variance around sqrt(abar) x0 is {chi2 / m:.3g} times "
+                  "1 - abar (draw noise ~ N(0, I))")
+        if stats.kstest(e.numpy(), "norm").pvalue < ALPHA:
+            fails("q_sample: with noise=None, the noise is not Gaussian (torch.randn_like)")
+        r = float(torch.corrcoef(torch.stack([e, eps[1].reshape(-1)]))[0, 1])
+        if abs(r) * math.sqrt(m) > Z_CRIT:
+            fails("q_sample: a second call repeats the first call's noise: draw fresh noise on every call")
+    except AssertionError as error:
+        problems.append(str(error))
+    score_checks(problems, 4, credit)
+
+
+# --------------------------------------------------------------------------- network
+
+
+def test_time_embedding(worker, seed, credit):
+    """time_embedding against float64 for t from 1 to 1000 and two sizes (sin half, then cos
+    half), float32 out; and the student's EpsModel gives different outputs at different t
+    for the same x (it uses the step)."""
+    g = torch.Generator().manual_seed(seed)
+    problems = []
+    t = torch.cat([torch.tensor([1, 1000]), torch.randint(1, 1000, (5,), generator=g)])
+    for dim in (2 * int(torch.randint(3, 9, (1,), generator=g)), 32):
+        name = f"time_embedding(t, {dim})"
+        try:
+            got = worker.call("embedding", t, dim)
+            expect_close(expect_tensor(got, name=name, shape=(7, dim), dtype=torch.float32), ref_time_embedding(t, dim),
+                         name=name, rtol=0, atol=5e-4)
+        except AssertionError as error:
+            problems.append(str(error))
+    x = torch.randn(4, 3, generator=g)
+    outs = worker.call("model_outputs", 3, x, [1, 2, 50, 100])
+    try:
+        if not isinstance(outs, list) or len(outs) != 4:
+            fails(f"EpsModel should return a tensor, got {describe_value(outs)}")
+        outs = [expect_finite(expect_tensor(o, name="EpsModel(dim=3)", shape=(4, 3)), name="EpsModel") for o in outs]
+        for a, b in zip(outs, outs[1:]):
+            if float((a - b).abs().max()) < 1e-7:
+                fails("EpsModel gives the same output at different t: feed time_embedding(t) to the network")
+    except AssertionError as error:
+        problems.append(str(error))
+    score_checks(problems, 3, credit)
+
+
+# --------------------------------------------------------------------------- loss
+
+
+LOSS_T = 12
+LOSS_CALLS = 300
+LOSS_BATCH = 40
+
+
+def test_loss(worker, seed, credit):
+    """diffusion_loss against float64 for given t and noise on the grader's network (rows
+    and dimensions of distinct sizes), and with t and noise drawn by the student: 12,000 t's
+    uniform on 1..T (chi-square), the noise in each x_t standard normal, and every returned
+    loss equal to the judge's recomputation from what the network was shown (the target is
+    the noise that made x_t)."""
+    g = torch.Generator().manual_seed(seed)
+    problems = []
+    T = LOSS_T
+    sch = _schedule("linear", T)
+    w = small_weights(seed, 3, T)
+    x0 = torch.randn(7, 3, generator=g, dtype=F64)
+    t = torch.randint(1, T + 1, (7,), generator=g)
+    t[0], t[1] = 1, T
+    noise = torch.randn(7, 3, generator=g, dtype=F64)
+    try:
+        got = worker.call("loss_given", w, x0, sch["alpha_bars"], t, noise)
+        if isinstance(got, Raised):
+            fails(f"diffusion_loss raised {got}")
+        want = small_eps_loss(w, ref_q_sample(x0, t, sch["alpha_bars"], noise), t, noise)
+        expect_close(expect_tensor(got, name="diffusion_loss", shape=(), dtype=F64), want,
+                     name="diffusion_loss (mean over rows and dimensions of (noise - model(x_t, t))^2)",
+                     rtol=1e-9, atol=1e-12)
+    except AssertionError as error:
+        problems.append(str(error))
+
+    x0 = torch.randn(LOSS_BATCH, 3, generator=g, dtype=F64)
+    out = worker.call("loss_draws", w, x0, sch["alpha_bars"], LOSS_CALLS)
+    draws_problems = []
+    try:
+        if not isinstance(out, dict) or not isinstance(out.get("calls"), list) or not isinstance(out.get("losses"), list):
+            fails(f"diffusion_loss: expected what the grader recorded, got {describe_value(out)}")
+        calls, losses = out["calls"], out["losses"]
+        if len(calls) != LOSS_CALLS or len(losses) != LOSS_CALLS:
+            fails(f"diffusion_loss should call the model once per call ({len(calls)} calls for {LOSS_CALLS})")
+        ts, eps_all, mismatched = [], [], 0
+        for call, loss in zip(calls, losses):
+            tt, xt = call.get("t"), call.get("x")
+            if not isinstance(tt, torch.Tensor) or tt.shape != (LOSS_BATCH,) or tt.dtype != torch.long:
+                fails("diffusion_loss should call model(x_t, t) with t an int64 tensor of one step per row")
+            if int(tt.min()) < 1 or int(tt.max()) > T:
+                fails(f"diffusion_loss draws t outside 1..T (saw {int(tt.min())} .. {int(tt.max())} for T = {T})")
+            xt = expect_tensor(xt, name="x_t in diffusion_loss", shape=(LOSS_BATCH, 3), dtype=F64)
+            a = sch["alpha_bars"][tt].unsqueeze(-1)
+            eps = (xt - a.sqrt() * x0) / (1 - a).sqrt()
+            ts.append(tt)
+            eps_all.append(eps)
+            if isinstance(loss, Raised):
+                fails(f"diffusion_loss raised {loss}")
+            loss = expect_tensor(loss, name="diffusion_loss", shape=())
+            if abs(float(loss) - float(small_eps_loss(w, xt, tt, eps))) > 1e-9 * (1 + abs(float(loss))):
+                mismatched += 1
+        counts = torch.bincount(torch.cat(ts), minlength=T + 1)[1:].double()
+        expected = LOSS_CALLS * LOSS_BATCH / T
+        if stats.chi2.sf(float(((counts - expected) ** 2 / expected).sum()), T - 1) < ALPHA:
+            draws_problems.append("diffusion_loss: t is not drawn uniformly from 1..T")
+        e = torch.cat(eps_all).reshape(-1)
+        m = e.numel()
+        chi2 = float((e ** 2).sum())
+        if (abs(float(e.mean())) * math.sqrt(m) > Z_CRIT or not stats.chi2.ppf(ALPHA / 2, m) <= chi2 <= stats.chi2.isf(ALPHA / 2, m)
+                or stats.kstest(e.numpy(), "norm").pvalue < ALPHA):
+            draws_problems.append("diffusion_loss: x_t is not sqrt(abar_t) x0 + sqrt(1 - abar_t) noise with noise ~ N(0, I)")
+        if mismatched:
+            draws_problems.append(f"diffusion_loss: {mismatched} of {LOSS_CALLS} losses are not the mean of "
+                                  "(noise - model(x_t, t))^2 for the noise that made x_t")
+    except AssertionError as error:
+        draws_problems.append(str(error))
+    score_checks(problems + draws_problems, 1 + 3, credit)
+
+
+# --------------------------------------------------------------------------- reverse step
+
+
+def _reverse_cases(g):
+    """(schedule name, schedule, t, variance): t = 1 (no noise), 2, T and between, both
+    variances, linear and cosine schedules, and a float32 case where 1 - alpha_bar_t < 1e-7."""
+    lin, cos = _schedule("linear", 50), _schedule("cosine", 40)
+    cases = []
+    for name, sch, T in (("linear", lin, 50), ("cosine", cos, 40)):
+        mid = int(torch.randint(3, T, (1,), generator=g))
+        for t in (1, 2, mid, T):
+            for variance in ("posterior", "beta"):
+                cases.append((name, sch, t, variance, F64))
+    gentle = ref_schedule(ref_linear_betas(10, 1e-10, 1e-8))
+    cases.append(("gentle (1 - alpha_bar_t < 1e-7), float32", gentle, 5, "posterior", torch.float32))
+    return cases
+
+
+def test_reverse_step(worker, seed, credit):
+    """reverse_step against float64: the posterior mean written through eps, the variance
+    beta-tilde_t ("posterior") or beta_t ("beta"), no noise at t = 1, at t = 1, 2, T and
+    between, on a linear and a cosine schedule, and in float32 where alpha_bar_t is within
+    1e-7 of 1; inputs unchanged. Credit: the fraction of cases right."""
+    g = torch.Generator().manual_seed(seed)
+    cases = _reverse_cases(g)
+    problems = []
+    for name, sch, t, variance, dtype in cases:
+        x = torch.randn(5, 3, generator=g, dtype=F64).to(dtype)
+        eps = torch.randn(5, 3, generator=g, dtype=F64).to(dtype)
+        z = torch.randn(5, 3, generator=g, dtype=F64).to(dtype)
+        label = f"reverse_step (t = {t}, variance={variance!r}, {name} schedule)"
+        try:
+            out = worker.call("reverse", x, t, eps, sch, z, variance)
+            got = out.get("x") if isinstance(out, dict) else out
+            if isinstance(got, Raised):
+                fails(f"{label} raised {got}")
+            got = expect_tensor(got, name=label, shape=(5, 3), dtype=dtype)
+            expect_finite(got, name=label)
+            tol = 1e-10 if dtype == F64 else 1e-5
+            expect_close(got, ref_reverse_step(x, t, eps, sch, z, variance), name=label, rtol=tol, atol=tol)
+            for arg, original in zip(("x_t", "eps_hat", "z"), (x, eps, z)):
+                expect_same(out["after"][["x_t", "eps_hat", "z"].index(arg)], original, name=f"reverse_step's {arg}")
+        except AssertionError as error:
+            problems.append(str(error))
+    score_checks(problems, len(cases), credit)
+
+
+# --------------------------------------------------------------------------- samplers on the exact model
+
+
+SAMPLER_N = 3000
+SAMPLER_KEEP = 400
+
+
+def _trajectory_problems(calls, samples, sch, mix, variance: str) -> list[str]:
+    """The recorded x_T, ..., x_1 (first rows) and the samples: x_T ~ N(0, I); the model
+    called at t = T, ..., 1 in order; each x_{t-1} - mean_t(x_t, eps*) has variance
+    sigma_t^2 (chi-square per step, Bonferroni over the steps) and mean 0; x_0 = mean_1."""
+    T = sch["betas"].shape[0] - 1
+    if not isinstance(calls, list) or len(calls) != T:
+        n = len(calls) if isinstance(calls, list) else 0
+        return [f"sample should call the model once per step, T = {T} times (called it {n} times)"]
+    xs, problems = [], []
+    for i, call in enumerate(calls):
+        t = call.get("t") if isinstance(call, dict) else None
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.dim() != 1 or not bool((t == T - i).all()):
+            return [f"sample should call model(x_t, t) with t = T, T-1, ..., 1 (an int64 tensor (n,)); "
+                    f"call {i + 1} was not at t = {T - i}"]
+        xs.append(expect_tensor(call.get("x"), name="x_t in sample", shape=(SAMPLER_KEEP, 2), dtype=F64))
+    xs.append(samples[:SAMPLER_KEEP])
+    if stats.kstest(xs[0].reshape(-1).numpy(), "norm").pvalue < ALPHA:
+        problems.append("sample: x_T is not drawn from N(0, I)")
+    worst, offset = 0.0, 0.0
+    for i in range(T - 1):
+        t = T - i
+        mean = ref_reverse_mean(xs[i], t, mixture_eps(mix, xs[i], sch["alpha_bars"][t]), sch)
+        resid = (xs[i + 1] - mean).reshape(-1)
+        sigma = ref_sigma(t, sch, variance)
+        m = resid.numel()
+        chi2 = float((resid ** 2).sum()) / sigma ** 2
+        p = min(stats.chi2.cdf(chi2, m), stats.chi2.sf(chi2, m)) * 2
+        if p < ALPHA / T:
+            worst = max(worst, abs(math.log(chi2 / m)))
+        offset = max(offset, abs(float(resid.mean())) / sigma * math.sqrt(m))
+    if worst:
+        problems.append(f"sample: the noise added at some steps has the wrong variance (off by a factor up to "
+                        f"{math.exp(worst):.3g}); variance={variance!r} asks for "
+                        + ("beta-tilde_t" if variance == "posterior" else "beta_t"))
+    if offset > float(stats.norm.isf(ALPHA / T / 2)):
+        problems.append("sample: x_{t-1} is not centred on the reverse step's mean (reverse_step with eps = model(x_t, t))")
+    last = ref_reverse_mean(xs[T - 1], 1, mixture_eps(mix, xs[T - 1], sch["alpha_bars"][1]), sch)
+    if float((xs[T] - last).abs().max()) > 1e-8 * (1 + float(last.abs().max())):
+        problems.append("sample: the last step (t = 1) must return the mean, with no noise added")
+    return problems
+
+
+def _two_sample_z(a: torch.Tensor, b: torch.Tensor) -> float:
+    return abs(float(a.mean() - b.mean())) / math.sqrt(float(a.var()) / len(a) + float(b.var()) / len(b) + 1e-300)
+
+
+def _distribution_problems(samples, mix, sch, variance: str, g, what: str) -> list[str]:
+    """The samples against the judge's own float64 sampler with the same exact model, schedule
+    and variance (ref_sample; two-sample tests, each at alpha = 1e-7): each coordinate's mean
+    and the second moments, each component's share (chi-square), the share within 3 std of a
+    mean, and the mean log-density."""
+    own = ref_sample(mix, sch, samples.shape[0], variance, g)
+    mean = own.mean(0)
+    for j in range(2):
+        if _two_sample_z(samples[:, j], own[:, j]) > Z_CRIT:
+            return [f"{what}: the samples' mean is off (coordinate {j})"]
+    for i, j in ((0, 0), (1, 1), (0, 1)):
+        if _two_sample_z((samples[:, i] - mean[i]) * (samples[:, j] - mean[j]), (own[:, i] - mean[i]) * (own[:, j] - mean[j])) > Z_CRIT:
+            return [f"{what}: the samples' spread (covariance) is off"]
+    comp, near = nearest_component(mix, samples)
+    comp_own, near_own = nearest_component(mix, own)
+    k = len(mix["weights"])
+    table = torch.stack([torch.bincount(comp, minlength=k), torch.bincount(comp_own, minlength=k)]).double()
+    table = table[:, table.sum(0) > 0]
+    if table.shape[1] > 1 and stats.chi2_contingency(table.numpy(), correction=False)[1] < ALPHA:
+        return [f"{what}: the mixture's components do not get their share of the samples"]
+    if _two_sample_z(near.double(), near_own.double()) > Z_CRIT:
+        return [f"{what}: {float(near.double().mean()):.1%} of the samples lie within 3 std of a component's mean"]
+    if _two_sample_z(mixture_log_prob(mix, samples), mixture_log_prob(mix, own)) > Z_CRIT:
+        return [f"{what}: the mean log-density of the samples is not that of a correct sampler"]
+    return []
+
+
+def _density_figure(plt, mix, panels, title_prefix: str):
+    """Scatter plots of point sets over the contours of the mixture's density."""
+    axis = torch.linspace(-3.5, 3.5, 120, dtype=F64)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+    density = mixture_log_prob(mix, grid).exp().reshape(120, 120).numpy()
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.1 * len(panels), 2.3))
+    for ax, (title, points) in zip(np.atleast_1d(axes), panels):
+        ax.contour(axis.numpy(), axis.numpy(), density, levels=6, linewidths=0.5, colors="tab:blue")
+        p = plottable(points)
+        ax.scatter(p[:, 0], p[:, 1], s=1.5, c="black", alpha=0.5, linewidths=0)
+        ax.set_xlim(-3.5, 3.5)
+        ax.set_ylim(-3.5, 3.5)
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title_prefix, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def test_sampler_exact(worker, seed, credit, artifacts):
+    """The student's sample driven by the exact noise predictor eps* of a Gaussian mixture
+    the judge draws from the seed (T = 100, both variances): every step of the trajectory
+    against the reverse step recomputed in the judge (t = T..1 in order, the variance of
+    each step's noise, no noise at t = 1), and the samples against the mixture (moments,
+    components' shares, share near a mean, mean log-density). Credit: the fraction of checks
+    passed over the two variances."""
+    g = torch.Generator().manual_seed(seed)
+    mix = random_mixture(g)
+    sch = _schedule("linear", 100)
+    problems, total, shown = [], 0, None
+    for variance in ("posterior", "beta"):
+        out = worker.call("exact_sampler", mix, sch, SAMPLER_N, variance, SAMPLER_KEEP)
+        total += 2
+        try:
+            if not isinstance(out, dict):
+                fails(f"sample: expected samples, got {describe_value(out)}")
+            samples = out.get("samples")
+            if isinstance(samples, Raised):
+                fails(f"sample raised {samples}")
+            name = f"sample(model, schedule, {SAMPLER_N}, 2, variance={variance!r})"
+            samples = expect_finite(expect_tensor(samples, name=name, shape=(SAMPLER_N, 2), dtype=F64), name=name)
+        except AssertionError as error:
+            problems += [str(error)] * 2
+            continue
+        found = _trajectory_problems(out.get("calls"), samples, sch, mix, variance)
+        problems += found[:1]
+        dist = _distribution_problems(samples, mix, sch, variance, g, f"sample (variance={variance!r}, exact model)")
+        problems += dist[:1]
+        if variance == "posterior":
+            calls = out.get("calls") if isinstance(out.get("calls"), list) else []
+            xs = [c.get("x") for c in calls if isinstance(c, dict)]
+            shown = (samples, xs)
+    if shown is not None:
+        samples, xs = shown
+        plt = _plt()
+        panels = [(f"t = {100 - i}", xs[i]) for i in (0, 50, 80, 95) if i < len(xs) and isinstance(xs[i], torch.Tensor)]
+        panels.append(("t = 0 (samples)", samples[:SAMPLER_KEEP]))
+        artifacts.figure("exact_reverse_trajectory.png",
+                         _density_figure(plt, mix, panels, "your sample() with the exact noise predictor"))
+    score_checks(problems, total, credit)
+
+
+def test_ddim_exact(worker, seed, credit):
+    """The student's ddim_sample from the judge's x_T, driven by the exact eps* of the
+    seed's mixture, against the judge's own float64 DDIM: 1 step, a number of steps drawn
+    from the seed, and T steps, on a linear and a cosine schedule; x_T left unchanged."""
+    g = torch.Generator().manual_seed(seed)
+    mix = random_mixture(g)
+    cases = []
+    for kind, T in (("linear", 100), ("cosine", 60)):
+        for steps in (1, int(torch.randint(5, 21, (1,), generator=g)), T):
+            cases.append((kind, T, steps))
+    problems = []
+    for kind, T, steps in cases:
+        sch = _schedule(kind, T)
+        x_T = torch.randn(50, 2, generator=g, dtype=F64)
+        label = f"ddim_sample ({steps} steps, {kind} schedule, T = {T})"
+        try:
+            out = worker.call("exact_ddim", mix, sch, x_T, steps)
+            got = out.get("x0") if isinstance(out, dict) else out
+            if isinstance(got, Raised):
+                fails(f"{label} raised {got}")
+            got = expect_finite(expect_tensor(got, name=label, shape=(50, 2), dtype=F64), name=label)
+            want = ref_ddim(lambda x, t: mixture_eps(mix, x, sch["alpha_bars"][t]), sch, x_T, steps)
+            ts = out.get("ts")
+            visited = [int(t[0]) if isinstance(t, torch.Tensor) and t.numel() else None for t in ts] \
+                if isinstance(ts, list) else None
+            if visited != ddim_taus(T, steps)[:-1]:
+                fails(f"{label} should call the model at t = (i * T) // steps for i = steps, ..., 1")
+            expect_close(got, want, name=label, rtol=1e-7, atol=1e-7)
+            expect_same(out.get("after"), x_T, name="ddim_sample's argument x_T")
+        except AssertionError as error:
+            problems.append(str(error))
+    score_checks(problems, len(cases), credit)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+PARITY_SHAPES = {"q_sample": (6, 2), "time_embedding": (6, 8), "diffusion_loss": (), "reverse_step": (6, 2),
+                 "sample": (5, 2), "ddim_sample": (6, 2), "EpsModel": (6, 2)}
+
+
+def _train_problems(losses, device: str) -> list[str]:
+    if isinstance(losses, Raised):
+        return [f"train raised {losses} on a model and data on the {device} device"]
+    if not isinstance(losses, (list, tuple)) or len(losses) != 2:
+        return [f"train on the {device} device should return its 2 losses, got {describe_value(losses)}"]
+    return []
+
+
+def test_device_parity(worker, seed, credit):
+    """Same results on every device and dtype: on an accelerator the deterministic outputs
+    match the CPU's; without one, every function must keep PyTorch's `meta` device and
+    float64 inputs give float64 outputs (time_embedding: float32); two training steps run on
+    each device. Credit: the fraction of (function, device or dtype) checks passed."""
+    g = torch.Generator().manual_seed(seed)
+    T = 10
+    sch = _schedule("linear", T)
+    w = small_weights(seed, 2, T)
+    mix = random_mixture(g)
+    inputs = {"x0": torch.randn(6, 2, generator=g, dtype=F64), "x_t": torch.randn(6, 2, generator=g, dtype=F64),
+              "noise": torch.randn(6, 2, generator=g, dtype=F64), "eps": torch.randn(6, 2, generator=g, dtype=F64),
+              "z": torch.randn(6, 2, generator=g, dtype=F64), "t": torch.randint(1, T + 1, (6,), generator=g)}
+    f64 = {k: v for k, v in PARITY_SHAPES.items() if k != "time_embedding"}
+    problems = output_problems(worker.call("parity", "cpu", "float64", w, mix, sch, inputs), f64,
+                               on_device("cpu", F64, where=" on float64 inputs"))
+    total = len(f64)
+    cpu32 = worker.call("parity", "cpu", "float32", w, mix, sch, inputs)
+    for device in parity_devices(worker):
+        out = worker.call("parity", device, "float32", w, mix, sch, inputs)
+        problems += output_problems(out, PARITY_SHAPES, on_device(device, torch.float32, where=f" on {device}"))
+        problems += _train_problems(worker.call("train_on", device), device)
+        total += len(PARITY_SHAPES) + 1
+        if device == "meta":
+            continue
+        for name in ("q_sample", "time_embedding", "reverse_step", "ddim_sample", "EpsModel"):
+            a, b = out.get(name) if isinstance(out, dict) else None, cpu32.get(name) if isinstance(cpu32, dict) else None
+            if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
+                if not torch.allclose(a.double(), b.double(), rtol=1e-3, atol=1e-4):
+                    problems.append(f"{name} on {device} differs from the CPU's result")
+            total += 1
+    problems += _train_problems(worker.call("train_on", "cpu"), "cpu")
+    total += 1
+    score_checks(problems, total, credit)
+
+
+# --------------------------------------------------------------------------- training
+
+
+MECHANICS = {"rows": 13, "batch": 6, "dim": 3, "hidden": 5, "steps": 30, "T": 7}   # every size distinct
+
+
+def _mechanics_schedule(T: int) -> torch.Tensor:
+    """alpha_bars with 1 - alpha_bar_t = 0.01 .. 0.017: x_t is within 0.8 of sqrt(abar) x0, and
+    x0 (a lattice of spacing 10) is read back from x_t exactly."""
+    abar = 1 - (0.01 + 0.001 * torch.arange(T + 1, dtype=F64))
+    abar[0] = 1.0
+    return abar
+
+
+def _recover(call, abar, data):
+    """(data row indices, noise) behind one recorded model call, or None."""
+    x, t = call.get("x") if isinstance(call, dict) else None, call.get("t") if isinstance(call, dict) else None
+    if not isinstance(x, torch.Tensor) or not isinstance(t, torch.Tensor) or x.dim() != 2 or t.shape != (x.shape[0],) \
+            or x.shape[1] != data.shape[1] or t.dtype != torch.long or int(t.min()) < 1 or int(t.max()) >= len(abar):
+        return None
+    a = abar[t].unsqueeze(-1)
+    x0 = torch.round(x.double() / a.sqrt() / 10) * 10
+    match = (x0[:, None, :] == data[None]).all(-1)
+    if not bool(match.any(1).all()):
+        return None
+    return match.double().argmax(1).tolist(), (x.double() - a.sqrt() * x0) / (1 - a).sqrt()
+
+
+def adam_first_step(w, x, t, noise, lr: float):
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in w.items()}
+    small_eps_loss(leaves, x, t, noise).backward()
+    return {k: (-lr * v.grad / (v.grad.abs() + 1e-8), v.grad) for k, v in leaves.items()}
+
+
+def test_train_mechanics(worker, seed, credit):
+    """The student's train on the grader's network and lattice data drawn from the seed,
+    watched step by step: exactly `steps` Adam steps of learning rate `lr`, each on one batch
+    of `batch_size` rows of the data with t in 1..T, the batches reaching every row, and the
+    returned losses (Python floats) equal to the judge's recomputation of each step's loss
+    before its update (the data row and the noise are read back from each x_t)."""
+    g = torch.Generator().manual_seed(seed)
+    n, size, steps, T = MECHANICS["rows"], MECHANICS["batch"], MECHANICS["steps"], MECHANICS["T"]
+    w = small_weights(seed, MECHANICS["dim"], T, MECHANICS["hidden"])
+    data = torch.randperm(40, generator=g)[: n * MECHANICS["dim"]].reshape(n, -1).double() * 10 - 200
+    abar = _mechanics_schedule(T)
+    lr = float(10 ** (-2.4 + 0.8 * torch.rand(1, generator=g)))
+    out = worker.call("train_mechanics", w, data, abar, steps, size, lr)
+    if not isinstance(out, dict) or not isinstance(out.get("groups"), list):
+        fails(f"train: expected what the grader recorded, got {describe_value(out)}")
+    if isinstance(out.get("losses"), Raised):
+        fails(f"train raised {out['losses']}")
+    groups = [grp for grp in out["groups"] if isinstance(grp, dict) and isinstance(grp.get("weights"), dict)
+              and isinstance(grp.get("calls"), list) and grp["calls"]]
+    if len(groups) != len(out["groups"]) or not groups:
+        fails("train never called the model it was given (diffusion_loss(model, batch, alpha_bars))")
+    problems, losses = [], out["losses"]
+    floats = isinstance(losses, list) and len(losses) == steps and all(isinstance(v, float) for v in losses)
+    if not floats:
+        got = describe_value(losses) + (f" of length {len(losses)}" if isinstance(losses, (list, tuple)) else "")
+        problems.append(f"train should return a list of its {steps} losses as Python floats (loss.item()), got {got}")
+    final = out.get("final")
+    moved = not isinstance(final, dict) or any(not torch.equal(final[k], groups[-1]["weights"][k]) for k in w)
+    updates = int(out.get("steps_seen", 0)) - 1 + moved
+    if updates != steps:
+        problems.append(f"train should take exactly steps = {steps} optimiser steps, took {updates}")
+    recovered = [_recover(grp["calls"][0], abar, data) for grp in groups[:steps]]
+    if any(r is None or len(r[0]) != size for r in recovered) or any(len(grp["calls"]) != 1 for grp in groups[:steps]):
+        problems.append(f"train: every step should compute the loss once, on batch_size = {size} rows of the data "
+                        "with t in 1..T")
+    else:
+        if len({i for rows, _ in recovered for i in rows}) < n:
+            problems.append(f"train: in {steps} steps the minibatches never reached some rows of the data: "
+                            "draw them uniformly from all the rows")
+        if floats:
+            bad = 0
+            for loss, grp, (_, noise) in zip(losses, groups, recovered):
+                call = grp["calls"][0]
+                bad += abs(float(small_eps_loss(grp["weights"], call["x"], call["t"], noise)) - loss) > 1e-6 * (1 + abs(loss))
+            if bad:
+                problems.append("train: the losses returned are not diffusion_loss of each step's minibatch "
+                                "(before the step)")
+        if len(groups) >= 2:
+            call = groups[0]["calls"][0]
+            step = adam_first_step(groups[0]["weights"], call["x"], call["t"], recovered[0][1], lr)
+            delta = {k: groups[1]["weights"][k] - groups[0]["weights"][k] for k in w}
+            if not all(bool(((delta[k] - d).abs() <= 0.02 * lr)[grad.abs() > 1e-3].all()) for k, (d, grad) in step.items()):
+                problems.append("train: the first step is not an Adam step with learning rate lr")
+    score_checks(problems, 5, credit)
+
+
+def _loss_figure(plt, losses, steps: int, title: str):
+    curve = plottable(losses).reshape(-1)
+    finite = curve[np.isfinite(curve)]
+    if finite.size < 2 or curve.size != steps:
+        return None
+    fig, ax = plt.subplots(figsize=(4.5, 2.6))
+    ax.plot(np.arange(1, steps + 1), curve, lw=0.5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_ylim(0, float(np.percentile(finite, 99)) * 1.05 + 1e-6)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def test_toy_quality(worker, seed, thresholds, credit, artifacts):
+    """The student's EpsModel(dim=2) trained by the student's train on 4,096 samples of a ring
+    of 8 Gaussians (rotated by the seed) for a fixed number of steps, then sampled: the share
+    of samples within 3 std of a mode and the modes covered, in tiers (grading.yml)."""
+    g = torch.Generator().manual_seed(seed)
+    mix = ring_mixture(float(torch.rand(1, generator=g)) * 2 * math.pi, std=float(thresholds["toy_std"]))
+    data = mixture_sample(mix, int(thresholds["toy_data"]), g).float()
+    steps = int(thresholds["toy_steps"])
+    n = int(thresholds["toy_samples"])
+    out = worker.call("train_toy", seed, data, steps, int(thresholds["toy_batch_size"]), float(thresholds["toy_lr"]), n)
+    if not isinstance(out, dict):
+        fails(f"train_toy: expected samples, got {describe_value(out)}")
+    samples = out.get("samples")
+    if isinstance(samples, Raised):
+        fails(f"sample raised {samples}")
+    samples = expect_tensor(samples, name="sample", shape=(n, 2), dtype=torch.float32).double()
+    plt = _plt()
+    trajectory = out.get("trajectory") if isinstance(out.get("trajectory"), list) else []
+    panels = [(f"t = {100 - 10 * i}", x) for i, x in enumerate(trajectory)
+              if i in (0, 5, 8, 9) and isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[-1] == 2]
+    panels.append(("t = 0 (samples)", samples[:1000]))
+    artifacts.figure("toy_reverse_trajectory.png", _density_figure(plt, mix, panels, "your trained model: reverse trajectory over the true density"))
+    fig = _loss_figure(plt, out.get("losses"), steps, "your training loss (2-D ring)")
+    if fig is not None:
+        artifacts.figure("toy_loss.png", fig)
+    expect_finite(samples, name="sample")
+    comp, near = nearest_component(mix, samples)
+    hq = float(near.double().mean())
+    modes = int(torch.unique(comp[near]).numel())
+    lp = float(mixture_log_prob(mix, samples).clamp(min=-50).mean())
+    artifacts.note(f"2-D ring after {steps} steps: {hq:.1%} of samples within 3 std of a mode, {modes} of 8 modes "
+                   f"covered, mean log-density {lp:.2f} (exact samples: about {float(mixture_log_prob(mix, mixture_sample(mix, 4000, g)).mean()):.2f})")
+    fraction = min(tier(hq, thresholds["toy_hq_tiers"], higher_is_better=True),
+                   tier(modes, thresholds["toy_modes_tiers"], higher_is_better=True))
+    if 0 < fraction < 1:
+        credit(fraction, f"2-D ring: {hq:.0%} of samples near a mode, {modes} of 8 modes: training works but less "
+                         "well than expected")
+    if fraction > 0:
+        return
+    fails(f"2-D ring: {hq:.0%} of samples near a mode, {modes} of 8 modes covered after {steps} steps: your "
+          "model or sampler does not reproduce the data (check the loss target, the time embedding and sample)")
+
+
+def test_digits_quality(worker, seed, thresholds, credit, artifacts):
+    """The student's EpsModel(dim=64) trained by the student's train on the training digits
+    (scaled to [-1, 1]) for a fixed number of steps, then sampled: FID-lite of (x + 1) / 2
+    (clipped to [0, 1] for the measurement only) against the held-out digits, in tiers;
+    copies of real digits score zero. The feedback shows the forward process on one digit
+    (your q_sample) and your samples."""
+    import kitdata.digits
+    import kitdata.metrics
+
+    n = int(thresholds["digits_samples"])
+    steps = int(thresholds["digits_steps"])
+    out = worker.call("train_digits", seed, steps, int(thresholds["digits_batch_size"]),
+                      float(thresholds["digits_lr"]), n)
+    if not isinstance(out, dict):
+        fails(f"train_digits: expected samples, got {describe_value(out)}")
+    plt = _plt()
+    forward = out.get("forward")
+    if isinstance(forward, torch.Tensor) and forward.shape == (9, 64):
+        image = digit_grid(((forward.double() + 1) / 2).clamp(0, 1), 1, 9)
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title("your q_sample on one digit: t = 1, 5, 10, 20, 30, 45, 60, 80, 100", fontsize=8)
+        ax.axis("off")
+        artifacts.figure("forward_process.png", fig)
+    samples = out.get("samples")
+    if isinstance(samples, Raised):
+        fails(f"sample raised {samples}")
+    samples = expect_tensor(samples, name="sample", shape=(n, 64), dtype=torch.float32)
+    expect_finite(samples, name="sample")
+    pixels = ((samples.double() + 1) / 2).clamp(0, 1)
+    image = digit_grid(pixels[:64], 8, 8)
+    fig, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title("your samples (x + 1) / 2", fontsize=9)
+    ax.axis("off")
+    artifacts.figure("digit_samples.png", fig)
+    fig = _loss_figure(plt, out.get("losses"), steps, "your training loss (digits)")
+    if fig is not None:
+        artifacts.figure("digits_loss.png", fig)
+    memorised = kitdata.metrics.memorisation_fraction(pixels, kitdata.digits.every_real_image())
+    if memorised > thresholds["memorisation_max"]:
+        fails(f"{memorised:.0%} of your samples are near-copies of real digits: a generative model must produce new digits")
+    fid = kitdata.metrics.fid_lite(pixels)
+    artifacts.note(f"FID-lite of your digit samples against the held-out digits: {fid:.1f} (lower is better)")
+    fraction = tier(fid, thresholds["digits_fid_tiers"], higher_is_better=False)
+    if 0 < fraction < 1:
+        credit(fraction, f"FID-lite {fid:.1f}: your samples look like digits only in part")
+    if fraction > 0:
+        return
+    fails(f"FID-lite {fid:.1f}: your samples do not look like the digits (check the loss, train and sample)")
