@@ -1,0 +1,320 @@
+"""Hidden probes for the classifiers assignment: they run in the sandboxed worker and call
+the student's ``classifiers.py``. They measure nothing; the judge (test_classifiers.py) does.
+
+Several probes hand the student's functions models of the grader's own (``RecordingLinear``,
+``FixedCNN``) with weights chosen by the judge, so the judge can compute exact float64
+references without trusting the student's networks. Held-out data arrive from the judge
+only after training, in a second call on the model the first one kept.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from autograder.wire import Raised
+from autograder.worker import attempt, describe, readable_meta, student
+
+DIGITS_BATCH = 64
+
+
+def _attempt(fn):
+    """Run one student call (``attempt``: an exception comes back as ``Raised``), detached."""
+    return _detach(attempt(fn))
+
+
+def _detach(out):
+    if isinstance(out, torch.Tensor):
+        return out.detach()
+    if isinstance(out, dict):
+        return {k: _detach(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(_detach(v) for v in out)
+    return out
+
+
+class FixedCNN(nn.Module):
+    """The grader's CNN: the handout's architecture with the judge's weights, exposing
+    ``features`` and ``fc`` as TinyCNN does."""
+
+    def __init__(self, weights: dict):
+        super().__init__()
+        hidden, channels, n_classes = weights["conv1.weight"].shape[0], weights["conv2.weight"].shape[0], weights["fc.weight"].shape[0]
+        self.conv1 = nn.Conv2d(1, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.fc = nn.Linear(channels, n_classes)
+        self.to(weights["fc.weight"].dtype)
+        with torch.no_grad():
+            for name, value in weights.items():
+                self.get_parameter(name).copy_(value)
+
+    def features(self, x):
+        return F.relu(self.conv2(F.max_pool2d(F.relu(self.conv1(x)), 2)))
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+def _load(model: nn.Module, weights: dict) -> None:
+    """The judge's weights into the student's conv1, conv2, fc (same dtype as the weights)."""
+    model.to(weights["fc.weight"].dtype)
+    with torch.no_grad():
+        for name, value in weights.items():
+            model.get_parameter(name).copy_(value)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def shapes(inputs: dict, n_classes: int, n_samples: int) -> dict:
+    """Every function's output on the judge's inputs {x, y, logits, images, classes}; each
+    call gets its own copies, and "inputs_after" says what each call left in them."""
+    clf = student("classifiers")
+    out, after = {}, {}
+    x, y = inputs["x"], inputs["y"]
+    params = attempt(lambda: clf.fit_gaussian_classifier(x.clone(), y.clone(), n_classes))
+    calls = {
+        "fit_gaussian_classifier": (lambda x, y: clf.fit_gaussian_classifier(x, y, n_classes), ["x", "y"]),
+        "log_joint": (lambda x: clf.log_joint(params, x), ["x"]),
+        "posterior": (lambda x: clf.posterior(params, x), ["x"]),
+        "predict": (lambda x: clf.predict(params, x), ["x"]),
+        "sample_class": (lambda: clf.sample_class(params, n_classes - 1, n_samples), []),
+        "cross_entropy": (lambda logits, y: clf.cross_entropy(logits, y), ["logits", "y"]),
+        "LogisticRegression": (lambda x: clf.LogisticRegression(x.shape[1], n_classes)(x), ["x"]),
+        "TinyCNN.features": (lambda images: clf.TinyCNN(n_classes, 4, 6).features(images), ["images"]),
+        "TinyCNN": (lambda images: clf.TinyCNN(n_classes, 4, 6)(images), ["images"]),
+        "class_activation_map": (lambda images, classes: clf.class_activation_map(clf.TinyCNN(n_classes, 4, 6), images, classes),
+                                 ["images", "classes"]),
+    }
+    for name, (call, args) in calls.items():
+        copies = [inputs[a].clone() for a in args]
+        out[name] = _attempt(lambda: call(*copies))
+        after[name] = dict(zip(args, copies))
+    out["inputs_after"] = after
+    return out
+
+
+# --------------------------------------------------------------------------- generative
+
+
+def fit(x, y, n_classes: int, var_floor: float):
+    return _attempt(lambda: student("classifiers").fit_gaussian_classifier(x, y, n_classes, var_floor=var_floor))
+
+
+def fit_twice(x, y, n_classes: int, floors: list) -> list:
+    clf = student("classifiers")
+    return [_attempt(lambda: clf.fit_gaussian_classifier(x, y, n_classes, var_floor=f)) for f in floors]
+
+
+def bayes_rule(params: dict, x) -> dict:
+    clf = student("classifiers")
+    return {"log_joint": _attempt(lambda: clf.log_joint(params, x)),
+            "posterior": _attempt(lambda: clf.posterior(params, x)),
+            "predict": _attempt(lambda: clf.predict(params, x))}
+
+
+def samples(params: dict, c: int, n: int, seeds: list) -> list:
+    """sample_class(params, c, n, generator) once per seed, each with a fresh Generator."""
+    clf = student("classifiers")
+    return [_attempt(lambda: clf.sample_class(params, c, n, generator=torch.Generator().manual_seed(int(s))))
+            for s in seeds]
+
+
+def digit_samples(var_floor: float, per_class: int, seed: int) -> dict:
+    """Fit on the training digits, then per_class samples of each class (a generator seeded
+    from the test's seed)."""
+    import kitdata.digits
+
+    clf = student("classifiers")
+    x, y = (torch.from_numpy(a) for a in kitdata.digits.load_digits("train"))
+    params = clf.fit_gaussian_classifier(x.double(), y, 10, var_floor=var_floor)
+    g = torch.Generator().manual_seed(seed)
+    return {"samples": _attempt(lambda: torch.cat([clf.sample_class(params, c, per_class, generator=g) for c in range(10)])),
+            "means": _detach(params.get("means")) if isinstance(params, dict) else params}
+
+
+# --------------------------------------------------------------------------- discriminative
+
+
+def ce(logits, y) -> dict:
+    """cross_entropy and its gradient with respect to the logits."""
+    clf = student("classifiers")
+    logits = logits.clone().requires_grad_(True)
+    loss = clf.cross_entropy(logits, y)
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        loss.sum().backward()
+    return {"loss": _detach(loss), "grad": logits.grad}
+
+
+class RecordingLinear(nn.Module):
+    """The grader's linear model, recording every batch ``forward`` sees, grouped by the
+    weights it was seen with (a new group each time the weights have changed)."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.weight = nn.Parameter(weight.clone())
+        self.bias = nn.Parameter(bias.clone())
+        self.groups: list[dict] = []
+
+    def weights(self) -> dict:
+        return {"weight": self.weight.detach().clone(), "bias": self.bias.detach().clone()}
+
+    def forward(self, x):
+        now = self.weights()
+        last = self.groups[-1]["weights"] if self.groups else None
+        if last is None or any(not torch.equal(now[k], last[k]) for k in now):
+            self.groups.append({"weights": now, "batches": []})
+        self.groups[-1]["batches"].append(x.detach().clone())
+        return x @ self.weight.T + self.bias
+
+
+def train_mechanics(weight, bias, x, y, steps: int, batch_size: int, lr: float) -> dict:
+    model = RecordingLinear(weight, bias)
+    losses = _attempt(lambda: student("classifiers").train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+    return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
+            "final": model.weights()}
+
+
+def cnn_forward(weights: dict, images) -> dict:
+    """The student's TinyCNN with the judge's weights loaded: features and logits."""
+    clf = student("classifiers")
+    hidden, channels, n_classes = weights["conv1.weight"].shape[0], weights["conv2.weight"].shape[0], weights["fc.weight"].shape[0]
+    model = clf.TinyCNN(n_classes, hidden, channels)
+    _load(model, weights)
+    with torch.no_grad():
+        return {"features": _attempt(lambda: model.features(images)), "logits": _attempt(lambda: model(images))}
+
+
+def cam(weights: dict, images, classes) -> dict:
+    clf = student("classifiers")
+    model = FixedCNN(weights)
+    copy = images.clone()
+    with torch.no_grad():
+        return {"cam": _attempt(lambda: clf.class_activation_map(model, copy, classes)), "images_after": copy}
+
+
+_TRAINED: dict = {}
+
+
+def train_digits(seed: int, steps: int, lr: float) -> list:
+    """The student's LogisticRegression(64, 10) trained with the student's train_classifier
+    on the training digits; kept for :func:`digits_heldout`."""
+    import kitdata.digits
+
+    clf = student("classifiers")
+    torch.manual_seed(seed)
+    x, y = (torch.from_numpy(a) for a in kitdata.digits.load_digits("train"))
+    model = clf.LogisticRegression(64, 10)
+    losses = _detach(clf.train_classifier(model, x, y, steps, batch_size=DIGITS_BATCH, lr=lr))
+    _TRAINED["digits"] = model
+    return losses
+
+
+def digits_heldout(x_held) -> object:
+    model = _TRAINED["digits"]
+    model.eval()
+    with torch.no_grad():
+        return _attempt(lambda: model(x_held))
+
+
+def train_planted(seed: int, steps: int, batch_size: int, lr: float) -> list:
+    """The student's TinyCNN() trained with the student's train_classifier on the planted
+    training images (kitdata.planted.train_set()); kept for :func:`planted_heldout`."""
+    import kitdata.planted
+
+    clf = student("classifiers")
+    x, y, _ = (torch.from_numpy(a) for a in kitdata.planted.train_set())
+    torch.manual_seed(seed)
+    model = clf.TinyCNN()
+    losses = _detach(clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+    _TRAINED["planted"] = model
+    return losses
+
+
+def planted_heldout(images, labels) -> dict:
+    """The trained CNN on the judge's held-out images: logits, raw features, the fc weights,
+    and the student's CAM for each image's true class."""
+    clf = student("classifiers")
+    model = _TRAINED["planted"]
+    model.eval()
+    with torch.no_grad():
+        return {"logits": _attempt(lambda: model(images)), "features": _attempt(lambda: model.features(images)),
+                "fc_weight": _attempt(lambda: model.fc.weight.detach().clone()),
+                "cam": _attempt(lambda: clf.class_activation_map(model, images, labels))}
+
+
+def fit_mixture(seed: int, sets: list, steps: int, batch_size: int, lr: float) -> int:
+    """For each training set (x, y) of the 2-D data: the student's Gaussian classifier and a
+    LogisticRegression(2, 2) trained with the student's train_classifier; kept for
+    :func:`mixture_heldout`."""
+    clf = student("classifiers")
+    kept = []
+    for i, (x, y) in enumerate(sets):
+        params = _attempt(lambda: clf.fit_gaussian_classifier(x, y, 2))
+        torch.manual_seed(seed + i)
+        model = clf.LogisticRegression(2, 2).double()
+        losses = attempt(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+        kept.append((params, model, losses))
+    _TRAINED["mixture"] = kept
+    return len(kept)
+
+
+def mixture_heldout(x_held) -> list:
+    """Per training set: the Gaussian classifier's parameters and the logistic regression's
+    logits on the judge's held-out points."""
+    out = []
+    for params, model, losses in _TRAINED["mixture"]:
+        model.eval()
+        with torch.no_grad():
+            logits = _attempt(lambda: model(x_held))
+        out.append({"params": params, "logits": logits, "trained": not isinstance(losses, Raised)})
+    return out
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def parity(device: str, dtype_name: str, inputs: dict, cnn: dict) -> dict:
+    """Every function on `device` in `dtype`; on 'meta' every output must stay a meta tensor."""
+    clf = student("classifiers")
+    dtype = getattr(torch, dtype_name)
+    x = inputs["x"].to(device=device, dtype=dtype)
+    y = inputs["y"].to(device)
+    logits = inputs["logits"].to(device=device, dtype=dtype)
+    images = inputs["images"].to(device=device, dtype=dtype)
+    classes = inputs["classes"].to(device)
+    fixed = FixedCNN({k: v.to(dtype) for k, v in cnn.items()}).to(device)
+    out = {}
+    params = _attempt(lambda: clf.fit_gaussian_classifier(x, y, 3))
+    out["fit_gaussian_classifier"] = params
+    out["log_joint"] = _attempt(lambda: clf.log_joint(params, x))
+    out["posterior"] = _attempt(lambda: clf.posterior(params, x))
+    out["predict"] = _attempt(lambda: clf.predict(params, x))
+    out["sample_class"] = _attempt(lambda: clf.sample_class(params, 1, 4))
+    out["cross_entropy"] = _attempt(lambda: clf.cross_entropy(logits, y))
+    out["class_activation_map"] = _attempt(lambda: clf.class_activation_map(fixed, images, classes))
+    torch.manual_seed(torch.initial_seed())
+    try:
+        lr_model = clf.LogisticRegression(x.shape[1], 3).to(device=device, dtype=dtype)
+        cnn_model = clf.TinyCNN(3, 4, 5).to(device=device, dtype=dtype)
+    except Exception as error:  # noqa: BLE001
+        out["LogisticRegression"] = out["TinyCNN"] = Raised(describe(error))
+    else:
+        with torch.no_grad():
+            out["LogisticRegression"] = _attempt(lambda: lr_model(x))
+            out["TinyCNN"] = _attempt(lambda: cnn_model(images))
+    return out
+
+
+def train_on(device: str) -> object:
+    """Two steps of the student's train_classifier on the student's TinyCNN and data on
+    `device` (on 'meta' under ``readable_meta``)."""
+    clf = student("classifiers")
+    model = clf.TinyCNN(3, 4, 5).to(device)
+    x = torch.randn(10, 1, 6, 8).to(device)
+    y = (torch.arange(10) % 3).to(device)
+    if device != "meta":
+        return attempt(lambda: clf.train_classifier(model, x, y, 2, batch_size=4, lr=1e-3))
+    with readable_meta():
+        return attempt(lambda: clf.train_classifier(model, x, y, 2, batch_size=4, lr=1e-3))
