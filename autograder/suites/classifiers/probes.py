@@ -68,7 +68,8 @@ def _load(model: nn.Module, weights: dict) -> None:
 
 
 def shapes(inputs: dict, n_classes: int, n_samples: int) -> dict:
-    """Every function's output on the judge's inputs {x, y, logits, images, classes}; each
+    """Every function's output on the judge's inputs {x, y (a fit), xq, yq, logits, images,
+    classes (a batch)}; each
     call gets its own copies, and "inputs_after" says what each call left in them."""
     clf = student("classifiers")
     out, after = {}, {}
@@ -76,12 +77,12 @@ def shapes(inputs: dict, n_classes: int, n_samples: int) -> dict:
     params = attempt(lambda: clf.fit_gaussian_classifier(x.clone(), y.clone(), n_classes))
     calls = {
         "fit_gaussian_classifier": (lambda x, y: clf.fit_gaussian_classifier(x, y, n_classes), ["x", "y"]),
-        "log_joint": (lambda x: clf.log_joint(params, x), ["x"]),
-        "posterior": (lambda x: clf.posterior(params, x), ["x"]),
-        "predict": (lambda x: clf.predict(params, x), ["x"]),
+        "log_joint": (lambda xq: clf.log_joint(params, xq), ["xq"]),
+        "posterior": (lambda xq: clf.posterior(params, xq), ["xq"]),
+        "predict": (lambda xq: clf.predict(params, xq), ["xq"]),
         "sample_class": (lambda: clf.sample_class(params, n_classes - 1, n_samples), []),
-        "cross_entropy": (lambda logits, y: clf.cross_entropy(logits, y), ["logits", "y"]),
-        "LogisticRegression": (lambda x: clf.LogisticRegression(x.shape[1], n_classes)(x), ["x"]),
+        "cross_entropy": (lambda logits, yq: clf.cross_entropy(logits, yq), ["logits", "yq"]),
+        "LogisticRegression": (lambda xq: clf.LogisticRegression(xq.shape[1], n_classes)(xq), ["xq"]),
         "TinyCNN.features": (lambda images: clf.TinyCNN(n_classes, 4, 6).features(images), ["images"]),
         "TinyCNN": (lambda images: clf.TinyCNN(n_classes, 4, 6)(images), ["images"]),
         "class_activation_map": (lambda images, classes: clf.class_activation_map(clf.TinyCNN(n_classes, 4, 6), images, classes),
