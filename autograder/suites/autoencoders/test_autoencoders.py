@@ -217,7 +217,9 @@ def _noise_call(worker, kind, x, level, seeds):
 
 
 def _generator_checks(fn, outs):
-    """outs: no generator, seed a, seed a again, seed b."""
+    """outs: no generator, seed a, seed a again, seed b, no generator again."""
+    if torch.equal(outs[0], outs[4]):
+        fails(f"{fn}: two calls without a generator give the same draws: draw fresh noise on every call")
     if not torch.equal(outs[1], outs[2]):
         fails(f"{fn}: two calls with generators of the same seed differ: draw with the generator given")
     if torch.equal(outs[1], outs[3]) or torch.equal(outs[0], outs[1]):
@@ -233,7 +235,7 @@ def test_gaussian_noise(worker, seed):
     x[::2] = 0.0                                   # half the rows black: the noise must not depend on x
     a, b = (int(v) for v in torch.randint(0, 2**31, (2,), generator=g))
     for sigma in (0.3, 2.5):
-        outs = _noise_call(worker, "gaussian", x, sigma, [None, a, a, b])
+        outs = _noise_call(worker, "gaussian", x, sigma, [None, a, a, b, None])
         eps = (outs[0] - x) / sigma
         for part, label in ((eps, "all entries"), (eps[::2], "black pixels"), (eps[1::2], "grey pixels")):
             failed = normal_tests(part, ALPHA)
@@ -259,7 +261,7 @@ def test_masking_noise(worker, seed):
     x = 0.05 + 0.95 * torch.rand(300, X_DIM, generator=g, dtype=F64)     # no zero pixel in x
     a, b = (int(v) for v in torch.randint(0, 2**31, (2,), generator=g))
     for p in (0.25, 0.7):
-        outs = _noise_call(worker, "masking", x, p, [None, a, a, b])
+        outs = _noise_call(worker, "masking", x, p, [None, a, a, b, None])
         out = outs[0]
         dropped = out == 0
         kept = ~dropped
@@ -296,7 +298,8 @@ PARITY_SHAPES = {"reconstruction_loss": (6,), "gaussian_noise": (6, X_DIM), "mas
 def test_device_parity(worker, seed, credit):
     """Same results on every device and dtype: on an accelerator the deterministic outputs
     match the CPU's; without one, every function keeps PyTorch's `meta` device (no tensor
-    created on the CPU inside), float64 inputs give float64 outputs, and two training steps
+    created on the CPU inside; sample_fitted_latents is left out there, since torch.cov has
+    no meta kernel), float64 inputs give float64 outputs, and two training steps
     run on each device. Credit: the fraction of checks passed."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(6, X_DIM, generator=g)
@@ -306,9 +309,10 @@ def test_device_parity(worker, seed, credit):
     cpu32 = worker.call("parity", "cpu", "float32", x)
     for device in parity_devices(worker):
         out = worker.call("parity", device, "float32", x)
-        problems += output_problems(out, PARITY_SHAPES, on_device(device, torch.float32, where=f" on {device}"))
+        shapes = {k: v for k, v in PARITY_SHAPES.items() if device != "meta" or k != "sample_fitted_latents"}
+        problems += output_problems(out, shapes, on_device(device, torch.float32, where=f" on {device}"))
         losses = worker.call("train_on", device)
-        total += len(PARITY_SHAPES) + 1
+        total += len(shapes) + 1
         if isinstance(losses, Raised):
             problems.append(f"train raised {losses} on a model and data on the {device} device")
         elif not isinstance(losses, (list, tuple)) or len(losses) != 2:
@@ -328,7 +332,7 @@ def test_device_parity(worker, seed, credit):
 # --------------------------------------------------------------------------- training mechanics
 
 
-MECHANICS = {"rows": 13, "batch": 6, "x_dim": 7, "hidden": 5, "steps": 30}   # every size distinct
+MECHANICS = {"rows": 13, "batch": 6, "x_dim": 7, "hidden": 5, "steps": 40}   # every size distinct
 
 
 def _rows_of(batch, data: torch.Tensor, size: int):
@@ -633,7 +637,7 @@ def test_random_latents(worker, seed, thresholds, credit, artifacts):
     for name, fn in (("random", "sample_random_latents"), ("fitted", "sample_fitted_latents")):
         try:
             calls = out.get(name)
-            if not isinstance(calls, list) or len(calls) != 4:
+            if not isinstance(calls, list) or len(calls) != 5:
                 fails(f"{fn}: expected its outputs, got {describe_value(calls)}")
             for v in calls:
                 if isinstance(v, Raised):
