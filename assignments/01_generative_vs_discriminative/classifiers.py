@@ -178,8 +178,9 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: 
 
     Each step: draw ``batch_size`` row indices uniformly at random (with replacement, with
     ``torch`` random functions on x's device, so the grader's seed fixes them), compute
-    loss = cross_entropy(model(x[idx]), y[idx]), and take one Adam step with learning rate
-    ``lr`` (zero the gradients first).
+    loss = cross_entropy(model(x[idx]), y[idx]), and take one step of
+    ``torch.optim.Adam(model.parameters(), lr=lr)`` (default betas and eps; zero the
+    gradients first).
 
     Args:
         model: any module mapping x to logits; x: (N, ...) inputs; y: (N,) labels.
