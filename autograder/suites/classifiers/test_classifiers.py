@@ -232,7 +232,7 @@ def test_digit_samples(worker, seed, thresholds, credit, artifacts):
     """The Gaussian classifier fitted on the training digits generates digits of the class
     asked: the kit's own digit classifier (kitdata.features) labels the samples, and the
     fraction labelled as asked is scored in tiers. The samples must be new (not copies of
-    real digits) and centred on the judge's own fit of each class's mean."""
+    real digits), centred on the judge's own fit of each class's mean and spread as its Sigma."""
     import kitdata.digits
     import kitdata.features
     import kitdata.metrics
@@ -254,6 +254,13 @@ def test_digit_samples(worker, seed, thresholds, credit, artifacts):
     worst = float((samples.reshape(10, per, 64).mean(1) - ref["means"]).abs().max())
     if worst > Z_CRIT * math.sqrt(float(torch.diagonal(ref["cov"]).max()) / per):
         fails("sample_class on the digits: the samples of a class are not centred on its fitted mean")
+    # ... and spread as N(0, Sigma): the mean squared Mahalanobis distance under the judge's
+    # Sigma is chi-square with 64 degrees of freedom over the samples, mean 64, sd sqrt(128 / n)
+    chol = torch.linalg.cholesky(ref["cov"])
+    z = torch.linalg.solve_triangular(chol, (samples - ref["means"][labels]).T, upper=False)
+    spread = float((z ** 2).sum(0).mean())
+    if abs(spread - 64) > Z_CRIT * math.sqrt(128 / len(samples)):
+        fails("sample_class on the digits: the samples do not spread as N(mu_c, Sigma) around their class's mean")
     memorised = kitdata.metrics.memorisation_fraction(samples, kitdata.digits.every_real_image())
     if memorised > thresholds["memorisation_max"]:
         fails(f"{memorised:.0%} of your samples are near-copies of real digits: sample from p(x|y), do not return data")
@@ -288,7 +295,8 @@ def _ce_cases(g):
     y_mod = torch.randint(0, 5, (6,), generator=g)
     scale = torch.tensor([[1e2], [1e3], [1e4], [3.0]], dtype=F64)
     extreme = scale * torch.randn(4, 5, generator=g, dtype=F64)
-    y_ext = torch.randint(0, 5, (4,), generator=g)
+    y_ext = extreme.argmin(1)          # the least probable class: p(y | x) underflows to 0
+    y_ext[-1] = int(torch.randint(0, 5, (1,), generator=g))
     one = torch.randn(1, 5, generator=g, dtype=F64) * 2
     y_one = torch.randint(0, 5, (1,), generator=g)
     return [("", moderate, y_mod), (" with logits of 1e2 to 1e4", extreme, y_ext), (" on a batch of one", one, y_one)]
