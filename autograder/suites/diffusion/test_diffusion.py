@@ -91,6 +91,8 @@ def test_shapes(worker, seed, credit, batch, dim, T):
     problems = output_problems(out, doubles, on_device("cpu", F64))
     problems += output_problems(out, floats, on_device("cpu", torch.float32))
     plain = {k: v for k, v in inputs.items() if k != "schedule"}
+    if len(problems) == len(doubles) + len(floats):
+        fails(problems[0])
     changed = _changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, plain, {**doubles, **floats})
     score_checks(problems + changed[:1], len(doubles) + len(floats) + 1, credit, f"batch {batch}, dim {dim}, T {T}")
 
@@ -305,7 +307,7 @@ def test_loss(worker, seed, credit):
             draws_problems.append(f"diffusion_loss: {mismatched} of {LOSS_CALLS} losses are not the mean of "
                                   "(noise - model(x_t, t))^2 for the noise that made x_t")
     except AssertionError as error:
-        draws_problems.append(str(error))
+        draws_problems = [str(error)] * 3      # nothing to judge the draws on: all three checks lost
     score_checks(problems + draws_problems, 1 + 3, credit)
 
 
@@ -448,6 +450,7 @@ def _density_figure(plt, mix, panels, title_prefix: str):
         ax.scatter(p[:, 0], p[:, 1], s=1.5, c="black", alpha=0.5, linewidths=0)
         ax.set_xlim(-3.5, 3.5)
         ax.set_ylim(-3.5, 3.5)
+        ax.set_aspect("equal")
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
