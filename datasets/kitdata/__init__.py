@@ -5,6 +5,8 @@ Face's ``datasets``). Submodules (imported on first use, so ``import kitdata`` i
 
 * ``kitdata.digits``   scikit-learn's 8x8 digits with the kit's fixed train / held-out split
 * ``kitdata.toy2d``    2-D sources with exact sampling and exact log-density (ring8, grid25, moons, spiral)
+* ``kitdata.labelled2d``  a labelled 2-D mixture with exact class-conditionals and Bayes error
+* ``kitdata.planted``  noise images with a class pattern at a recorded place (ground truth for CAM)
 * ``kitdata.mnist``    MNIST / Fashion-MNIST through torchvision, only when present locally
 * ``kitdata.mnist_features``  FID-lite on MNIST: an extractor built once from the local files
 * ``kitdata.features`` the shipped small digit classifier used as FID-lite's feature extractor
@@ -15,7 +17,7 @@ Face's ``datasets``). Submodules (imported on first use, so ``import kitdata`` i
 """
 import importlib
 
-_SUBMODULES = ("digits", "toy2d", "mnist", "mnist_features", "features", "metrics", "text")
+_SUBMODULES = ("digits", "toy2d", "mnist", "mnist_features", "features", "metrics", "text", "labelled2d", "planted")
 __all__ = list(_SUBMODULES)
 
 
