@@ -211,6 +211,7 @@ def parity(device: str, dtype_name: str, x: torch.Tensor) -> dict:
     """The functions on `device` in `dtype` (on 'meta' every output must stay a meta tensor)."""
     ae = _ae()
     dtype = getattr(torch, dtype_name)
+    mean = x.mean(0)              # on the CPU, in float32: .to(device, dtype) must move it (a buffer)
     x = x.to(device=device, dtype=dtype)
     z = (x[:, :4] * 2 - 1).contiguous()
     codes = torch.cat([z, z.flip(0) * 0.5 + 0.1, z * z]).contiguous()
@@ -222,7 +223,7 @@ def parity(device: str, dtype_name: str, x: torch.Tensor) -> dict:
     try:
         torch.manual_seed(torch.initial_seed())
         model = ae.Autoencoder(x_dim=X_DIM, z_dim=4, hidden=16).to(device=device, dtype=dtype)
-        linear = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=4, mean=x.mean(0)).to(device=device, dtype=dtype)
+        linear = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=4, mean=mean).to(device=device, dtype=dtype)
     except Exception as error:  # noqa: BLE001
         for name in ("encode", "decode", "linear_forward", "reconstruct", "sample_random_latents",
                      "sample_fitted_latents"):
