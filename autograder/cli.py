@@ -5,6 +5,7 @@
     autograder grade SUBMISSION --assignment ID       grade one submission (or --all)
     autograder grade-batch ROOT --assignment ID       grade a class, one folder per student
     autograder release [--check]                      regenerate assignments/ from solutions/
+    autograder release --student-bundle DIR           what students install: assignments, checker, no answers
     autograder doctor                                 which containment layers hold on this machine
 
 Exit codes: 0 graded (or checks passed); 1 graded but below --fail-under (or a check
@@ -39,11 +40,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+# The student package (autograder release --student-bundle) carries its course file here; the
+# kit's own tree never does, so its presence is what makes this installation the student's.
+STUDENT_COURSE = Path(__file__).resolve().parent / "course.yml"
+STUDENT_COMMANDS = ("list", "check", "doctor")
+
+
 def _default_config() -> Path:
     here = Path("grading.yml")
     if here.is_file():
         return here
-    return Path(__file__).resolve().parent.parent / "grading.yml"
+    kit = Path(__file__).resolve().parent.parent / "grading.yml"
+    if kit.is_file() or not STUDENT_COURSE.is_file():
+        return kit
+    return STUDENT_COURSE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="run an assignment's public checks on your work")
     check.add_argument("assignment_dir", type=Path)
+    check.add_argument("--assignment", default=None, metavar="ID",
+                       help="the assignment's id, when the folder's name and files do not tell")
+    check.add_argument("--feedback", type=Path, default=None, metavar="DIR",
+                       help="where the feedback pictures go (default: ASSIGNMENT_DIR/feedback)")
 
     grade = commands.add_parser("grade", help="grade one submission")
     grade.add_argument("submission", type=Path)
@@ -78,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
 
     release = commands.add_parser("release", help="regenerate assignments/ from solutions/")
     release.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
+    release.add_argument("--student-bundle", type=Path, default=None, metavar="DIR",
+                         help="write what students install into DIR (new or empty): the released assignments, "
+                              "the student package's wheel, the student course file and INSTALL.md")
     return parser
 
 
@@ -109,26 +126,54 @@ def cmd_list(cfg, args) -> int:
         print(f"{a.id}  ({a.folder}, files: {', '.join(a.files)})  {a.max_points:g} points")
         for name, test in a.tests.items():
             print(f"    {name:<44} {test.points:>5g}  {test.visibility}")
+        if a.tests_after_due_date:
+            print(f"    (and {a.tests_after_due_date} test(s) shown only after the due date)")
     return OK
+
+
+def _assignment_of(cfg, folder: Path, wanted: str | None):
+    """The assignment a folder holds: --assignment, else its name (``03_vae``, or a download's
+    ``03_vae-main``), else the files in it (``vae.py``)."""
+    if wanted:
+        return cfg.get(wanted)
+    name = folder.resolve().name
+    exact = cfg.by_folder(name)
+    if exact is not None:
+        return exact
+    prefixed = sorted((a for a in cfg.assignments if name.startswith(a.folder)), key=lambda a: -len(a.folder))
+    if prefixed:
+        return prefixed[0]
+    holding = [a for a in cfg.assignments if all((folder / f).is_file() for f in a.files)]
+    if len(holding) == 1:
+        return holding[0]
+    known = ", ".join(f"{a.id} ({', '.join(a.files)})" for a in cfg.assignments)
+    raise UsageError(f"{folder}: cannot tell which assignment this is from its name or files; "
+                     f"add --assignment ID (one of: {known})")
 
 
 def cmd_check(cfg, args) -> int:
     folder = args.assignment_dir
     if not folder.is_dir():
         raise SubmissionError(f"{folder}: not a folder")
-    assignment = cfg.by_folder(folder.resolve().name)
-    if assignment is None:
-        known = ", ".join(a.folder for a in cfg.assignments)
-        raise UsageError(f"{folder}: not an assignment folder of this course (expected one of: {known})")
+    assignment = _assignment_of(cfg, folder, args.assignment)
     checks = folder / "checks"
     if not (checks / "probes.py").is_file():
         raise SubmissionError(f"{checks}: no public checks here (checks/probes.py is missing)")
-    print(f"Running the public checks of {assignment.id} on {folder} ...", file=sys.stderr)
-    result = runner.grade(cfg, assignment, folder, suite=checks, public=True)
+    feedback = args.feedback or folder / "feedback"
+    print(f"Running the public checks of {assignment.id} on {folder} "
+          f"({assignment.limits.threads} torch thread(s), as the grader) ...", file=sys.stderr)
+    result = runner.grade(cfg, assignment, folder, suite=checks, public=True, artifacts_dir=feedback)
     passed = sum(t.status == "passed" for t in result.tests)
     for t in result.tests:
         print(f"  {'PASS' if t.status == 'passed' else 'FAIL'}  {t.name}" + (f"\n        {t.message}" if t.message and t.status != "passed" else ""))
+        for note in t.notes:
+            print(f"        {note}")
     print(f"{passed} passed, {len(result.tests) - passed} failed")
+    pictures = sorted({f for t in result.tests for f in t.artifacts})
+    if pictures:
+        print(f"feedback pictures in {feedback}: {', '.join(pictures)}")
+    elif feedback.is_dir() and not any(feedback.iterdir()):
+        feedback.rmdir()
     if result.grader_errors:
         print("\n".join(map(block, result.grader_errors)), file=sys.stderr)
         return INTERNAL
@@ -244,6 +289,16 @@ def cmd_grade_batch(cfg, args) -> int:
 def cmd_release(cfg, args) -> int:
     from autograder import release
 
+    if args.student_bundle is not None:
+        if args.check:
+            raise UsageError("--check and --student-bundle do not go together")
+        try:
+            lines = release.student_bundle(cfg, args.student_bundle)
+        except release.ReleaseError as error:
+            raise UsageError(str(error)) from None
+        print("\n".join(lines))
+        print(f"student bundle in {args.student_bundle}; install line in {args.student_bundle / 'INSTALL.md'}")
+        return OK
     folders = [a.folder for a in cfg.assignments if cfg.solution_dir(a).is_dir()]
     try:
         lines = release.release(cfg.root, folders, check=args.check)
@@ -282,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         cfg = config_module.load(args.config or _default_config())
+        if args.command not in STUDENT_COMMANDS and cfg.path == STUDENT_COURSE:
+            raise UsageError(f"'{args.command}' is the instructor's; this installation is the student package "
+                             "(its commands: " + ", ".join(STUDENT_COMMANDS) + ")")
         return COMMANDS[args.command](cfg, args)
     except (UsageError, ConfigError, SubmissionError, IsolationError) as error:
         print(f"autograder: error: {error}", file=sys.stderr)

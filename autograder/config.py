@@ -46,6 +46,10 @@ class Assignment(_Strict):
     limits: Limits = Limits()
     tests: dict[str, TestEntry] = Field(min_length=1)
     thresholds: dict[str, Any] = {}
+    # only in a student course file (autograder release --student-bundle): the public checks'
+    # names, and how many tests are shown after the due date (counted, not named)
+    checks: list[str] = []
+    tests_after_due_date: int = Field(0, ge=0)
 
     @field_validator("tests")
     @classmethod

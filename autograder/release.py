@@ -266,3 +266,180 @@ def release(kit_root: Path, folders: list[str], *, check: bool = False) -> list[
                 if path.is_dir() and not any(path.iterdir()):
                     path.rmdir()
     return report
+
+
+# --- the student bundle ---------------------------------------------------------------------
+#
+# What a course publishes to students: the released assignments, a wheel of the student-side
+# package, the student course file and an install line. The wheel is a second distribution
+# built from this tree by pip (setuptools), from a build folder this function generates: a
+# pyproject.toml and the files of an allow-list below, nothing else. It holds no hidden suite,
+# no solution, no held-out split, no threshold; tests/test_student_bundle.py checks every byte.
+
+STUDENT_DIST = "genai-course-student"
+STUDENT_VERSION = "0.1.0"
+COURSE_FILE = "course.yml"            # inside the student package: autograder/course.yml
+STUDENT_MARKER = "STUDENT_BUILD"      # inside the student package's kitdata: no held-out split
+# The engine pieces `autograder check` needs (paths relative to autograder/). Not here:
+# suites/ (hidden), release.py (needs the solutions), gradebook.py (instructor's export).
+STUDENT_ENGINE = ("__init__.py", "cli.py", "config.py", "escape.py", "job.py", "reports.py", "runner.py",
+                  "sandbox.py", "submission.py", "wire.py", "worker.py", "containment/*.py", "judge/*.py")
+# kitdata for students: the training splits, the generators and the metrics. Not here:
+# calibrate.py and build_features.py (they read the held-out split), mnist*.py (local files).
+STUDENT_KITDATA = ("__init__.py", "_util.py", "digits.py", "toy2d.py", "labelled2d.py", "planted.py", "text.py",
+                   "features.py", "metrics.py", "digits_train.npz", "digit_features.npz")
+STUDENT_DEPENDENCIES = ("torch>=2.2", "numpy>=1.24", "pytest>=7.4", "pyyaml>=6.0", "pydantic>=2.5",
+                        "matplotlib>=3.7")
+
+
+def _test_functions(folder: Path) -> list[str]:
+    """Names of the public checks: top-level ``test_*`` functions of checks/test_*.py."""
+    names = []
+    for path in sorted(folder.glob("test_*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                names.append(node.name)
+    return names
+
+
+def student_course(cfg, released: dict[str, dict[str, bytes]]) -> str:
+    """The student course file (YAML, loadable by autograder.config): per assignment its id,
+    folder, files, limits, the tests students may see now (points, visibility) and the public
+    checks. No thresholds; tests not yet visible are left out, names and points alike."""
+    import yaml
+
+    assignments = []
+    for a in cfg.assignments:
+        if a.folder not in released:
+            continue
+        visible = {name: {"points": t.points, "visibility": t.visibility}
+                   for name, t in a.tests.items() if t.visibility == "visible"}
+        later = len(a.tests) - len(visible)
+        if not visible:
+            raise ReleaseError(f"{a.id}: no test is visible before the due date; the student course file "
+                               "needs at least one")
+        checks_dir = cfg.solution_dir(a) / "checks"
+        entry = {"id": a.id, "folder": a.folder, "files": list(a.files),
+                 "limits": a.limits.model_dump(), "tests": visible,
+                 "checks": _test_functions(checks_dir) if checks_dir.is_dir() else []}
+        if later:
+            entry["tests_after_due_date"] = later
+        assignments.append(entry)
+    head = ("# The course as students see it, written by `autograder release --student-bundle`.\n"
+            "# Tests shown only after the due date are counted, not named; no thresholds.\n")
+    return head + yaml.safe_dump({"course": cfg.course.course, "assignments": assignments},
+                                 sort_keys=False, allow_unicode=True)
+
+
+def _allowed(root: Path, patterns) -> dict[str, Path]:
+    found = {}
+    for pattern in patterns:
+        matches = sorted(root.glob(pattern))
+        if not matches:
+            raise ReleaseError(f"{root / pattern}: missing (listed for the student package)")
+        found.update({m.relative_to(root).as_posix(): m for m in matches if m.is_file()})
+    return found
+
+
+def _student_pyproject() -> str:
+    deps = "".join(f'    "{d}",\n' for d in STUDENT_DEPENDENCIES)
+    return f'''[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{STUDENT_DIST}"
+version = "{STUDENT_VERSION}"
+description = "The checker and the data of the generative-AI course, for students (no hidden tests)."
+requires-python = ">=3.10"
+dependencies = [
+{deps}]
+
+[project.scripts]
+autograder = "autograder.cli:main"
+
+[tool.setuptools]
+packages = ["autograder", "autograder.containment", "autograder.judge", "kitdata"]
+
+[tool.setuptools.package-data]
+autograder = ["{COURSE_FILE}"]
+kitdata = ["*.npz", "{STUDENT_MARKER}"]
+'''
+
+
+def _stage_package(cfg, build: Path, course: str) -> None:
+    """The build folder of the student distribution: pyproject.toml and the allow-listed files."""
+    engine = Path(__file__).resolve().parent
+    import kitdata
+
+    data = Path(kitdata.__file__).resolve().parent
+    (build / "pyproject.toml").write_text(_student_pyproject(), encoding="utf-8")
+    for package, root, patterns in (("autograder", engine, STUDENT_ENGINE), ("kitdata", data, STUDENT_KITDATA)):
+        for rel, path in _allowed(root, patterns).items():
+            target = build / package / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (build / "autograder" / COURSE_FILE).write_text(course, encoding="utf-8")
+    (build / "kitdata" / STUDENT_MARKER).write_text(
+        "This kitdata is the students' copy: training splits only; the held-out split is the grader's.\n",
+        encoding="utf-8")
+
+
+def student_bundle(cfg, out: Path) -> list[str]:
+    """Write the student bundle into ``out`` (created; must be empty or absent):
+
+        out/assignments/<folder>/    the released assignments (as `autograder release` writes them)
+        out/course.yml               the student course file (also inside the wheel)
+        out/<dist>-<version>-py3-none-any.whl   the student package, built by pip from a generated
+                                     build folder (removed afterwards)
+        out/INSTALL.md               the install line and the check command
+
+    Returns one line per file written."""
+    import subprocess
+    import sys
+    import tempfile
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ReleaseError(f"{out}: not empty (the bundle is written into an empty or new folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    released = {a.folder: render_assignment(cfg.solution_dir(a))
+                for a in cfg.assignments if cfg.solution_dir(a).is_dir()}
+    lines = []
+    for folder, content in released.items():
+        for rel, data in content.items():
+            target = out / "assignments" / folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        lines.append(f"wrote: assignments/{folder}/ ({len(content)} files)")
+    course = student_course(cfg, released)
+    (out / COURSE_FILE).write_text(course, encoding="utf-8")
+    lines.append(f"wrote: {COURSE_FILE}")
+    with tempfile.TemporaryDirectory(prefix="student-build-") as tmp:
+        build = Path(tmp) / "src"
+        build.mkdir()
+        _stage_package(cfg, build, course)
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                   "--quiet", "--wheel-dir", str(Path(tmp) / "dist"), str(build)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ReleaseError("building the student package failed: "
+                               + " | ".join((done.stderr or done.stdout).strip().splitlines()[-5:]))
+        wheels = sorted((Path(tmp) / "dist").glob("*.whl"))
+        if len(wheels) != 1:
+            raise ReleaseError(f"building the student package made {len(wheels)} wheels, expected 1")
+        wheel = out / wheels[0].name
+        wheel.write_bytes(wheels[0].read_bytes())
+    lines.append(f"wrote: {wheel.name}")
+    first = next(iter(released), "NN_name")
+    (out / "INSTALL.md").write_text(
+        f"# {cfg.course.course}: what you install\n\n"
+        "Install the checker and the course data (Python 3.10+, PyTorch is pulled from the package index):\n\n"
+        f"    pip install {wheel.name}\n\n"
+        "Then, in an assignment's folder (any name: a zip download's `NN_name-main` works too):\n\n"
+        f"    autograder check assignments/{first}\n\n"
+        "It runs the public checks on your work in a sandbox, with one torch thread, and writes the\n"
+        "feedback pictures into the folder's `feedback/`. `autograder list` shows the tests and points.\n",
+        encoding="utf-8")
+    lines.append("wrote: INSTALL.md")
+    return lines

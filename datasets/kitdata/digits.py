@@ -30,6 +30,8 @@ GREY_LEVELS = 16          # pixel = grey level / GREY_LEVELS
 HELDOUT_PER_CLASS = 30
 SPLITS = ("train", "heldout")
 TRAIN_FILE = Path(__file__).with_name("digits_train.npz")
+# Written only into the student package (autograder release --student-bundle): no held-out split there.
+STUDENT_BUILD = Path(__file__).with_name("STUDENT_BUILD")
 
 
 def heldout_sources() -> list[str]:
@@ -79,6 +81,9 @@ def load_digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split != "train" and STUDENT_BUILD.exists():
+        raise ValueError("the held-out digits are the grader's: the students' kitdata has the training split "
+                         "only (pass real=load_digits('train')[0] to a metric, or hold out part of it yourself)")
     if split == "train":
         with np.load(TRAIN_FILE) as shipped:
             return (shipped["grey"] / GREY_LEVELS).astype(np.float32), shipped["label"].astype(np.int64)
@@ -90,6 +95,9 @@ def load_digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
 def every_real_image() -> np.ndarray:
     """All 1,797 images, training and held out: (N, 64) float32. What a memorisation check
     compares samples with (a copy of a held-out digit is a copy too)."""
+    if STUDENT_BUILD.exists():
+        raise ValueError("every real digit includes the held-out ones, which are the grader's: the students' "
+                         "kitdata has the training split only")
     return _all()[0].copy()
 
 
