@@ -148,7 +148,7 @@ class EpsModel(nn.Module):
     """The noise predictor eps_theta(x_t, t): an MLP on [x_t, time_embedding(t)].
 
     Any small MLP that sees both x_t and the step works; two hidden layers of ``hidden``
-    units with SiLU activations are plenty for 2-D data and 8x8 digits.
+    units with ReLU (or SiLU) activations are plenty for 2-D data and 8x8 digits.
     """
 
     def __init__(self, dim: int = 2, hidden: int = 128, emb_dim: int = 32):
@@ -157,8 +157,8 @@ class EpsModel(nn.Module):
         self.emb_dim = emb_dim
         ### BEGIN SOLUTION
         self.net = nn.Sequential(
-            nn.Linear(dim + emb_dim, hidden), nn.SiLU(),
-            nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(dim + emb_dim, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, dim),
         )
         ### END SOLUTION
