@@ -22,11 +22,11 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_same,
+from autograder.judge import (Raised, StudentError, describe_value, digit_grid, expect_close, expect_same,
                               expect_tensor, fails, on_device, output_problems, parity_devices, plottable,
                               score_checks, tier)
 from ref_autoencoders import (adam_first_step, bayes_denoiser, grader_corrupt, heldout_digits, mlp_weights,
-                              noisy_score, normal_tests, pca_optimum, ref_mlp, ref_recon, ref_train_loss,
+                              noisy_score, normal_tests, pca_optimum, ref_recon, ref_train_loss,
                               train_digits, tweedie_gap)
 
 X_DIM = 64
@@ -682,17 +682,19 @@ def test_random_latents(worker, seed, thresholds, credit, artifacts):
                 fails(f"{fn}: the latent dimensions are not correlated as they should be "
                       + ("(independent for N(0, I))" if name == "random" else "(the full covariance C, through L L^T = C)"))
             _generator_checks(fn, samples)
+            if name == "fitted":
+                expect_same(out.get("codes_after"), codes, name="the codes given to sample_fitted_latents")
         except AssertionError as error:
             problems.append(str(error))
-    try:
-        expect_same(out.get("codes_after"), codes, name="the codes given to sample_fitted_latents")
-    except AssertionError as error:
-        problems.append(str(error))
-    score_checks(problems, 3, credit)
+    score_checks(problems, 2, credit)
 
     # Feedback only: what a plain AE's decoder makes of random latents.
-    gen = worker.call("generate_with_ae", seed, int(thresholds["gen_steps"]), int(thresholds["gen_samples"]),
-                      int(thresholds["gen_z_dim"]))
+    try:
+        gen = worker.call("generate_with_ae", seed, int(thresholds["gen_steps"]), int(thresholds["gen_samples"]),
+                          int(thresholds["gen_z_dim"]))
+    except StudentError as error:     # feedback only: a failure here costs nothing
+        artifacts.note(f"no random-latent samples to show: {error}")
+        return
     if not isinstance(gen, dict):
         return
     panels, lines = [], []
