@@ -302,6 +302,11 @@ def _test_functions(folder: Path) -> list[str]:
     return names
 
 
+def _plain(value):
+    """30.0 -> 30: the course file as an author writes it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def student_course(cfg, released: dict[str, dict[str, bytes]]) -> str:
     """The student course file (YAML, loadable by autograder.config): per assignment its id,
     folder, files, limits, the tests students may see now (points, visibility) and the public
@@ -312,7 +317,7 @@ def student_course(cfg, released: dict[str, dict[str, bytes]]) -> str:
     for a in cfg.assignments:
         if a.folder not in released:
             continue
-        visible = {name: {"points": t.points, "visibility": t.visibility}
+        visible = {name: {"points": _plain(t.points), "visibility": t.visibility}
                    for name, t in a.tests.items() if t.visibility == "visible"}
         later = len(a.tests) - len(visible)
         if not visible:
@@ -320,7 +325,7 @@ def student_course(cfg, released: dict[str, dict[str, bytes]]) -> str:
                                "needs at least one")
         checks_dir = cfg.solution_dir(a) / "checks"
         entry = {"id": a.id, "folder": a.folder, "files": list(a.files),
-                 "limits": a.limits.model_dump(), "tests": visible,
+                 "limits": {k: _plain(v) for k, v in a.limits.model_dump().items()}, "tests": visible,
                  "checks": _test_functions(checks_dir) if checks_dir.is_dir() else []}
         if later:
             entry["tests_after_due_date"] = later
