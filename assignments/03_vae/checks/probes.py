@@ -62,4 +62,6 @@ def short_training(steps: int) -> list:
     vae = student("vae")
     model = vae.VAE(x_dim=64)
     data = torch.from_numpy(kitdata.digits.load_digits("train")[0])
-    return vae.train(model, data, steps, batch_size=64, lr=2e-3)
+    losses = vae.train(model, data, steps, batch_size=64, lr=2e-3)
+    with torch.no_grad():
+        return {"losses": losses, "samples": vae.sample(model, 40)}

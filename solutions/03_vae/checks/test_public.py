@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from autograder.judge import expect_close, expect_finite, expect_tensor
+from autograder.judge import digit_grid, expect_close, expect_finite, expect_tensor, plottable
 
 
 def test_shapes(worker):
@@ -56,8 +56,30 @@ def test_iwae_is_above_elbo(worker):
     assert float(iw16.mean()) > float(elbo.mean()), "iwae_bound with k = 16 should be above the ELBO on average"
 
 
-def test_training_reduces_the_loss(worker):
-    losses = worker.call("short_training", 300)
+def test_training_reduces_the_loss(worker, artifacts):
+    out = worker.call("short_training", 300)
+    assert isinstance(out, dict) and "losses" in out, "the probe short_training should return losses and samples"
+    losses = out["losses"]
+    if isinstance(losses, list) and losses:
+        feedback_pictures(artifacts, losses, out.get("samples"))
     assert isinstance(losses, list) and len(losses) == 300, "train should return one loss per step (a list of floats)"
     first, last = sum(losses[:30]) / 30, sum(losses[-30:]) / 30
     assert last < first - 5, f"after 300 steps the loss went from {first:.1f} to {last:.1f}: is the model learning?"
+
+
+def feedback_pictures(artifacts, losses, samples):
+    """Your training curve and 40 samples from the prior, in feedback/ (the handout's pictures)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 2.8))
+    ax.plot(range(1, len(losses) + 1), plottable(losses), lw=0.8)
+    ax.set_xlabel("Adam step (batch 64, lr 2e-3)")
+    ax.set_ylabel("-ELBO of the minibatch (nats)")
+    ax.set_title("your train(): the losses it returned", fontsize=9)
+    artifacts.figure("training_curve.png", fig)
+    if isinstance(samples, torch.Tensor) and samples.numel() >= 64:
+        fig, ax = plt.subplots(figsize=(4.0, 2.2))
+        ax.imshow(digit_grid(samples, 4, 10), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"your sample(model, 40) after {len(losses)} steps", fontsize=9)
+        ax.axis("off")
+        artifacts.figure("samples.png", fig)

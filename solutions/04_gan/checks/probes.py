@@ -49,6 +49,8 @@ def isolation():
 
 def short_training(steps):
     gan = student("gan")
-    x = torch.randn(256, 2) * 0.1 + 1.0
-    G, D, history = gan.train(x, steps, z_dim=2, hidden=16, batch_size=32)
-    return {"history": history, "samples": gan.sample(G, 20)}
+    from kitdata import toy2d
+
+    x = torch.from_numpy(toy2d.ring8().sample(2048)).float()
+    G, D, history = gan.train(x, steps, z_dim=2, hidden=32, batch_size=64)
+    return {"history": history, "samples": gan.sample(G, 500), "data": x[:500]}

@@ -41,9 +41,35 @@ def test_step_isolation(worker):
     assert not same(out["g_after_g"], out["g_after_d"]), "generator_step did not change G"
 
 
-def test_short_training(worker):
-    out = worker.call("short_training", 5)
+def test_short_training(worker, artifacts):
+    out = worker.call("short_training", 300)
     h = out["history"]
-    assert isinstance(h, dict) and all(len(h.get(k, [])) == 5 for k in ("d_loss", "g_loss")), \
-        "train should return history with 5 d_loss and 5 g_loss values for 5 steps"
-    expect_finite(expect_tensor(out["samples"], name="sample(G, 20)", shape=(20, 2)), name="sample")
+    assert isinstance(h, dict) and all(len(h.get(k, [])) == 300 for k in ("d_loss", "g_loss")), \
+        "train should return history with 300 d_loss and 300 g_loss values for 300 steps"
+    samples = expect_finite(expect_tensor(out["samples"], name="sample(G, 500)", shape=(500, 2)), name="sample")
+    feedback_pictures(artifacts, h, samples, out["data"])
+
+
+def feedback_pictures(artifacts, history, samples, data):
+    """Your losses and your samples over the ring, in feedback/ (300 rounds: a start, not the
+    grader's run)."""
+    import matplotlib.pyplot as plt
+
+    from autograder.judge import plottable
+
+    fig, ax = plt.subplots(figsize=(4.6, 2.8))
+    for key in ("d_loss", "g_loss"):
+        ax.plot(range(1, len(history[key]) + 1), plottable(history[key]), lw=0.8, label=key)
+    ax.set_xlabel("round")
+    ax.legend(fontsize=8)
+    ax.set_title("your train(): the history it returned", fontsize=9)
+    artifacts.figure("training_curve.png", fig)
+    fig, ax = plt.subplots(figsize=(3.4, 3.4))
+    ax.scatter(*plottable(data).T, s=2, alpha=0.3, label="data")
+    ax.scatter(*plottable(samples).T, s=2, alpha=0.5, label="your samples")
+    ax.set_xlim(-3, 3)
+    ax.set_ylim(-3, 3)
+    ax.set_aspect("equal")
+    ax.legend(fontsize=7, markerscale=4)
+    ax.set_title("sample(G, 500) after 300 rounds on the ring", fontsize=9)
+    artifacts.figure("samples.png", fig)
