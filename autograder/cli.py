@@ -147,8 +147,8 @@ def _assignment_of(cfg, folder: Path, wanted: str | None):
     if len(holding) == 1:
         return holding[0]
     known = ", ".join(f"{a.id} ({', '.join(a.files)})" for a in cfg.assignments)
-    raise UsageError(f"{folder}: cannot tell which assignment this is from its name or files; "
-                     f"add --assignment ID (one of: {known})")
+    raise UsageError(f"{folder}: not an assignment folder of this course (neither its name nor its files tell "
+                     f"which); add --assignment ID, one of: {known}")
 
 
 def cmd_check(cfg, args) -> int:
