@@ -11,14 +11,14 @@ from autograder.judge import digit_grid, expect_close, expect_finite, expect_ten
 
 def test_shapes(worker):
     out = worker.call("shapes")
-    expect_tensor(out["mu"], name="VAE.encode(x)[0] (mu)", shape=(5, 8))
-    expect_tensor(out["logvar"], name="VAE.encode(x)[1] (logvar)", shape=(5, 8))
-    expect_tensor(out["logits"], name="VAE.decode", shape=(5, 64))
-    expect_tensor(out["kl"], name="kl_divergence", shape=(5,))
-    expect_tensor(out["recon"], name="reconstruction_loss", shape=(5,))
-    s = expect_tensor(out["sample"], name="sample", shape=(7, 64))
+    expect_tensor(out["mu"], name="VAE.encode(x)[0] (mu)", shape=(5, 8), dtype=torch.float32)
+    expect_tensor(out["logvar"], name="VAE.encode(x)[1] (logvar)", shape=(5, 8), dtype=torch.float32)
+    expect_tensor(out["logits"], name="VAE.decode", shape=(5, 64), dtype=torch.float32)
+    expect_tensor(out["kl"], name="kl_divergence", shape=(5,), dtype=torch.float32)
+    expect_tensor(out["recon"], name="reconstruction_loss", shape=(5,), dtype=torch.float32)
+    s = expect_tensor(out["sample"], name="sample", shape=(7, 64), dtype=torch.float32)
     assert float(s.min()) >= 0 and float(s.max()) <= 1, "sample should return pixel means in [0, 1]"
-    expect_tensor(out["iwae"], name="iwae_bound", shape=(5,))
+    expect_tensor(out["iwae"], name="iwae_bound", shape=(5,), dtype=torch.float32)
 
 
 def test_kl_divergence_formula(worker):

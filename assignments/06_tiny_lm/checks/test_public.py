@@ -42,8 +42,8 @@ def test_loss_formula(worker):
 def test_batch_shifted(worker):
     ids = torch.arange(100) * 10
     x, y = worker.call("batch", ids)
-    x = expect_tensor(x, name="get_batch x", shape=(4, 8))
-    y = expect_tensor(y, name="get_batch y", shape=(4, 8))
+    x = expect_tensor(x, name="get_batch x", shape=(4, 8), dtype=torch.long)
+    y = expect_tensor(y, name="get_batch y", shape=(4, 8), dtype=torch.long)
     assert bool((x[:, 1:] - x[:, :-1] == 10).all()), "each row of x should be a contiguous window"
     assert bool((y == x + 10).all()), "y should be x shifted by one position"
 
