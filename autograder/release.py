@@ -29,8 +29,9 @@ from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions
 STUB_RAISE = 'raise NotImplementedError("your code goes here (see the handout)")'
 CODE_STUB = "# YOUR CODE HERE\n" + STUB_RAISE
 REGIONS = (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"))
-# Made by running things, never by an author: ignored on both sides of the comparison.
-JUNK = frozenset({"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store"})
+# Made by running things, never by an author: ignored on both sides of the comparison
+# (feedback/: the pictures `autograder check` draws into the folder it checks).
+JUNK = frozenset({"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store", "feedback"})
 
 
 class ReleaseError(Exception):
