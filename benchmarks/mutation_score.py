@@ -29,9 +29,15 @@ from tests.bugbank import KINDS, SEEDS, apply, bugs_of  # noqa: E402
 
 
 def grade_one(course, assignment, bug, seed: int, scratch: Path) -> dict:
-    """One bug at one seed: did its named test lose points?"""
-    folder = apply(bug, course.solution_dir(assignment), scratch / f"{bug.name}-seed{seed}")
-    result = runner.grade(course, assignment, folder, only=[bug.test], seed=seed)
+    """One bug at one seed: did its named test lose points? (A grading that could not run
+    is a row with a grader error, never the end of the whole benchmark.)"""
+    try:
+        folder = apply(bug, course.solution_dir(assignment), scratch / f"{bug.name}-seed{seed}")
+        result = runner.grade(course, assignment, folder, only=[bug.test], seed=seed)
+    except Exception as error:  # noqa: BLE001 -- reported with the survivors
+        return {"assignment": assignment.id, "bug": bug.name, "test": bug.test, "kind": bug.kind or "formula",
+                "seed": seed, "score": 0, "max_score": 0, "killed": False,
+                "grader_errors": [f"{type(error).__name__}: {error}"], "seconds": 0.0}
     tests = [t for t in result.tests if t.name == bug.test]
     score = sum(t.score for t in tests)
     max_score = sum(t.max_score for t in tests)
