@@ -166,7 +166,7 @@ def test_log_joint_posterior(worker, seed, credit):
     for label, points in (("", x), (" far from every class", far)):
         out = worker.call("bayes_rule", params, points)
         if not isinstance(out, dict):
-            fails(f"bayes_rule: expected the three functions' outputs, got {describe_value(out)}")
+            fails(f"log_joint, posterior and predict: expected their three outputs, got {describe_value(out)}")
         n = points.shape[0]
         try:
             got = expect_tensor(out.get("log_joint"), name=f"log_joint{label}", shape=(n, 3), dtype=F64)
