@@ -240,7 +240,7 @@ def cmd_grade_batch(cfg, args) -> int:
     root = args.root.resolve()
     entries = sorted(p for p in args.root.iterdir() if not p.name.startswith("."))
     # a student folder is a folder of ROOT's own: not a link (to the solutions, to another student)
-    refused = {p.name: f"refused: {p.name} is a symbolic link, not a student's folder"
+    refused = {p.name: f"{p.name} is a symbolic link, not a student's folder"
                for p in entries if p.is_symlink() or not p.resolve().is_relative_to(root)}
     students = [p for p in entries if p.name not in refused and p.is_dir()]
     if not students and not refused:
@@ -248,7 +248,7 @@ def cmd_grade_batch(cfg, args) -> int:
     out = args.out or Path("grades")
     out.mkdir(parents=True, exist_ok=True)
     runner.seal(args.root, out)  # the class's submissions and reports: closed to every worker
-    rows: dict[str, tuple[str, Result | None, str]] = {}
+    rows: dict[str, tuple[str, Result | None, str, str]] = {}
 
     def one(student: Path):
         result = runner.grade(cfg, assignment, student, seed=args.seed, only=only, artifacts_dir=out / student.name,
@@ -262,28 +262,43 @@ def cmd_grade_batch(cfg, args) -> int:
             for future in as_completed(futures):
                 student = futures[future]
                 try:
-                    rows[student.name] = (student.name, future.result(), "")
+                    result = future.result()
+                    rows[student.name] = (student.name, result, result.status, result.reason)
                 except SubmissionError as error:
-                    rows[student.name] = (student.name, None, f"refused: {error}")
+                    rows[student.name] = (student.name, None, "refused", str(error))
                 except Exception as error:  # one broken grading never stops the batch
-                    rows[student.name] = (student.name, None, f"grader_error: {type(error).__name__}: {error}")
+                    rows[student.name] = (student.name, None, "grader-error", f"{type(error).__name__}: {error}")
                 bar.update(1)
-    ordered = [rows.get(p.name) or (p.name, None, refused[p.name]) for p in entries
+    ordered = [rows.get(p.name) or (p.name, None, "refused", refused[p.name]) for p in entries
                if p.name in rows or p.name in refused]
     tests = [n for n in assignment.tests if not only or n in only]
     reports.write_grades_csv(ordered, out / "grades.csv", tests)
+    pairs = _similar(cfg, assignment, students, out / "similar.csv")
     if args.gradebook:
         from autograder import gradebook
 
-        gradebook.export(args.gradebook, assignment, {name: r for name, r, _ in ordered if r is not None})
+        gradebook.export(args.gradebook, assignment, {name: r for name, r, _, _ in ordered if r is not None})
         print(f"nbgrader gradebook: {args.gradebook}")
-    for name, result, problem in ordered:
-        score = f"{result.score:g} / {result.max_score:g}" if result else one_line(problem)
-        print(f"{one_line(name):<24} {score}")
+    print(reports.batch_table(ordered))
     print(f"grades: {out / 'grades.csv'}")
-    failed = any((r is None and p.startswith("grader_error")) or (r is not None and r.grader_errors)
-                 for _, r, p in ordered)
+    if pairs:
+        from autograder.similarity import NOTICE
+
+        print(f"{len(pairs)} pair(s) of similar submissions in {out / 'similar.csv'}. {NOTICE}")
+    failed = any(status == "grader-error" for _, _, status, _ in ordered)
     return INTERNAL if failed else OK
+
+
+def _similar(cfg, assignment, students: list[Path], path: Path) -> list:
+    """Fingerprint every student's files against the released skeleton; write similar.csv."""
+    from autograder import similarity
+
+    skeleton = cfg.root / "assignments" / assignment.folder
+    base = similarity.read_submission(skeleton, assignment.files) if skeleton.is_dir() else None
+    submissions = [similarity.read_submission(s, assignment.files) for s in students]
+    pairs = similarity.similar_pairs(submissions, base)
+    similarity.write_csv(pairs, path)
+    return pairs
 
 
 def cmd_release(cfg, args) -> int:

@@ -1,9 +1,12 @@
-"""Export a batch's grades into nbgrader's gradebook (its SQLite database).
+"""Record a batch's grades in nbgrader's gradebook (its SQLite database).
 
 Each assignment becomes an nbgrader assignment with one notebook named after it, and each
-test a grade cell worth its points; each student's test scores become the cells'
-``auto_score``. An instructor can then use nbgrader's own tools (formgrader, `nbgrader
-export`) on grades the kit produced.
+test a grade cell worth its points. A student's test scores are written the way nbgrader's
+own autograder writes a grade cell's (``nbgrader.preprocessors.SaveAutoGrades``): the
+``auto_score``, and ``needs_manual_grade`` only where a grader has already put a manual
+score or there is no automatic one. formgrader and ``nbgrader export`` then show them as
+final. Only the tests a grading ran are written: re-grading one test (``--tests``) leaves
+every other grade as it was.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ def export(database: Path, assignment: Assignment, results: dict[str, Result]) -
 
     database.parent.mkdir(parents=True, exist_ok=True)
     with Gradebook(f"sqlite:///{database.resolve()}") as gradebook:
+        session = gradebook.db
         gradebook.update_or_create_assignment(assignment.id)
         gradebook.update_or_create_notebook(assignment.id, assignment.id)
         for name, test in assignment.tests.items():
             gradebook.update_or_create_grade_cell(name, assignment.id, assignment.id,
                                                   max_score=test.points, cell_type="code")
         for student, result in results.items():
-            gradebook.update_or_create_student(student)
-            gradebook.update_or_create_submission(assignment.id, student)
-            scores = {t.name: t.score for t in result.tests}
-            for name in assignment.tests:
-                grade = gradebook.find_grade(name, assignment.id, assignment.id, student)
-                grade.auto_score = scores.get(name, 0.0)
-            gradebook.db.commit()
+            # nbgrader builds a submission's notebooks and grades from relationships; letting
+            # SQLAlchemy flush half-built objects on the way is what printed SAWarnings
+            with session.no_autoflush:
+                gradebook.update_or_create_student(student)
+                gradebook.update_or_create_submission(assignment.id, student)
+            for test in result.tests:
+                if test.name not in assignment.tests:
+                    continue
+                grade = gradebook.find_grade(test.name, assignment.id, assignment.id, student)
+                grade.auto_score = test.score
+                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+            session.commit()

@@ -63,6 +63,8 @@ class CaseOutcome(_Frozen):
     duration: float = Field(0.0, ge=0.0)
     artifacts: list[str] = []
     notes: list[str] = []
+    # what went wrong in the student's code, when a StudentError decided the case
+    fault: Literal["", "import", "raised", "value", "timeout", "memory", "crash", "channel", "output"] = ""
 
     @property
     def test(self) -> str:

@@ -21,6 +21,17 @@ from autograder.runner import Result
 
 STUDENT_VISIBLE = ("visible",)
 
+# The three states a student and an instructor see (plus the grader's own error).
+MARKS = {"passed": "✅ passed", "partial": "🟡 partial", "failed": "❌ failed", "error": "⚠️ grader error"}
+TERMINAL = {"passed": "ok  ", "partial": "PART", "failed": "FAIL", "error": "ERR "}
+
+
+def points_message(test) -> str:
+    """A test short of full marks says so, with its points, before what the grader saw."""
+    if test.status == "passed":
+        return test.message
+    return f"{test.score:g} of {test.max_score:g} points" + (f": {test.message}" if test.message else "")
+
 
 def student_visible(result: Result) -> list:
     """The tests a student may see now (visibility not yet open: left out, totals included)."""
@@ -32,7 +43,8 @@ def gradescope(result: Result) -> dict:
     tests = []
     for number, test in enumerate(result.tests, 1):
         # The notes go with the test, so Gradescope shows them when it shows the test.
-        output = "\n\n".join(markdown(line) for line in [test.message] * bool(test.message) + test.notes)
+        message = points_message(test)
+        output = "\n\n".join(markdown(line) for line in [message] * bool(message) + test.notes)
         entry = {"name": test.name, "number": str(number), "score": test.score, "max_score": test.max_score,
                  "status": "passed" if test.status == "passed" else "failed",
                  "output": output, "output_format": "md", "visibility": test.visibility}
@@ -54,7 +66,7 @@ def gradescope(result: Result) -> dict:
 def junit(result: Result) -> ET.ElementTree:
     """JUnit XML of the tests a student may see now (a student's CI shows it), totals included."""
     shown = student_visible(result)
-    failures = sum(t.status == "failed" for t in shown)
+    failures = sum(t.status in ("failed", "partial") for t in shown)
     errors = sum(t.status == "error" for t in shown)
     suites = ET.Element("testsuites")
     suite = ET.SubElement(suites, "testsuite", name=result.assignment, tests=str(len(shown)),
@@ -70,9 +82,9 @@ def junit(result: Result) -> ET.ElementTree:
         case_properties = ET.SubElement(case, "properties")
         ET.SubElement(case_properties, "property", name="score", value=f"{test.score:g}")
         ET.SubElement(case_properties, "property", name="max_score", value=f"{test.max_score:g}")
-        message = xml(one_line(test.message))
-        if test.status == "failed":
-            ET.SubElement(case, "failure", message=message, type="failed").text = message
+        message = xml(one_line(points_message(test)))
+        if test.status in ("failed", "partial"):
+            ET.SubElement(case, "failure", message=message, type=test.status).text = message
         elif test.status == "error":
             ET.SubElement(case, "error", message=message, type="grader_error").text = message
     ET.indent(suites)
@@ -82,8 +94,7 @@ def junit(result: Result) -> ET.ElementTree:
 def feedback_markdown(result: Result, instructor: bool = False) -> str:
     """The student's feedback (visible tests only), or with ``instructor`` every test."""
     shown = result.tests if instructor else student_visible(result)
-    held = [t for t in result.tests if t.visibility not in STUDENT_VISIBLE]
-    mark = {"passed": "✅", "failed": "❌", "error": "⚠️"}
+    held = [] if instructor else [t for t in result.tests if t.visibility not in STUDENT_VISIBLE]
     title = "Instructor report" if instructor else "Feedback"
     lines = [f"# {title}: {result.assignment}", ""]
     if held:
@@ -95,7 +106,9 @@ def feedback_markdown(result: Result, instructor: bool = False) -> str:
     lines += ["| | test | points | what the grader saw |", "|---|---|---|---|"]
     for t in shown:
         message = markdown(t.message or "")
-        lines.append(f"| {mark.get(t.status, '')} | `{t.name}` | {t.score:g} / {t.max_score:g} | {message} |")
+        lines.append(f"| {MARKS.get(t.status, '')} | `{t.name}` | {t.score:g} / {t.max_score:g} | {message} |")
+    counts = {state: sum(t.status == state for t in shown) for state in MARKS}
+    lines += ["", ", ".join(f"{n} {state}" for state, n in counts.items() if n) + "."]
     pictures = [(t, a) for t in shown for a in t.artifacts]
     notes = [(t, n) for t in shown for n in t.notes]
     if notes:
@@ -133,7 +146,7 @@ def table(results: list[Result], with_tests: bool = True) -> str:
                      f"{one_line(r.submission)}")
         if with_tests:
             for t in r.tests:
-                status = {"passed": "ok  ", "failed": "FAIL", "error": "ERR "}[t.status]
+                status = TERMINAL[t.status]
                 message = f"  {t.message}" if t.message and t.status != "passed" else ""
                 lines.append(f"    {status} {t.name:<40} {t.score:>6g} / {t.max_score:<4g}{message[:150]}")
     if len(results) > 1:
@@ -143,17 +156,34 @@ def table(results: list[Result], with_tests: bool = True) -> str:
     return "\n".join(lines)
 
 
-def write_grades_csv(rows: list[tuple[str, Result | None, str]], path: Path, test_names: list[str]) -> None:
-    """One line per student: name, score, max, status, then each test's points."""
+def batch_table(rows: list[tuple[str, Result | None, str, str]]) -> str:
+    """The class at a glance: student, score, status and the first line of the reason."""
+    lines = [f"{'student':<24} {'score':>15}  {'status':<13} reason"]
+    for student, result, status, reason in rows:
+        score = f"{result.score:g} / {result.max_score:g}" if result else "-"
+        lines.append(f"{one_line(student, 24):<24} {score:>15}  {status:<13} {one_line(reason, 100)}")
+    return "\n".join(lines)
+
+
+def spreadsheet_cell(text: str) -> str:
+    """A cell a spreadsheet shows as text: student text that starts like a formula is quoted."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_grades_csv(rows: list[tuple[str, Result | None, str, str]], path: Path, test_names: list[str]) -> None:
+    """One line per student: name, score, max, status (one word: graded, import-error, timeout,
+    memory, grader-error, refused), the first line of the reason, then each test's points
+    (empty for a test that did not run)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["student", "score", "max_score", "status", *test_names])
-        for student, result, problem in rows:
-            if result is None:
-                writer.writerow([student, 0, "", problem, *[""] * len(test_names)])
-                continue
-            by_name = {t.name: t.score for t in result.tests}
-            status = "grader_error" if result.grader_errors else "graded"
-            writer.writerow([student, f"{result.score:g}", f"{result.max_score:g}", status,
-                             *[f"{by_name.get(n, 0):g}" for n in test_names]])
+        writer.writerow(["student", "score", "max_score", "status", "reason", *test_names])
+        for student, result, status, reason in rows:
+            cells = [spreadsheet_cell(one_line(student)), "0", "", status, spreadsheet_cell(one_line(reason))]
+            if result is not None:
+                by_name = {t.name: t.score for t in result.tests}
+                cells[1:3] = f"{result.score:g}", f"{result.max_score:g}"
+                cells += [f"{by_name[n]:g}" if n in by_name else "" for n in test_names]
+            else:
+                cells += [""] * len(test_names)
+            writer.writerow(cells)

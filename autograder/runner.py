@@ -36,7 +36,7 @@ class TestResult:
     name: str
     score: float
     max_score: float
-    status: str          # passed | failed | error
+    status: str          # passed (full points) | partial | failed (no point) | error (the grader's)
     message: str = ""
     visibility: str = "visible"
     cases: int = 1
@@ -44,6 +44,7 @@ class TestResult:
     artifacts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     detail: str = ""     # for the instructor only (grader errors)
+    fault: str = ""      # what the student's code did wrong, if it raised, hung, crashed... (sandbox.FAULTS)
 
 
 @dataclass
@@ -64,10 +65,36 @@ class Result:
     def max_score(self) -> float:
         return round(sum(t.max_score for t in self.tests), 4)
 
+    @property
+    def status(self) -> str:
+        """One word an instructor can filter a class on: grader-error, import-error, timeout,
+        memory (the first that applies), else graded."""
+        return _status(self)[0]
+
+    @property
+    def reason(self) -> str:
+        """The first line of what decided ``status`` ("" when graded)."""
+        return _status(self)[1]
+
     def to_dict(self) -> dict:
         data = asdict(self)
-        data.update(score=self.score, max_score=self.max_score)
+        data.update(score=self.score, max_score=self.max_score, status=self.status, reason=self.reason)
         return data
+
+
+# A fault of the student's code that marks the whole submission, by precedence; the others
+# (a raised exception, a crash, a bad value) are ordinary failures of one test.
+SUBMISSION_FAULTS = {"import": "import-error", "timeout": "timeout", "memory": "memory"}
+
+
+def _status(result: Result) -> tuple[str, str]:
+    if result.grader_errors:
+        return "grader-error", one_line(result.grader_errors[0].strip().splitlines()[0])
+    for fault, status in SUBMISSION_FAULTS.items():
+        for test in result.tests:
+            if test.fault == fault:
+                return status, test.message
+    return "graded", ""
 
 
 def _policy(config: Config, suite: Path, layers, strict: bool) -> Policy:
@@ -265,16 +292,16 @@ def _collect(assignment: Assignment, entries: list[CaseOutcome], only, public: b
         if not cases:
             if timed_out:
                 message = f"not reached: the suite's time limit of {assignment.limits.suite_seconds:g} s was used up"
-                tests.append(TestResult(name, 0.0, points, "failed", message, visibility, 0))
+                tests.append(TestResult(name, 0.0, points, "failed", message, visibility, 0, fault="timeout"))
             else:
                 grader_errors.append(f"{name} is in grading.yml but did not run")
                 tests.append(TestResult(name, 0.0, points, "error", "this test did not run; your instructor has been told",
                                         visibility, 0))
             continue
         fraction = min(1.0, max(0.0, sum(c.fraction for c in cases) / len(cases)))
-        statuses = {c.outcome for c in cases}
-        status = "error" if "error" in statuses else "passed" if statuses == {"passed"} else "failed"
         failing = [c for c in cases if c.outcome != "passed"]
+        status = ("error" if any(c.outcome == "error" for c in cases) else
+                  "passed" if fraction >= 1.0 else "failed" if fraction <= 0.0 else "partial")
         message = _case_message(failing[0], len(cases)) if failing else next((c.message for c in cases if c.message), "")
         details = [c.detail for c in cases if c.detail]
         grader_errors += [f"{name}: {d}" for d in details[:1]]
@@ -282,7 +309,7 @@ def _collect(assignment: Assignment, entries: list[CaseOutcome], only, public: b
             name, round(points * fraction, 4), points, status, one_line(message), visibility, len(cases),
             round(sum(c.duration for c in cases), 3),
             sorted({a for c in cases for a in c.artifacts}), [one_line(n) for c in cases for n in c.notes],
-            "\n".join(details)))
+            "\n".join(details), next((c.fault for c in failing if c.fault), "")))
     return tests
 
 

@@ -32,8 +32,19 @@ from autograder.containment import cgroup as cgroups
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+FAULTS = ("import", "raised", "value", "timeout", "memory", "crash", "channel", "output")
+
+
 class StudentError(Exception):
-    """The student's code failed a probe: raised, hung, crashed, exited or ran out of memory."""
+    """The student's code failed a probe: raised, hung, crashed, exited or ran out of memory.
+
+    ``str(error)`` is the one line the student reads: it names their own code, never the
+    suite's probes. ``fault`` says which of FAULTS it was (for the instructor's grades.csv).
+    """
+
+    def __init__(self, message: str, fault: str = "raised"):
+        super().__init__(message)
+        self.fault = fault
 
 
 class GraderError(Exception):
@@ -42,7 +53,11 @@ class GraderError(Exception):
 
 
 class _Fault(Exception):
-    """The worker must be restarted; the message is for the student."""
+    """The worker must be restarted; the message is for the student, ``fault`` one of FAULTS."""
+
+    def __init__(self, message: str, fault: str):
+        super().__init__(message)
+        self.fault = fault
 
 
 @dataclass
@@ -60,7 +75,7 @@ class Sandbox:
         self._process: subprocess.Popen | None = None
         self._requests = self._replies = -1
         self._next_id = 0
-        self._fatal: str | None = None     # the submission cannot even be imported
+        self._fatal: StudentError | None = None   # the submission cannot even be imported
         self.starts = 0                    # workers started (each imports torch once)
         self.devices: list[str] = []
         self.layers: dict[str, str] = {}   # the containment report of the last worker started
@@ -153,11 +168,12 @@ class Sandbox:
         try:
             reply = self._request({"op": "import", "modules": self.modules}, "importing your submission")
         except _Fault as fault:
-            self._fatal = f"importing your submission {fault}"
+            self._fatal = StudentError(f"importing your submission {fault}",
+                                       "timeout" if fault.fault == "timeout" else "import")
             self.stop()
             return
         if not reply["ok"]:
-            self._fatal = str(reply["error"])
+            self._fatal = StudentError(str(reply["error"]), "import")
 
     def stop(self) -> None:
         for fd in (self._requests, self._replies):
@@ -196,7 +212,7 @@ class Sandbox:
         if self._fatal is None and self._process is None:
             self.start()
         if self._fatal is not None:
-            raise StudentError(self._fatal)
+            raise StudentError(str(self._fatal), self._fatal.fault)
         if probe not in self.probes:
             raise GraderError(f"the suite calls a probe named {probe!r}, but probes.py declares none "
                               f"(it has: {', '.join(sorted(self.probes)) or 'none'})")
@@ -207,15 +223,15 @@ class Sandbox:
                 self._check_scratch()
         except _Fault as fault:
             self.stop()
-            raise StudentError(f"{probe}: {fault}") from None
+            raise StudentError(f"your code {fault}", fault.fault) from None
         finally:
             self._reap_strays()
         if not reply["ok"]:
-            raise StudentError(f"{probe}: {reply['error']}")
+            raise StudentError(str(reply["error"]), "raised")
         try:
             return wire.from_wire(reply["value"])
         except wire.BadValue as error:
-            raise StudentError(f"{probe}: your code returned a value the grader cannot accept: {error}") from None
+            raise StudentError(f"your code returned a value the grader cannot accept: {error}", "value") from None
 
     def _request(self, message: dict, doing: str, timeout: float | None = None) -> dict:
         self._next_id += 1
@@ -223,10 +239,10 @@ class Sandbox:
         try:
             wire.write_frame(self._requests, message)
         except OSError:
-            raise _Fault(self._death_notice()) from None
+            raise _Fault(*self._death_notice()) from None
         reply = self._read_reply(timeout or self.limits.probe_seconds, doing)
         if not isinstance(reply, dict) or reply.get("id") != self._next_id or "ok" not in reply:
-            raise _Fault("the grader received a garbled reply (did your code write to the grader's channel?)")
+            raise _Fault("sent the grader a garbled reply (did your code write to the grader's channel?)", "channel")
         return reply
 
     def _read_reply(self, seconds: float, doing: str):
@@ -237,7 +253,7 @@ class Sandbox:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise _Fault(f"did not finish within {seconds:g} s (an endless loop, or far too slow?)")
+                    raise _Fault(f"did not finish within {seconds:g} s (an endless loop, or far too slow?)", "timeout")
                 if select.select([fd], [], [], min(remaining, 0.02))[0]:
                     return
                 self._watch(pid)
@@ -246,8 +262,8 @@ class Sandbox:
             return wire.read_frame(self._replies, wait)
         except wire.ChannelError as error:
             if self._process.poll() is not None or "closed" in str(error):
-                raise _Fault(self._death_notice()) from None
-            raise _Fault(f"the grader received a garbled reply ({error})") from None
+                raise _Fault(*self._death_notice()) from None
+            raise _Fault(f"sent the grader a garbled reply ({error})", "channel") from None
 
     def _watch(self, pid: int) -> None:
         """The judge's own watch, for what no layer of the worker's counts: resident memory
@@ -255,7 +271,7 @@ class Sandbox:
         if not self.policy.wants("limits"):
             return
         if _resident_mb(pid) > self.limits.memory_mb:
-            raise _Fault(f"used more than the {self.limits.memory_mb} MB of memory allowed")
+            raise _Fault(f"used more than the {self.limits.memory_mb} MB of memory allowed", "memory")
         if time.monotonic() >= self._next_scratch_check:
             self._next_scratch_check = time.monotonic() + 0.25
             self._check_scratch()
@@ -266,21 +282,22 @@ class Sandbox:
         size, count = _folder_total(self.scratch)
         if size > self.limits.scratch_mb * 2**20 or count > self.limits.scratch_files:
             raise _Fault(f"wrote more than the {self.limits.scratch_mb} MB or {self.limits.scratch_files} files "
-                         "allowed in its folder")
+                         "allowed in its folder", "output")
 
-    def _death_notice(self) -> str:
+    def _death_notice(self) -> tuple[str, str]:
+        """(what happened, as a verb phrase after "your code", and its fault)."""
         try:
             code = self._process.wait(timeout=2)
         except subprocess.TimeoutExpired:
-            return "the worker stopped answering"
+            return "stopped answering the grader", "crash"
         if self._cgroup is not None and self._cgroup.oom_killed():
-            return f"used more than the {self.limits.memory_mb} MB of memory allowed (killed by the kernel)"
+            return f"used more than the {self.limits.memory_mb} MB of memory allowed (killed by the kernel)", "memory"
         if code < 0:
             name = signal.Signals(-code).name
-            return f"the worker process was killed by {name} (a crash in native code, or killed for its memory use)"
+            return (f"was killed by {name} (a crash in native code, or killed for its memory use)", "crash")
         last = self._last_output_line()
-        hint = "; did your code call os._exit()?" if code >= 0 else ""
-        return f"the worker process exited with code {code}{hint}" + (f" Last output: {last}" if last else "")
+        return (f"stopped: the worker process exited with code {code}; did your code call sys.exit() or os._exit()?"
+                + (f" Last output: {last}" if last else ""), "crash")
 
     def _last_output_line(self) -> str:
         try:

@@ -194,19 +194,20 @@ def artifacts(request) -> Artifacts:
 # --------------------------------------------------------------------------- outcomes
 
 
-def _message(excinfo) -> tuple[str, str, str]:
-    """(outcome, one-line message for the student, detail for the instructor)."""
+def _message(excinfo) -> tuple[str, str, str, str]:
+    """(outcome, one-line message for the student, detail for the instructor, the student's fault)."""
     error = excinfo.value
     if isinstance(error, StudentError):
-        return "failed", str(error), ""
+        return "failed", str(error), "", error.fault
     if isinstance(error, AssertionError):
         text = str(error).strip() or "a check failed"
-        return "failed", text.splitlines()[0], ""
+        return "failed", text.splitlines()[0], "", ""
     if isinstance(error, pytest.skip.Exception):
-        return "skipped", str(error), ""
+        return "skipped", str(error), "", ""
     # A bug in the suite: the student is told only that it happened (the exception's text
     # could hold expected values); the instructor gets the traceback.
-    return "error", "the grader itself failed on this test; your instructor has been told", str(excinfo.getrepr(style="short"))
+    return ("error", "the grader itself failed on this test; your instructor has been told",
+            str(excinfo.getrepr(style="short")), "")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -221,9 +222,9 @@ def pytest_runtest_makereport(item, call):
         return
     if call.when == "call" or report.failed or report.skipped:
         if report.passed:
-            status, message, detail = "passed", "", ""
+            status, message, detail, fault = "passed", "", "", ""
         else:
-            status, message, detail = _message(call.excinfo)
+            status, message, detail, fault = _message(call.excinfo)
         credit = getattr(item, "_kit_credit", None)
         artifacts = getattr(item, "_kit_artifacts", None)
         job.send("case", {
@@ -233,4 +234,5 @@ def pytest_runtest_makereport(item, call):
             "duration": round(call.duration, 3),
             "artifacts": artifacts.files if artifacts else [],
             "notes": artifacts.notes if artifacts else [],
+            "fault": fault,
         })
