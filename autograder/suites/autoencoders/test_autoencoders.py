@@ -93,7 +93,7 @@ def test_architecture(worker, seed, credit):
     z_big = torch.randn(5, 4, generator=g) * 1e3
     out = worker.call("architecture", x, z_big)
     if not isinstance(out, dict):
-        fails(f"architecture: expected the probe's outputs, got {describe_value(out)}")
+        fails(f"Autoencoder: expected the encoder's and decoder's outputs, got {describe_value(out)}")
     problems = []
 
     def count(z, h):   # Linear(64,h) ReLU Dropout Linear(h,z) | Linear(z,h) ReLU Linear(h,64)

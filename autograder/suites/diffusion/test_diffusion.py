@@ -703,7 +703,7 @@ def test_toy_quality(worker, seed, thresholds, credit, artifacts):
     n = int(thresholds["toy_samples"])
     out = worker.call("train_toy", seed, data, steps, int(thresholds["toy_batch_size"]), float(thresholds["toy_lr"]), n)
     if not isinstance(out, dict):
-        fails(f"train_toy: expected samples, got {describe_value(out)}")
+        fails(f"train, then sample on the 2-D mixture: expected samples, got {describe_value(out)}")
     samples = out.get("samples")
     if isinstance(samples, Raised):
         fails(f"sample raised {samples}")
@@ -749,7 +749,7 @@ def test_digits_quality(worker, seed, thresholds, credit, artifacts):
     out = worker.call("train_digits", seed, steps, int(thresholds["digits_batch_size"]),
                       float(thresholds["digits_lr"]), n)
     if not isinstance(out, dict):
-        fails(f"train_digits: expected samples, got {describe_value(out)}")
+        fails(f"train, then sample on the digits: expected samples, got {describe_value(out)}")
     plt = _plt()
     forward = out.get("forward")
     if isinstance(forward, torch.Tensor) and forward.shape == (9, 64):
