@@ -68,6 +68,24 @@ def attempt(fn):
         return wire.Raised(describe(error))
 
 
+def detached(value):
+    """``value`` with every tensor in it (through dicts, lists and tuples) detached from autograd."""
+    import torch  # the worker imports torch only once its first layers hold
+
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {k: detached(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(detached(v) for v in value)
+    return value
+
+
+def attempt_detached(fn):
+    """:func:`attempt`, its result detached: what a probe returns of a student's forward pass."""
+    return detached(attempt(fn))
+
+
 @contextlib.contextmanager
 def readable_meta():
     """Let a student's training loop run on the ``meta`` device, where tensors have shapes but

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from autograder import wire
-from autograder.judge import (Raised, digit_grid, expect_close, expect_meta, expect_same, expect_tensor, on_device,
-                              output_problems, score_checks, tier)
+from autograder.judge import (Raised, changed_inputs, digit_grid, expect_close, expect_meta, expect_same, expect_tensor,
+                              on_device, output_problems, recorded_groups, score_checks, tier)
 from autograder.containment import Policy
 from autograder.worker import Fence
 
@@ -87,6 +87,28 @@ def test_expect_meta():
 def test_tier(value, higher, expected):
     tiers = [[7, 1.0], [5, 0.5]] if higher else [[8.0, 1.0], [11.0, 0.5]]
     assert tier(value, tiers, higher_is_better=higher) == expected
+
+
+def test_changed_inputs_names_the_function_and_the_argument():
+    x = torch.arange(6.0).reshape(2, 3)
+    after = {"encode": {"x": x.clone()}, "decode": {"x": x + 1}, "kl": {"n": 3}}
+    assert changed_inputs(after, {"x": x, "n": 3}, ["encode", "decode", "kl"]) == [
+        "decode changed its argument x in place: leave the inputs as they are"]
+    assert changed_inputs(after, {"x": x}, ["encode"]) == []
+    assert changed_inputs("garbage", {"x": x}, ["encode"]) == ["the functions' inputs could not be read back"]
+
+
+def test_recorded_groups_fails_a_loop_that_never_used_the_model():
+    good = {"groups": [{"weights": {"w": torch.zeros(1)}, "batches": [[0, 1]]}], "losses": [1.0]}
+    assert recorded_groups(good, "train") == good["groups"]
+    with pytest.raises(AssertionError, match=r"train never called the model it was given \(call elbo\)"):
+        recorded_groups({"groups": [{"weights": {}, "batches": []}], "losses": []}, "train", hint="call elbo")
+    with pytest.raises(AssertionError, match="train raised ValueError"):
+        recorded_groups({"groups": [], "losses": Raised("ValueError: no")}, "train")
+    with pytest.raises(AssertionError, match="train: expected what the grader recorded, got a list"):
+        recorded_groups([1, 2], "train")
+    calls = {"groups": [{"weights": {"w": torch.zeros(1)}, "calls": [1]}], "losses": []}
+    assert recorded_groups(calls, "train", calls="calls") == calls["groups"]
 
 
 def test_digit_grid_places_each_digit():

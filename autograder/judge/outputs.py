@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.judge.expect import describe_value, expect_meta, expect_tensor, fails
+from autograder.judge.expect import describe_value, expect_meta, expect_same, expect_tensor, fails
 from autograder.wire import Raised
 
 
@@ -67,3 +67,37 @@ def score_checks(problems: list[str], total: int, credit, context: str = "") -> 
     if len(problems) >= total:
         fails(prefix + problems[0])
     credit(1 - len(problems) / total, f"{prefix}{len(problems)} of {total} checks failed, e.g. {problems[0]}")
+
+
+def changed_inputs(after, inputs: dict, names) -> list[str]:
+    """"f changed its argument a in place" for each function f of ``names`` whose copy of a
+    judge's tensor (``after[f][a]``, read back by the probe once f returned) differs from
+    ``inputs[a]``."""
+    if not isinstance(after, dict):
+        return ["the functions' inputs could not be read back"]
+    problems = []
+    for name in names:
+        copies = after.get(name)
+        for arg, original in inputs.items():
+            if isinstance(copies, dict) and arg in copies and isinstance(original, torch.Tensor):
+                try:
+                    expect_same(copies[arg], original, name=arg)
+                except AssertionError:
+                    problems.append(f"{name} changed its argument {arg} in place: leave the inputs as they are")
+    return problems
+
+
+def recorded_groups(out, function: str, *, calls: str = "batches", hint: str = "") -> list[dict]:
+    """The parameter groups a mechanics probe recorded while the student's ``function`` trained
+    a grader-owned model: each a dict with its ``weights`` and a non-empty list ``calls``.
+    Fails the test when the reply is not what the probe records, when ``function`` raised, or
+    when it never called the model (``hint`` says how it should have)."""
+    if not isinstance(out, dict) or not isinstance(out.get("groups"), list):
+        fails(f"{function}: expected what the grader recorded, got {describe_value(out)}")
+    if isinstance(out.get("losses"), Raised):
+        fails(f"{function} raised {out['losses']}")
+    groups = [grp for grp in out["groups"] if isinstance(grp, dict) and isinstance(grp.get("weights"), dict)
+              and isinstance(grp.get(calls), list) and grp[calls]]
+    if len(groups) != len(out["groups"]) or not groups:
+        fails(f"{function} never called the model it was given" + (f" ({hint})" if hint else ""))
+    return groups

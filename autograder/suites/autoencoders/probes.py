@@ -10,27 +10,13 @@ import torch
 import torch.nn as nn
 
 from autograder.wire import Raised
-from autograder.worker import attempt, describe, readable_meta, student
+from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
 
 X_DIM = 64
 
 
 def _ae():
     return student("autoencoders")
-
-
-def _detach(out):
-    if isinstance(out, torch.Tensor):
-        return out.detach()
-    if isinstance(out, dict):
-        return {k: _detach(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return type(out)(_detach(v) for v in out)
-    return out
-
-
-def _attempt(fn):
-    return _detach(attempt(fn))
 
 
 def _gen(seed):
@@ -123,7 +109,7 @@ def shapes(batch: int, z_dim: int, hidden: int, inputs: dict) -> dict:
     out, after = {}, {}
     for name, (call, args) in calls.items():
         copies = [inputs[a].clone() for a in args]
-        out[name] = _attempt(lambda: call(*copies))
+        out[name] = attempt_detached(lambda: call(*copies))
         after[name] = dict(zip(args, copies))
     out["inputs_after"] = after
     return out
@@ -135,7 +121,7 @@ def architecture(x: torch.Tensor, z_big: torch.Tensor) -> dict:
     linear autoencoder's parameters."""
     ae = _ae()
     out = {}
-    out["counts"] = _attempt(lambda: [sum(p.numel() for p in ae.Autoencoder(x_dim=X_DIM, z_dim=z, hidden=h).parameters())
+    out["counts"] = attempt_detached(lambda: [sum(p.numel() for p in ae.Autoencoder(x_dim=X_DIM, z_dim=z, hidden=h).parameters())
                                       for z, h in ((3, 20), (3, 41), (7, 20))])
 
     def dropout_calls():
@@ -151,20 +137,20 @@ def architecture(x: torch.Tensor, z_big: torch.Tensor) -> dict:
             plain_pair = [plain(x), plain(x)]
         return {"train": train_pair, "eval": eval_pair, "no_dropout_train": plain_pair}
 
-    out["dropout"] = _attempt(dropout_calls)
+    out["dropout"] = attempt_detached(dropout_calls)
 
     def big_decode():
         model = ae.Autoencoder(x_dim=X_DIM, z_dim=z_big.shape[1], hidden=32)
         with torch.no_grad():
             return model.decode(z_big)
 
-    out["decode_big"] = _attempt(big_decode)
+    out["decode_big"] = attempt_detached(big_decode)
 
     def linear_params():
         model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=3)
         return {name: tuple(p.shape) for name, p in model.named_parameters()}
 
-    out["linear_params"] = _attempt(lambda: {k: list(v) for k, v in linear_params().items()})
+    out["linear_params"] = attempt_detached(lambda: {k: list(v) for k, v in linear_params().items()})
     return out
 
 
@@ -175,11 +161,11 @@ def linear_maps(mean: torch.Tensor, x: torch.Tensor, z: torch.Tensor, z_dim: int
     model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=z_dim, mean=mean).double()
     with torch.no_grad():
         out = {
-            "encode": _attempt(lambda: model.encode(x)),
-            "encode_mean": _attempt(lambda: model.encode(mean.unsqueeze(0))),
-            "decode": _attempt(lambda: model.decode(z)),
-            "decode_zero": _attempt(lambda: model.decode(torch.zeros(1, z_dim, dtype=torch.float64))),
-            "forward": _attempt(lambda: model(x)),
+            "encode": attempt_detached(lambda: model.encode(x)),
+            "encode_mean": attempt_detached(lambda: model.encode(mean.unsqueeze(0))),
+            "decode": attempt_detached(lambda: model.decode(z)),
+            "decode_zero": attempt_detached(lambda: model.decode(torch.zeros(1, z_dim, dtype=torch.float64))),
+            "forward": attempt_detached(lambda: model(x)),
         }
         mats = [p.detach() for p in model.parameters() if p.dim() == 2]
         out["matrices"] = mats
@@ -200,7 +186,7 @@ def noise(kind: str, x: torch.Tensor, level: float, seeds: list) -> dict:
     fn = ae.gaussian_noise if kind == "gaussian" else ae.masking_noise
     outs, copy = [], x.clone()
     for s in seeds:
-        outs.append(_attempt(lambda: fn(copy, level) if s is None else fn(copy, level, generator=_gen(s))))
+        outs.append(attempt_detached(lambda: fn(copy, level) if s is None else fn(copy, level, generator=_gen(s))))
     return {"outputs": outs, "after": copy}
 
 
@@ -216,9 +202,9 @@ def parity(device: str, dtype_name: str, x: torch.Tensor) -> dict:
     z = (x[:, :4] * 2 - 1).contiguous()
     codes = torch.cat([z, z.flip(0) * 0.5 + 0.1, z * z]).contiguous()
     out = {
-        "reconstruction_loss": _attempt(lambda: ae.reconstruction_loss(x * 3 - 1, x)),
-        "gaussian_noise": _attempt(lambda: ae.gaussian_noise(x, 0.5)),
-        "masking_noise": _attempt(lambda: ae.masking_noise(x, 0.5)),
+        "reconstruction_loss": attempt_detached(lambda: ae.reconstruction_loss(x * 3 - 1, x)),
+        "gaussian_noise": attempt_detached(lambda: ae.gaussian_noise(x, 0.5)),
+        "masking_noise": attempt_detached(lambda: ae.masking_noise(x, 0.5)),
     }
     try:
         torch.manual_seed(torch.initial_seed())
@@ -230,13 +216,13 @@ def parity(device: str, dtype_name: str, x: torch.Tensor) -> dict:
             out[name] = Raised(describe(error))
         return out
     with torch.no_grad():
-        out["encode"] = _attempt(lambda: model.encode(x))
-        out["decode"] = _attempt(lambda: model.decode(z))
-        out["linear_forward"] = _attempt(lambda: linear(x))
-    out["reconstruct"] = _attempt(lambda: ae.reconstruct(model, x))
-    out["sample_random_latents"] = _attempt(lambda: ae.sample_random_latents(model, 5))
+        out["encode"] = attempt_detached(lambda: model.encode(x))
+        out["decode"] = attempt_detached(lambda: model.decode(z))
+        out["linear_forward"] = attempt_detached(lambda: linear(x))
+    out["reconstruct"] = attempt_detached(lambda: ae.reconstruct(model, x))
+    out["sample_random_latents"] = attempt_detached(lambda: ae.sample_random_latents(model, 5))
     if device != "meta":   # torch.cov, a correct way to fit C, has no meta kernel (aten::equal)
-        out["sample_fitted_latents"] = _attempt(lambda: ae.sample_fitted_latents(model, codes, 5))
+        out["sample_fitted_latents"] = attempt_detached(lambda: ae.sample_fitted_latents(model, codes, 5))
     return out
 
 
@@ -272,7 +258,7 @@ def train_mechanics(weights, data, steps: int, batch_size: int, lr: float, corru
         given.append(x.detach().clone())
         return 0.5 * x.flip(-1) + 0.25
 
-    losses = _attempt(lambda: student("autoencoders").train(model, data, steps, batch_size=batch_size, lr=lr,
+    losses = attempt_detached(lambda: student("autoencoders").train(model, data, steps, batch_size=batch_size, lr=lr,
                                                              corrupt=corrupt if corrupted else None))
     return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
             "final": model.weights(), "given": given[: steps + 2], "calls": len(given)}
@@ -283,8 +269,8 @@ def reconstruct_mode(x: torch.Tensor) -> dict:
     model = ModeNet()
     model.train()
     ae = _ae()
-    first = _attempt(lambda: ae.reconstruct(model, x.clone()))
-    second = _attempt(lambda: ae.reconstruct(model, x.clone()))
+    first = attempt_detached(lambda: ae.reconstruct(model, x.clone()))
+    second = attempt_detached(lambda: ae.reconstruct(model, x.clone()))
     return {"first": first, "second": second, "grad_enabled": list(model.grad_enabled)}
 
 
@@ -302,7 +288,7 @@ def train_linear(seed: int, z_dim: int, steps: int, batch_size: int, lr: float) 
     torch.manual_seed(seed)
     x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
     model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=z_dim, mean=x.mean(0))
-    losses = _detach(ae.train(model, x, steps, batch_size=batch_size, lr=lr))
+    losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr))
     _KEPT["linear"] = model
     return losses
 
@@ -312,7 +298,7 @@ def linear_heldout(x_held: torch.Tensor) -> object:
     model = _KEPT["linear"]
     model.eval()
     with torch.no_grad():
-        return _attempt(lambda: model(x_held))
+        return attempt_detached(lambda: model(x_held))
 
 
 def train_dae(seed: int, data_name: str, sigma: float, steps: int, batch_size: int, lr: float,
@@ -331,7 +317,7 @@ def train_dae(seed: int, data_name: str, sigma: float, steps: int, batch_size: i
     else:
         x = torch.from_numpy(kitdata.toy2d.ring8().sample(n_data))
     model = ae.Autoencoder(x_dim=x.shape[1], z_dim=z_dim, hidden=hidden)
-    losses = _detach(ae.train(model, x, steps, batch_size=batch_size, lr=lr,
+    losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr,
                               corrupt=lambda b: ae.gaussian_noise(b, sigma)))
     _KEPT["dae"] = model
     return losses
@@ -341,7 +327,7 @@ def dae_outputs(inputs: list) -> list:
     """reconstruct(kept DAE, x) for each of the judge's inputs, in order."""
     model = _KEPT["dae"]
     ae = _ae()
-    return [_attempt(lambda: ae.reconstruct(model, x)) for x in inputs]
+    return [attempt_detached(lambda: ae.reconstruct(model, x)) for x in inputs]
 
 
 # --------------------------------------------------------------------------- generation
@@ -357,9 +343,9 @@ def latent_draws(z_dim: int, n: int, codes: torch.Tensor, seed_a: int, seed_b: i
     out = {}
     for name, fn in (("random", lambda g: ae.sample_random_latents(model, n, generator=g)),
                      ("fitted", lambda g: ae.sample_fitted_latents(model, codes_copy, n, generator=g))):
-        out[name] = [_attempt(lambda: fn(None)), _attempt(lambda: fn(_gen(seed_a))),
-                     _attempt(lambda: fn(_gen(seed_a))), _attempt(lambda: fn(_gen(seed_b))),
-                     _attempt(lambda: fn(None))]
+        out[name] = [attempt_detached(lambda: fn(None)), attempt_detached(lambda: fn(_gen(seed_a))),
+                     attempt_detached(lambda: fn(_gen(seed_a))), attempt_detached(lambda: fn(_gen(seed_b))),
+                     attempt_detached(lambda: fn(None))]
     out["codes_after"] = codes_copy
     return out
 
@@ -379,6 +365,6 @@ def generate_with_ae(seed: int, steps: int, n: int, z_dim: int) -> dict:
     with torch.no_grad():
         codes = model.encode(x)
     g = _gen(seed + 1)
-    return {"random": _attempt(lambda: ae.sample_random_latents(model, n, generator=g)),
-            "fitted": _attempt(lambda: ae.sample_fitted_latents(model, codes, n, generator=g)),
+    return {"random": attempt_detached(lambda: ae.sample_random_latents(model, n, generator=g)),
+            "fitted": attempt_detached(lambda: ae.sample_fitted_latents(model, codes, n, generator=g)),
             "codes": codes.detach()}

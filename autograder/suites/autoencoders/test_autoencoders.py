@@ -22,9 +22,9 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.judge import (Raised, StudentError, describe_value, digit_grid, expect_close, expect_same,
-                              expect_tensor, fails, on_device, output_problems, parity_devices, plottable,
-                              score_checks, tier)
+from autograder.judge import (Raised, StudentError, changed_inputs, describe_value, digit_grid, expect_close,
+                              expect_same, expect_tensor, fails, on_device, output_problems, parity_devices,
+                              plottable, recorded_groups, score_checks, tier)
 from ref_autoencoders import (adam_first_step, bayes_denoiser, grader_corrupt, heldout_digits, mlp_weights,
                               noisy_score, normal_tests, pca_optimum, ref_recon, ref_train_loss,
                               train_digits, tweedie_gap)
@@ -71,16 +71,7 @@ def test_shapes(worker, seed, credit, batch, z_dim, hidden):
     out = worker.call("shapes", batch, z_dim, hidden, inputs)
     expected = _shape_spec(batch, z_dim)
     problems = output_problems(out, expected, on_device("cpu", torch.float32))
-    after = out.get("inputs_after") if isinstance(out, dict) else None
-    changed = []
-    for name in expected:
-        copies = after.get(name) if isinstance(after, dict) else None
-        for arg, original in inputs.items():
-            if isinstance(copies, dict) and arg in copies:
-                try:
-                    expect_same(copies[arg], original, name=arg)
-                except AssertionError:
-                    changed.append(f"{name} changed its argument {arg} in place: return a new tensor")
+    changed = changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, inputs, expected)
     score_checks(problems + changed[:1], len(expected) + 1, credit, f"batch {batch}, z_dim {z_dim}")
 
 
@@ -344,14 +335,7 @@ def _rows_of(batch, data: torch.Tensor, size: int):
 
 
 def _mechanics_problems(out, w, data, steps, size, lr, corrupted: bool) -> list[str]:
-    if not isinstance(out, dict) or not isinstance(out.get("groups"), list):
-        fails(f"train: expected what the grader recorded, got {describe_value(out)}")
-    if isinstance(out.get("losses"), Raised):
-        fails(f"train raised {out['losses']}")
-    groups = [grp for grp in out["groups"] if isinstance(grp, dict) and isinstance(grp.get("weights"), dict)
-              and isinstance(grp.get("batches"), list) and grp["batches"]]
-    if len(groups) != len(out["groups"]) or not groups:
-        fails("train never called the model it was given")
+    groups = recorded_groups(out, "train")
     seen_as = grader_corrupt(data) if corrupted else data
     problems, losses = [], out["losses"]
     floats = isinstance(losses, list) and len(losses) == steps and all(isinstance(v, float) for v in losses)

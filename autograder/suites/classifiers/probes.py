@@ -14,24 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from autograder.wire import Raised
-from autograder.worker import attempt, describe, readable_meta, student
+from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
 
 DIGITS_BATCH = 64
-
-
-def _attempt(fn):
-    """Run one student call (``attempt``: an exception comes back as ``Raised``), detached."""
-    return _detach(attempt(fn))
-
-
-def _detach(out):
-    if isinstance(out, torch.Tensor):
-        return out.detach()
-    if isinstance(out, dict):
-        return {k: _detach(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return type(out)(_detach(v) for v in out)
-    return out
 
 
 class FixedCNN(nn.Module):
@@ -90,7 +75,7 @@ def shapes(inputs: dict, n_classes: int, n_samples: int) -> dict:
     }
     for name, (call, args) in calls.items():
         copies = [inputs[a].clone() for a in args]
-        out[name] = _attempt(lambda: call(*copies))
+        out[name] = attempt_detached(lambda: call(*copies))
         after[name] = dict(zip(args, copies))
     out["inputs_after"] = after
     return out
@@ -100,25 +85,25 @@ def shapes(inputs: dict, n_classes: int, n_samples: int) -> dict:
 
 
 def fit(x, y, n_classes: int, var_floor: float):
-    return _attempt(lambda: student("classifiers").fit_gaussian_classifier(x, y, n_classes, var_floor=var_floor))
+    return attempt_detached(lambda: student("classifiers").fit_gaussian_classifier(x, y, n_classes, var_floor=var_floor))
 
 
 def fit_twice(x, y, n_classes: int, floors: list) -> list:
     clf = student("classifiers")
-    return [_attempt(lambda: clf.fit_gaussian_classifier(x, y, n_classes, var_floor=f)) for f in floors]
+    return [attempt_detached(lambda: clf.fit_gaussian_classifier(x, y, n_classes, var_floor=f)) for f in floors]
 
 
 def bayes_rule(params: dict, x) -> dict:
     clf = student("classifiers")
-    return {"log_joint": _attempt(lambda: clf.log_joint(params, x)),
-            "posterior": _attempt(lambda: clf.posterior(params, x)),
-            "predict": _attempt(lambda: clf.predict(params, x))}
+    return {"log_joint": attempt_detached(lambda: clf.log_joint(params, x)),
+            "posterior": attempt_detached(lambda: clf.posterior(params, x)),
+            "predict": attempt_detached(lambda: clf.predict(params, x))}
 
 
 def samples(params: dict, c: int, n: int, seeds: list) -> list:
     """sample_class(params, c, n, generator) once per seed, each with a fresh Generator."""
     clf = student("classifiers")
-    return [_attempt(lambda: clf.sample_class(params, c, n, generator=torch.Generator().manual_seed(int(s))))
+    return [attempt_detached(lambda: clf.sample_class(params, c, n, generator=torch.Generator().manual_seed(int(s))))
             for s in seeds]
 
 
@@ -131,8 +116,8 @@ def digit_samples(var_floor: float, per_class: int, seed: int) -> dict:
     x, y = (torch.from_numpy(a) for a in kitdata.digits.load_digits("train"))
     params = clf.fit_gaussian_classifier(x.double(), y, 10, var_floor=var_floor)
     g = torch.Generator().manual_seed(seed)
-    return {"samples": _attempt(lambda: torch.cat([clf.sample_class(params, c, per_class, generator=g) for c in range(10)])),
-            "means": _detach(params.get("means")) if isinstance(params, dict) else params}
+    return {"samples": attempt_detached(lambda: torch.cat([clf.sample_class(params, c, per_class, generator=g) for c in range(10)])),
+            "means": detached(params.get("means")) if isinstance(params, dict) else params}
 
 
 # --------------------------------------------------------------------------- discriminative
@@ -145,7 +130,7 @@ def ce(logits, y) -> dict:
     loss = clf.cross_entropy(logits, y)
     if isinstance(loss, torch.Tensor) and loss.requires_grad:
         loss.sum().backward()
-    return {"loss": _detach(loss), "grad": logits.grad}
+    return {"loss": detached(loss), "grad": logits.grad}
 
 
 class RecordingLinear(nn.Module):
@@ -172,7 +157,7 @@ class RecordingLinear(nn.Module):
 
 def train_mechanics(weight, bias, x, y, steps: int, batch_size: int, lr: float) -> dict:
     model = RecordingLinear(weight, bias)
-    losses = _attempt(lambda: student("classifiers").train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+    losses = attempt_detached(lambda: student("classifiers").train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
     return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
             "final": model.weights()}
 
@@ -184,7 +169,7 @@ def cnn_forward(weights: dict, images) -> dict:
     model = clf.TinyCNN(n_classes, hidden, channels)
     _load(model, weights)
     with torch.no_grad():
-        return {"features": _attempt(lambda: model.features(images)), "logits": _attempt(lambda: model(images))}
+        return {"features": attempt_detached(lambda: model.features(images)), "logits": attempt_detached(lambda: model(images))}
 
 
 def cam(weights: dict, images, classes) -> dict:
@@ -192,7 +177,7 @@ def cam(weights: dict, images, classes) -> dict:
     model = FixedCNN(weights)
     copy = images.clone()
     with torch.no_grad():
-        return {"cam": _attempt(lambda: clf.class_activation_map(model, copy, classes)), "images_after": copy}
+        return {"cam": attempt_detached(lambda: clf.class_activation_map(model, copy, classes)), "images_after": copy}
 
 
 _TRAINED: dict = {}
@@ -207,7 +192,7 @@ def train_digits(seed: int, steps: int, lr: float) -> list:
     torch.manual_seed(seed)
     x, y = (torch.from_numpy(a) for a in kitdata.digits.load_digits("train"))
     model = clf.LogisticRegression(64, 10)
-    losses = _detach(clf.train_classifier(model, x, y, steps, batch_size=DIGITS_BATCH, lr=lr))
+    losses = detached(clf.train_classifier(model, x, y, steps, batch_size=DIGITS_BATCH, lr=lr))
     _TRAINED["digits"] = model
     return losses
 
@@ -216,7 +201,7 @@ def digits_heldout(x_held) -> object:
     model = _TRAINED["digits"]
     model.eval()
     with torch.no_grad():
-        return _attempt(lambda: model(x_held))
+        return attempt_detached(lambda: model(x_held))
 
 
 def train_planted(seed: int, steps: int, batch_size: int, lr: float) -> list:
@@ -228,7 +213,7 @@ def train_planted(seed: int, steps: int, batch_size: int, lr: float) -> list:
     x, y, _ = (torch.from_numpy(a) for a in kitdata.planted.train_set())
     torch.manual_seed(seed)
     model = clf.TinyCNN()
-    losses = _detach(clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+    losses = detached(clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
     _TRAINED["planted"] = model
     return losses
 
@@ -240,9 +225,9 @@ def planted_heldout(images, labels) -> dict:
     model = _TRAINED["planted"]
     model.eval()
     with torch.no_grad():
-        return {"logits": _attempt(lambda: model(images)), "features": _attempt(lambda: model.features(images)),
-                "fc_weight": _attempt(lambda: model.fc.weight.detach().clone()),
-                "cam": _attempt(lambda: clf.class_activation_map(model, images, labels))}
+        return {"logits": attempt_detached(lambda: model(images)), "features": attempt_detached(lambda: model.features(images)),
+                "fc_weight": attempt_detached(lambda: model.fc.weight.detach().clone()),
+                "cam": attempt_detached(lambda: clf.class_activation_map(model, images, labels))}
 
 
 def fit_mixture(seed: int, sets: list, steps: int, batch_size: int, lr: float) -> int:
@@ -252,7 +237,7 @@ def fit_mixture(seed: int, sets: list, steps: int, batch_size: int, lr: float) -
     clf = student("classifiers")
     kept = []
     for i, (x, y) in enumerate(sets):
-        params = _attempt(lambda: clf.fit_gaussian_classifier(x, y, 2))
+        params = attempt_detached(lambda: clf.fit_gaussian_classifier(x, y, 2))
         torch.manual_seed(seed + i)
         model = clf.LogisticRegression(2, 2).double()
         losses = attempt(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
@@ -268,7 +253,7 @@ def mixture_heldout(x_held) -> list:
     for params, model, losses in _TRAINED["mixture"]:
         model.eval()
         with torch.no_grad():
-            logits = _attempt(lambda: model(x_held))
+            logits = attempt_detached(lambda: model(x_held))
         out.append({"params": params, "logits": logits, "trained": not isinstance(losses, Raised)})
     return out
 
@@ -290,14 +275,14 @@ def parity(device: str, dtype_name: str, inputs: dict, cnn: dict, gaussian: dict
     fixed = FixedCNN({k: v.to(dtype) for k, v in cnn.items()}).to(device)
     out = {}
     if device != "meta":
-        out["fit_gaussian_classifier"] = _attempt(lambda: clf.fit_gaussian_classifier(x, y, 3))
+        out["fit_gaussian_classifier"] = attempt_detached(lambda: clf.fit_gaussian_classifier(x, y, 3))
     params = {k: v.to(device=device, dtype=dtype) for k, v in gaussian.items()}
-    out["log_joint"] = _attempt(lambda: clf.log_joint(params, x))
-    out["posterior"] = _attempt(lambda: clf.posterior(params, x))
-    out["predict"] = _attempt(lambda: clf.predict(params, x))
-    out["sample_class"] = _attempt(lambda: clf.sample_class(params, 1, 4))
-    out["cross_entropy"] = _attempt(lambda: clf.cross_entropy(logits, y))
-    out["class_activation_map"] = _attempt(lambda: clf.class_activation_map(fixed, images, classes))
+    out["log_joint"] = attempt_detached(lambda: clf.log_joint(params, x))
+    out["posterior"] = attempt_detached(lambda: clf.posterior(params, x))
+    out["predict"] = attempt_detached(lambda: clf.predict(params, x))
+    out["sample_class"] = attempt_detached(lambda: clf.sample_class(params, 1, 4))
+    out["cross_entropy"] = attempt_detached(lambda: clf.cross_entropy(logits, y))
+    out["class_activation_map"] = attempt_detached(lambda: clf.class_activation_map(fixed, images, classes))
     torch.manual_seed(torch.initial_seed())
     try:
         lr_model = clf.LogisticRegression(x.shape[1], 3).to(device=device, dtype=dtype)
@@ -306,8 +291,8 @@ def parity(device: str, dtype_name: str, inputs: dict, cnn: dict, gaussian: dict
         out["LogisticRegression"] = out["TinyCNN"] = Raised(describe(error))
     else:
         with torch.no_grad():
-            out["LogisticRegression"] = _attempt(lambda: lr_model(x))
-            out["TinyCNN"] = _attempt(lambda: cnn_model(images))
+            out["LogisticRegression"] = attempt_detached(lambda: lr_model(x))
+            out["TinyCNN"] = attempt_detached(lambda: cnn_model(images))
     return out
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_meta,
-                              expect_same, expect_tensor, fails, output_problems, parity_devices, plottable,
-                              score_checks, tier)
+from autograder.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite,
+                              expect_meta, expect_same, expect_tensor, fails, output_problems, parity_devices,
+                              plottable, recorded_groups, score_checks, tier)
 from ref_classifiers import (affine_fit, cam_from, cnn_weights, grader_params, heldout_mixture,
                              heldout_planted, linear_error, ref_cam, ref_ce, ref_ce_grad, ref_features, ref_fit,
                              ref_log_joint, ref_logits, ref_posterior)
@@ -41,21 +41,6 @@ def _check(device: str, dtype: torch.dtype, where: str = ""):
         else:
             expect_tensor(value, name=f"{name}{where}", shape=shape, dtype=want)
     return check
-
-
-def _changed_inputs(after, inputs: dict, names) -> list[str]:
-    if not isinstance(after, dict):
-        return ["the functions' inputs could not be read back"]
-    problems = []
-    for name in names:
-        copies = after.get(name)
-        for arg, original in inputs.items():
-            if isinstance(copies, dict) and arg in copies:
-                try:
-                    expect_same(copies[arg], original, name=arg)
-                except AssertionError:
-                    problems.append(f"{name} changed its argument {arg} in place: leave the inputs as they are")
-    return problems
 
 
 # --------------------------------------------------------------------------- shapes
@@ -89,7 +74,7 @@ def test_shapes(worker, seed, credit, batch, dim, n_classes, height, width):
     context = f"batch {batch}, D {dim}, C {n_classes}"
     if len(problems) == len(expected):      # nothing ran: leaving the inputs alone earns nothing
         fails(f"{context}: {problems[0]}")
-    changed = _changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, inputs, expected)
+    changed = changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, inputs, expected)
     score_checks(problems + changed[:1], len(expected) + 1, credit, context)
 
 
@@ -368,14 +353,7 @@ def test_train_mechanics(worker, seed, credit):
     bias = torch.randn(c, generator=g, dtype=F64) * 0.5
     lr = float(10 ** (-2.4 + 0.8 * torch.rand(1, generator=g)))
     out = worker.call("train_mechanics", weight, bias, data, labels, steps, size, lr)
-    if not isinstance(out, dict) or not isinstance(out.get("groups"), list):
-        fails(f"train_classifier: expected what the grader recorded, got {describe_value(out)}")
-    if isinstance(out.get("losses"), Raised):
-        fails(f"train_classifier raised {out['losses']}")
-    groups = [grp for grp in out["groups"] if isinstance(grp, dict) and isinstance(grp.get("weights"), dict)
-              and isinstance(grp.get("batches"), list) and grp["batches"]]
-    if len(groups) != len(out["groups"]) or not groups:
-        fails("train_classifier never called the model it was given")
+    groups = recorded_groups(out, "train_classifier")
     problems, losses = [], out["losses"]
     floats = isinstance(losses, list) and len(losses) == steps and all(isinstance(v, float) for v in losses)
     if not floats:

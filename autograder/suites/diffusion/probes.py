@@ -16,25 +16,11 @@ import torch
 import torch.nn as nn
 
 from autograder.wire import Raised
-from autograder.worker import attempt, describe, readable_meta, student
+from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
 
 T_TRAIN = 100          # steps of the linear schedule the quality probes use
 TOY_HIDDEN = 128
 DIGITS_HIDDEN = 256
-
-
-def _detach(out):
-    if isinstance(out, torch.Tensor):
-        return out.detach()
-    if isinstance(out, dict):
-        return {k: _detach(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return type(out)(_detach(v) for v in out)
-    return out
-
-
-def _attempt(fn):
-    return _detach(attempt(fn))
 
 
 def _to(sch: dict, device="cpu", dtype=None) -> dict:
@@ -118,7 +104,7 @@ def shapes(batch: int, dim: int, T: int, inputs: dict, weights: dict) -> dict:
     out, after = {}, {}
     for name, (call, args) in calls.items():
         copies = [inputs[a].clone() for a in args]
-        out[name] = _attempt(lambda: call(*copies))
+        out[name] = attempt_detached(lambda: call(*copies))
         after[name] = dict(zip(args, copies))
     out["inputs_after"] = after
     return out
@@ -128,7 +114,7 @@ def model_outputs(dim: int, x, ts: list) -> list:
     """The student's EpsModel(dim) (one set of initial weights) on the same x at several t."""
     model = student("diffusion").EpsModel(dim=dim)
     with torch.no_grad():
-        return [_attempt(lambda: model(x, torch.full((x.shape[0],), int(t), dtype=torch.long))) for t in ts]
+        return [attempt_detached(lambda: model(x, torch.full((x.shape[0],), int(t), dtype=torch.long))) for t in ts]
 
 
 # --------------------------------------------------------------------------- maths
@@ -138,9 +124,9 @@ def schedules(T: int, linear: list, cosine: list, betas) -> dict:
     """linear_betas(T, *linear), cosine_betas(T, *cosine), make_schedule(betas)."""
     d = student("diffusion")
     copy = betas.clone()
-    return {"linear": _attempt(lambda: d.linear_betas(T, *linear)),
-            "cosine": _attempt(lambda: d.cosine_betas(T, *cosine)),
-            "schedule": _attempt(lambda: d.make_schedule(copy)),
+    return {"linear": attempt_detached(lambda: d.linear_betas(T, *linear)),
+            "cosine": attempt_detached(lambda: d.cosine_betas(T, *cosine)),
+            "schedule": attempt_detached(lambda: d.make_schedule(copy)),
             "betas_after": copy}
 
 
@@ -151,7 +137,7 @@ def q_sample_given(x0, t, alpha_bars, noise):
 def q_sample_draws(x0, t, alpha_bars, calls: int) -> list:
     """`calls` calls of q_sample(x0, t, alpha_bars) with noise drawn by the student."""
     d = student("diffusion")
-    return [_attempt(lambda: d.q_sample(x0, t, alpha_bars)) for _ in range(calls)]
+    return [attempt_detached(lambda: d.q_sample(x0, t, alpha_bars)) for _ in range(calls)]
 
 
 def embedding(t, dim: int):
@@ -160,7 +146,7 @@ def embedding(t, dim: int):
 
 def loss_given(weights, x0, alpha_bars, t, noise):
     model = SmallEps(weights)
-    return _attempt(lambda: student("diffusion").diffusion_loss(model, x0, alpha_bars, t, noise))
+    return attempt_detached(lambda: student("diffusion").diffusion_loss(model, x0, alpha_bars, t, noise))
 
 
 def loss_draws(weights, x0, alpha_bars, calls: int) -> dict:
@@ -171,13 +157,13 @@ def loss_draws(weights, x0, alpha_bars, calls: int) -> dict:
     losses = []
     with torch.no_grad():
         for _ in range(calls):
-            losses.append(_attempt(lambda: d.diffusion_loss(model, x0, alpha_bars)))
+            losses.append(attempt_detached(lambda: d.diffusion_loss(model, x0, alpha_bars)))
     return {"losses": losses, "calls": model.calls[: calls + 1]}
 
 
 def reverse(x_t, t: int, eps, schedule, z, variance: str):
     copies = [x_t.clone(), eps.clone(), z.clone()]
-    out = _attempt(lambda: student("diffusion").reverse_step(copies[0], t, copies[1], schedule, copies[2],
+    out = attempt_detached(lambda: student("diffusion").reverse_step(copies[0], t, copies[1], schedule, copies[2],
                                                              variance=variance))
     return {"x": out, "after": copies}
 
@@ -189,7 +175,7 @@ def exact_sampler(mix: dict, schedule: dict, n: int, variance: str, keep: int) -
     """The student's ``sample`` driven by the exact noise predictor of the judge's mixture:
     its samples, and the first `keep` rows of every x_t (and t) the model was shown."""
     model = MixtureEps(mix, schedule["alpha_bars"], keep=keep)
-    samples = _attempt(lambda: student("diffusion").sample(model, schedule, n, 2, variance=variance))
+    samples = attempt_detached(lambda: student("diffusion").sample(model, schedule, n, 2, variance=variance))
     return {"samples": samples, "calls": model.calls[: schedule["betas"].shape[0] + 1]}
 
 
@@ -197,7 +183,7 @@ def exact_ddim(mix: dict, schedule: dict, x_T, steps: int) -> dict:
     """The student's ``ddim_sample`` from the judge's x_T, driven by the exact noise predictor."""
     model = MixtureEps(mix, schedule["alpha_bars"], keep=x_T.shape[0])
     start = x_T.clone()
-    out = _attempt(lambda: student("diffusion").ddim_sample(model, schedule, start, steps))
+    out = attempt_detached(lambda: student("diffusion").ddim_sample(model, schedule, start, steps))
     return {"x0": out, "ts": [c["t"] for c in model.calls[: steps + 2]], "after": start}
 
 
@@ -215,19 +201,19 @@ def parity(device: str, dtype_name: str, weights: dict, mix: dict, schedule: dic
     torch.manual_seed(torch.initial_seed())   # the same initial weights on every device
     with torch.no_grad():
         out = {
-            "q_sample": _attempt(lambda: d.q_sample(x["x0"], x["t"], sch["alpha_bars"], x["noise"])),
-            "time_embedding": _attempt(lambda: d.time_embedding(x["t"], 8)),
-            "diffusion_loss": _attempt(lambda: d.diffusion_loss(small, x["x0"], sch["alpha_bars"])),
-            "reverse_step": _attempt(lambda: d.reverse_step(x["x_t"], 3, x["eps"], sch, x["z"])),
-            "sample": _attempt(lambda: d.sample(exact, sch, 5, 2)),
-            "ddim_sample": _attempt(lambda: d.ddim_sample(exact, sch, x["x_t"], 4)),
+            "q_sample": attempt_detached(lambda: d.q_sample(x["x0"], x["t"], sch["alpha_bars"], x["noise"])),
+            "time_embedding": attempt_detached(lambda: d.time_embedding(x["t"], 8)),
+            "diffusion_loss": attempt_detached(lambda: d.diffusion_loss(small, x["x0"], sch["alpha_bars"])),
+            "reverse_step": attempt_detached(lambda: d.reverse_step(x["x_t"], 3, x["eps"], sch, x["z"])),
+            "sample": attempt_detached(lambda: d.sample(exact, sch, 5, 2)),
+            "ddim_sample": attempt_detached(lambda: d.ddim_sample(exact, sch, x["x_t"], 4)),
         }
         try:
             model = d.EpsModel(dim=2, hidden=16, emb_dim=8).to(device=device, dtype=dtype)
         except Exception as error:  # noqa: BLE001
             out["EpsModel"] = Raised(describe(error))
         else:
-            out["EpsModel"] = _attempt(lambda: model(x["x_t"], x["t"]))
+            out["EpsModel"] = attempt_detached(lambda: model(x["x_t"], x["t"]))
     return out
 
 
@@ -271,7 +257,7 @@ class RecordingEps(SmallEps):
 
 def train_mechanics(weights, data, alpha_bars, steps: int, batch_size: int, lr: float) -> dict:
     model = RecordingEps(weights)
-    losses = _attempt(lambda: student("diffusion").train(model, data, alpha_bars, steps, batch_size=batch_size, lr=lr))
+    losses = attempt_detached(lambda: student("diffusion").train(model, data, alpha_bars, steps, batch_size=batch_size, lr=lr))
     return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
             "final": model.weights()}
 
@@ -301,11 +287,11 @@ def train_toy(seed: int, data, steps: int, batch_size: int, lr: float, n_samples
     torch.manual_seed(seed)
     sch = _schedule_of(d)
     model = d.EpsModel(dim=2, hidden=TOY_HIDDEN)
-    losses = _detach(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
+    losses = detached(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
     model.eval()
     torch.manual_seed(seed + 1)
     watched = Watched(model, keep=300)
-    samples = _attempt(lambda: d.sample(watched, sch, n_samples, 2))
+    samples = attempt_detached(lambda: d.sample(watched, sch, n_samples, 2))
     return {"samples": samples, "losses": losses, "trajectory": watched.calls[:: 10][:12]}
 
 
@@ -320,10 +306,10 @@ def train_digits(seed: int, steps: int, batch_size: int, lr: float, n_samples: i
     x = torch.from_numpy(kitdata.digits.load_digits("train")[0]) * 2 - 1
     sch = _schedule_of(d)
     model = d.EpsModel(dim=64, hidden=DIGITS_HIDDEN)
-    losses = _detach(d.train(model, x, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
+    losses = detached(d.train(model, x, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
     model.eval()
     torch.manual_seed(seed + 1)
-    samples = _attempt(lambda: d.sample(model, sch, n_samples, 64))
+    samples = attempt_detached(lambda: d.sample(model, sch, n_samples, 64))
     ts = torch.tensor([1, 5, 10, 20, 30, 45, 60, 80, 100])
-    forward = _attempt(lambda: d.q_sample(x[:1].repeat(len(ts), 1), ts, sch["alpha_bars"]))
+    forward = attempt_detached(lambda: d.q_sample(x[:1].repeat(len(ts), 1), ts, sch["alpha_bars"]))
     return {"samples": samples, "losses": losses, "forward": forward, "forward_t": ts}

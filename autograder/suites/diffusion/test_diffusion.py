@@ -26,13 +26,13 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_same,
-                              expect_tensor, fails, on_device, output_problems, parity_devices, plottable,
-                              score_checks, tier)
+from autograder.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite,
+                              expect_same, expect_tensor, fails, on_device, output_problems, parity_devices,
+                              plottable, recorded_groups, score_checks, tier)
 from ref_diffusion import (ddim_taus, mixture_eps, mixture_log_prob, mixture_sample, ref_sample,
                            nearest_component, random_mixture, ref_cosine_betas, ref_ddim, ref_linear_betas,
                            ref_q_sample, ref_reverse_mean, ref_reverse_step, ref_schedule, ref_sigma,
-                           ref_time_embedding, ring_mixture, small_eps, small_eps_loss, small_weights)
+                           ref_time_embedding, ring_mixture, small_eps_loss, small_weights)
 
 F64 = torch.float64
 ALPHA = 1e-7
@@ -49,21 +49,6 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
-
-
-def _changed_inputs(after, inputs: dict, names) -> list[str]:
-    if not isinstance(after, dict):
-        return ["the functions' inputs could not be read back"]
-    problems = []
-    for name in names:
-        copies = after.get(name)
-        for arg, original in inputs.items():
-            if isinstance(copies, dict) and arg in copies and isinstance(original, torch.Tensor):
-                try:
-                    expect_same(copies[arg], original, name=arg)
-                except AssertionError:
-                    problems.append(f"{name} changed its argument {arg} in place: leave the inputs as they are")
-    return problems
 
 
 # --------------------------------------------------------------------------- shapes
@@ -93,7 +78,7 @@ def test_shapes(worker, seed, credit, batch, dim, T):
     plain = {k: v for k, v in inputs.items() if k != "schedule"}
     if len(problems) == len(doubles) + len(floats):
         fails(problems[0])
-    changed = _changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, plain, {**doubles, **floats})
+    changed = changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, plain, {**doubles, **floats})
     score_checks(problems + changed[:1], len(doubles) + len(floats) + 1, credit, f"batch {batch}, dim {dim}, T {T}")
 
 
@@ -634,14 +619,7 @@ def test_train_mechanics(worker, seed, credit):
     abar = _mechanics_schedule(T)
     lr = float(10 ** (-2.4 + 0.8 * torch.rand(1, generator=g)))
     out = worker.call("train_mechanics", w, data, abar, steps, size, lr)
-    if not isinstance(out, dict) or not isinstance(out.get("groups"), list):
-        fails(f"train: expected what the grader recorded, got {describe_value(out)}")
-    if isinstance(out.get("losses"), Raised):
-        fails(f"train raised {out['losses']}")
-    groups = [grp for grp in out["groups"] if isinstance(grp, dict) and isinstance(grp.get("weights"), dict)
-              and isinstance(grp.get("calls"), list) and grp["calls"]]
-    if len(groups) != len(out["groups"]) or not groups:
-        fails("train never called the model it was given (diffusion_loss(model, batch, alpha_bars))")
+    groups = recorded_groups(out, "train", calls="calls", hint="diffusion_loss(model, batch, alpha_bars)")
     problems, losses = [], out["losses"]
     floats = isinstance(losses, list) and len(losses) == steps and all(isinstance(v, float) for v in losses)
     if not floats:

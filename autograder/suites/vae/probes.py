@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from autograder.wire import Raised
-from autograder.worker import attempt, describe, readable_meta, student
+from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
 
 X_DIM = 64
 TRAIN_BATCH = 64
@@ -54,21 +54,6 @@ def _fixed(weights, device="cpu", cast_latents=False):
     return FixedVAE(weights, cast_latents).to(device)
 
 
-def _attempt(fn):
-    """Run one student call (``attempt``: an exception comes back as ``Raised``), detached."""
-    return _detach(attempt(fn))
-
-
-def _detach(out):
-    if isinstance(out, torch.Tensor):
-        return out.detach()
-    if isinstance(out, dict):
-        return {k: _detach(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return type(out)(_detach(v) for v in out)
-    return out
-
-
 # --------------------------------------------------------------------------- shapes
 
 
@@ -92,7 +77,7 @@ def shapes(batch: int, z_dim: int, k: int, inputs: dict) -> dict:
     out, after = {}, {}
     for name, (call, args) in calls.items():
         copies = [inputs[a].clone() for a in args]
-        out[name] = _attempt(lambda: call(*copies))
+        out[name] = attempt_detached(lambda: call(*copies))
         after[name] = dict(zip(args, copies))
     out["inputs_after"] = after
     return out
@@ -119,7 +104,7 @@ def reparam_gradients(mu, logvar, w) -> dict:
 def reparam_draws(mu, logvar, n: int) -> list:
     """Two calls, each n draws for one (mu, logvar) row (reparameterize on n copies of it)."""
     vae = student("vae")
-    return [_attempt(lambda: vae.reparameterize(mu.repeat(n, 1), logvar.repeat(n, 1))) for _ in range(2)]
+    return [attempt_detached(lambda: vae.reparameterize(mu.repeat(n, 1), logvar.repeat(n, 1))) for _ in range(2)]
 
 
 def recon(logits, x):
@@ -155,7 +140,7 @@ def iwae_calls(weights, x, k: int, calls: int) -> list:
     vae = student("vae")
     model = _fixed(weights)
     with torch.no_grad():
-        return [_attempt(lambda: vae.iwae_bound(model, x, k)) for _ in range(calls)]
+        return [attempt_detached(lambda: vae.iwae_bound(model, x, k)) for _ in range(calls)]
 
 
 # --------------------------------------------------------------------------- devices
@@ -186,20 +171,20 @@ def _parity(vae, device, dtype_name, weights, x) -> dict:
     torch.manual_seed(torch.initial_seed())  # the same initial weights on every device (the test's seed)
     with torch.no_grad():
         out = {
-            "kl_divergence": _attempt(lambda: vae.kl_divergence(mu, logvar)),
-            "reparameterize": _attempt(lambda: vae.reparameterize(mu, logvar)),
-            "reconstruction_loss": _attempt(lambda: vae.reconstruction_loss(x * 4 - 2, x)),
-            "elbo": _attempt(lambda: vae.elbo(fixed, x)),
-            "sample": _attempt(lambda: vae.sample(fixed, 5)),
-            "iwae_bound": _attempt(lambda: vae.iwae_bound(fixed, x, 4)),
+            "kl_divergence": attempt_detached(lambda: vae.kl_divergence(mu, logvar)),
+            "reparameterize": attempt_detached(lambda: vae.reparameterize(mu, logvar)),
+            "reconstruction_loss": attempt_detached(lambda: vae.reconstruction_loss(x * 4 - 2, x)),
+            "elbo": attempt_detached(lambda: vae.elbo(fixed, x)),
+            "sample": attempt_detached(lambda: vae.sample(fixed, 5)),
+            "iwae_bound": attempt_detached(lambda: vae.iwae_bound(fixed, x, 4)),
         }
         try:
             model = vae.VAE(x_dim=X_DIM, z_dim=4).to(device=device, dtype=dtype)
         except Exception as error:  # noqa: BLE001
             out["encode"] = out["decode"] = Raised(describe(error))
         else:
-            out["encode"] = _attempt(lambda: model.encode(x))
-            out["decode"] = _attempt(lambda: model.decode(mu))
+            out["encode"] = attempt_detached(lambda: model.encode(x))
+            out["decode"] = attempt_detached(lambda: model.decode(mu))
     return out
 
 
@@ -231,7 +216,7 @@ def train_mechanics(weights, data, steps: int, batch_size: int, lr: float) -> di
     and the judge's data: its returned losses as they are, the batches and weights of every
     step, and the final weights."""
     model = RecordingVAE(weights)
-    losses = _attempt(lambda: student("vae").train(model, data, steps, batch_size=batch_size, lr=lr))
+    losses = attempt_detached(lambda: student("vae").train(model, data, steps, batch_size=batch_size, lr=lr))
     return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
             "final": model.weights()}
 
@@ -262,10 +247,10 @@ def train_and_sample(seed: int, steps: int, n_samples: int) -> dict:
     torch.manual_seed(seed)
     x_train = torch.from_numpy(kitdata.digits.load_digits("train")[0])
     model = vae.VAE(x_dim=X_DIM)
-    losses = _detach(vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR))
+    losses = detached(vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR))
     model.eval()
     torch.manual_seed(seed + 1)
-    samples = _attempt(lambda: vae.sample(model, n_samples))
+    samples = attempt_detached(lambda: vae.sample(model, n_samples))
     _TRAINED.update(model=model)
     return {"samples": samples, "losses": losses}
 

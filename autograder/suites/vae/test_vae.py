@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from autograder.judge import (Raised, describe_value, digit_grid, expect_close, expect_finite, expect_same,
+from autograder.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite,
                               expect_tensor, fails, on_device, output_problems, parity_devices, plottable,
-                              score_checks, tier)
+                              recorded_groups, score_checks, tier)
 from ref_vae import (adam_first_step, fixed_weights, heldout_digits, mean_and_se, per_example, ref_encode,
                      ref_expected_recon, ref_iwae, ref_kl, ref_kl_closed, ref_log_px, ref_log_px_z, ref_recon,
                      ref_train_loss)
@@ -53,23 +53,6 @@ def _shape_spec(batch: int, z_dim: int, sample_n: int) -> dict:
     }
 
 
-def _changed_inputs(after, inputs: dict, names) -> list[str]:
-    """'f changed its argument a in place' for each call of the probe that left one of its
-    copies of the judge's inputs different."""
-    if not isinstance(after, dict):
-        return ["the functions' inputs could not be read back"]
-    problems = []
-    for name in names:
-        copies = after.get(name)
-        for arg, original in inputs.items():
-            if isinstance(copies, dict) and arg in copies:
-                try:
-                    expect_same(copies[arg], original, name=arg)
-                except AssertionError:
-                    problems.append(f"{name} changed its argument {arg} in place: leave the inputs as they are")
-    return problems
-
-
 @pytest.mark.parametrize("batch,z_dim,k", SHAPE_CASES)
 def test_shapes(worker, seed, credit, batch, z_dim, k):
     """Every function returns what the handout says (shape, float32), for a batch of one and
@@ -81,7 +64,7 @@ def test_shapes(worker, seed, credit, batch, z_dim, k):
     out = worker.call("shapes", batch, z_dim, k, inputs)
     expected = _shape_spec(batch, z_dim, batch)
     problems = output_problems(out, expected, on_device("cpu", torch.float32))
-    changed = _changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, inputs, expected)
+    changed = changed_inputs(out.get("inputs_after") if isinstance(out, dict) else None, inputs, expected)
     score_checks(problems + changed[:1], len(expected) + 1, credit, f"batch {batch}, z_dim {z_dim}")
 
 
@@ -426,14 +409,7 @@ def test_train_mechanics(worker, seed, credit):
     data = torch.rand(n, X_DIM, generator=g, dtype=F64)
     lr = float(10 ** (-2.4 + 0.8 * torch.rand(1, generator=g)))                # 0.004 .. 0.025
     out = worker.call("train_mechanics", w, data, steps, size, lr)
-    if not isinstance(out, dict) or not isinstance(out.get("groups"), list):
-        fails(f"train: expected what the grader recorded, got {describe_value(out)}")
-    if isinstance(out.get("losses"), Raised):
-        fails(f"train raised {out['losses']}")
-    groups = [grp for grp in out["groups"] if isinstance(grp, dict) and isinstance(grp.get("weights"), dict)
-              and isinstance(grp.get("batches"), list) and grp["batches"]]
-    if len(groups) != len(out["groups"]) or not groups:
-        fails("train never evaluated the model it was given (call elbo(model, batch))")
+    groups = recorded_groups(out, "train", hint="call elbo(model, batch)")
 
     def rows_of(x):
         return _batch_rows(x, data, size)
