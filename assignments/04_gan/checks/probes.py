@@ -54,3 +54,15 @@ def short_training(steps):
     x = torch.from_numpy(toy2d.ring8().sample(2048)).float()
     G, D, history = gan.train(x, steps, z_dim=2, hidden=32, batch_size=64)
     return {"history": history, "samples": gan.sample(G, 500), "data": x[:500]}
+
+
+def noise_and_optimizers():
+    """sample_noise's draw for a float64 generator, and what make_optimizers returns."""
+    gan = student("gan")
+    G, D = gan.Generator(3, 2, 16).double(), gan.Discriminator(2, 16)
+    opts = gan.make_optimizers(G, D, lr=2e-3)
+    kinds = [type(o).__name__ for o in opts] if isinstance(opts, (tuple, list)) else [type(opts).__name__]
+    ids = [{id(p) for group in o.param_groups for p in group["params"]} for o in opts] if len(kinds) == 2 else []
+    return {"noise": gan.sample_noise(G, 5), "kinds": kinds,
+            "lrs": [o.param_groups[0]["lr"] for o in opts] if ids else [],
+            "own": ids == [{id(p) for p in G.parameters()}, {id(p) for p in D.parameters()}]}

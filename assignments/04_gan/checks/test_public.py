@@ -30,6 +30,15 @@ def test_losses_finite_on_large_logits(worker):
         expect_finite(expect_tensor(out[key], name=name, shape=()), name=f"{name} on logits of size 1e4")
 
 
+def test_noise_and_optimizers(worker):
+    out = worker.call("noise_and_optimizers")
+    expect_tensor(out["noise"], name="sample_noise(G, 5) for G of z_dim 3 in float64", shape=(5, 3),
+                  dtype=torch.float64)
+    assert out["kinds"] == ["Adam", "Adam"], f"make_optimizers should return two Adam optimisers, got {out['kinds']}"
+    assert out["lrs"] == [2e-3, 2e-3], "make_optimizers should use the lr it is given"
+    assert out["own"], "make_optimizers: opt_g should hold exactly G's parameters and opt_d exactly D's"
+
+
 def test_step_isolation(worker):
     out = worker.call("isolation")
     same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a, b))

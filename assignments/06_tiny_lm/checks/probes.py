@@ -44,3 +44,18 @@ def sample(seed):
     model = tl.BigramLM(5).fit(torch.tensor([0, 1, 2, 3, 4] * 20))
     prompt = torch.zeros(2, 1, dtype=torch.long)
     return [tl.generate(model, prompt, 10, generator=torch.Generator().manual_seed(seed)) for _ in range(2)]
+
+
+def bigram(ids, vocab_size):
+    """A bigram model fitted on ids: its logits for ids[None]."""
+    tl = student("tiny_lm")
+    model = tl.BigramLM(vocab_size).fit(ids, alpha=1.0)
+    return model(ids[None])
+
+
+def attention(x, n_head):
+    """One CausalSelfAttention on x: (y, att)."""
+    tl = student("tiny_lm")
+    layer = tl.CausalSelfAttention(x.shape[-1], n_head)
+    with torch.no_grad():
+        return tuple(layer(x))

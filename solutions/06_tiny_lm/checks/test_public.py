@@ -39,6 +39,22 @@ def test_loss_formula(worker):
     assert abs(float(uniform) - math.log(5)) < 1e-5, "lm_loss of uniform logits over 5 tokens should be ln 5"
 
 
+def test_bigram_shapes(worker):
+    ids = torch.tensor([0, 1, 2, 1, 0, 2, 2, 1])
+    logits = expect_tensor(worker.call("bigram", ids, 3), name="BigramLM.forward", shape=(1, 8, 3), dtype=torch.float32)
+    rows = logits.exp().sum(-1)
+    assert bool(((rows - 1).abs() < 1e-4).all()), "BigramLM.forward should return log-probabilities (rows of exp sum to 1)"
+
+
+def test_attention_shapes(worker):
+    x = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(0))
+    out = worker.call("attention", x, 3)
+    assert isinstance(out, (tuple, list)) and len(out) == 2, "CausalSelfAttention.forward should return (y, att)"
+    expect_tensor(out[0], name="CausalSelfAttention y", shape=(2, 5, 12), dtype=torch.float32)
+    att = expect_tensor(out[1], name="CausalSelfAttention att", shape=(2, 3, 5, 5), dtype=torch.float32)
+    assert float(att.triu(1).abs().max()) == 0.0, "att should be 0 above the diagonal: a position never sees its future"
+
+
 def test_batch_shifted(worker):
     ids = torch.arange(100) * 10
     x, y = worker.call("batch", ids)
