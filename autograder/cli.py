@@ -15,6 +15,7 @@ failed); 2 bad usage, bad grading.yml or unreadable submission; 3 the grader its
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -362,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("autograder: interrupted", file=sys.stderr)
         return INTERNAL
+    except BrokenPipeError:  # `autograder list | head`: the reader left; not the grader's fault
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet too
+        return OK
     except Exception as error:  # a bug of the grader's own
         traceback.print_exc()
         print(f"autograder: internal error: {type(error).__name__}: {error}", file=sys.stderr)

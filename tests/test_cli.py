@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -142,3 +143,15 @@ def test_public_checks(tmp_path, source, code, words):
     run = autograder("check", str(folder))
     assert run.returncode == code, run.stdout + run.stderr
     assert words in run.stdout
+
+
+def test_a_reader_that_leaves_early_is_not_a_grader_error():
+    """``autograder list | head -1``: the pipe closes under the writer; exit 0, nothing on stderr."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run([sys.executable, "-m", "autograder.cli", "list"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (0, "")
