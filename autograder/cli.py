@@ -7,6 +7,7 @@
     autograder release [--check]                      regenerate assignments/ from solutions/
     autograder release --student-bundle DIR           what students install: assignments, checker, no answers
     autograder doctor                                 which containment layers hold on this machine
+    autograder export gradescope|github --assignment ID --out PATH   a Gradescope zip, or a student repo's workflow
 
 Exit codes: 0 graded (or checks passed); 1 graded but below --fail-under (or a check
 failed); 2 bad usage, bad grading.yml or unreadable submission; 3 the grader itself failed.
@@ -96,6 +97,20 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--student-bundle", type=Path, default=None, metavar="DIR",
                          help="write what students install into DIR (new or empty): the released assignments, "
                               "the student package's wheel, the student course file and INSTALL.md")
+    export = commands.add_parser("export", help="package one assignment for Gradescope or GitHub Classroom")
+    export.add_argument("platform", choices=("gradescope", "github"))
+    export.add_argument("--assignment", required=True, metavar="ID")
+    export.add_argument("--out", type=Path, required=True,
+                        help="gradescope: the zip to write (ID-autograder.zip); github: a folder for the workflow")
+    export.add_argument("--torch-index", default="", metavar="URL",
+                        help="an --index-url for torch (e.g. PyTorch's CPU-only index); default: the package index")
+    export.add_argument("--kit-repo", default="OWNER/KIT", metavar="OWNER/NAME",
+                        help="github: the instructor's private repository holding the kit and its hidden suites")
+    export.add_argument("--kit-ref", default="main", help="github: the branch or tag of --kit-repo (default main)")
+    export.add_argument("--secret", default="KIT_TOKEN",
+                        help="github: the name of the secret holding a token that can read --kit-repo")
+    export.add_argument("--student-wheel", type=Path, default=None, metavar="WHEEL",
+                        help="github: the student package (autograder release --student-bundle) for the public checks")
     return parser
 
 
@@ -345,7 +360,25 @@ def cmd_doctor(cfg, args) -> int:
     return OK
 
 
-COMMANDS = {"doctor": cmd_doctor, "list": cmd_list, "check": cmd_check, "grade": cmd_grade, "grade-batch": cmd_grade_batch,
+def cmd_export(cfg, args) -> int:
+    """Write the Gradescope zip or the GitHub workflow of one assignment (autograder/export/)."""
+    from autograder.export import ExportError, github, gradescope
+
+    assignment = cfg.get(args.assignment)
+    try:
+        if args.platform == "gradescope":
+            lines = gradescope.export(cfg, assignment, args.out, torch_index=args.torch_index)
+        else:
+            lines = github.export(cfg, assignment, args.out, kit_repo=args.kit_repo, kit_ref=args.kit_ref,
+                                  secret=args.secret, torch_index=args.torch_index,
+                                  student_wheel=args.student_wheel)
+    except ExportError as error:
+        raise UsageError(str(error)) from None
+    print("\n".join(lines))
+    return OK
+
+
+COMMANDS = {"doctor": cmd_doctor, "export": cmd_export, "list": cmd_list, "check": cmd_check, "grade": cmd_grade, "grade-batch": cmd_grade_batch,
             "release": cmd_release}
 
 
