@@ -2,9 +2,11 @@
 /autograder, set up and run for the reference, the skeleton and a hostile submission.
 
 Gradescope itself is not reachable here; what it does is simulated from its specification:
-the zip unpacked into ``source/``, ``setup.sh`` run once (with the install skipped: the
-dependencies are already here), ``run_autograder`` run with the student's files in
-``submission/``, and ``results/results.json`` read back and validated.
+the zip unpacked into ``source/``, ``setup.sh`` run once (the dependencies' install skipped:
+they are already here; the kit itself installed, into a virtual environment that sees this
+machine's packages, so that the kit in the zip is what the scrubbed worker imports),
+``run_autograder`` run with the student's files in ``submission/``, and
+``results/results.json`` read back and validated.
 """
 
 from __future__ import annotations
@@ -29,21 +31,35 @@ from tests.test_cli import RESULTS_SCHEMA
 
 KIT = Path(__file__).resolve().parent.parent
 COURSE = config_module.load(KIT / "grading.yml")
-ASSIGNMENT = COURSE.get("tiny_lm")  # the quickest suite of the six (~15 s for the reference)
+ASSIGNMENT = COURSE.get("vae")  # quick (~12 s for the reference) and it reads the shipped digits
 MODULE = ASSIGNMENT.files[0]
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> Path:
     """The zip, written by the command an instructor runs."""
-    out = tmp_path_factory.mktemp("export") / "tiny_lm-autograder.zip"
+    out = tmp_path_factory.mktemp("export") / f"{ASSIGNMENT.id}-autograder.zip"
     done = cli("--config", str(KIT / "grading.yml"), "export", "gradescope", "--assignment", ASSIGNMENT.id,
                "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out
 
 
-def _unpack(package: Path, root: Path) -> Path:
+@pytest.fixture(scope="module")
+def python(tmp_path_factory) -> Path:
+    """A virtual environment over this machine's packages: where setup.sh installs the zip's kit
+    (never over the kit this checkout has installed)."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    return venv / "bin"
+
+
+def _path(python: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**env, "PATH": f"{python}:{env.get('PATH', '')}"}
+
+
+def _unpack(package: Path, root: Path, python: Path) -> Path:
     """A fresh /autograder: source/ (the zip, set up), submission/, results/."""
     (root / "source").mkdir(parents=True)
     (root / "submission").mkdir()
@@ -52,16 +68,15 @@ def _unpack(package: Path, root: Path) -> Path:
             archive.extract(info, root / "source")
             os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
     setup = subprocess.run(["bash", "setup.sh"], cwd=root / "source", capture_output=True, text=True,
-                           env={**os.environ, "AUTOGRADER_SKIP_INSTALL": "1"})
-    assert setup.returncode == 0 and "nothing installed" in setup.stdout, setup.stderr
+                           env={**_path(python), "AUTOGRADER_SKIP_INSTALL": "1"})
+    assert setup.returncode == 0 and "dependencies not installed" in setup.stdout, setup.stdout + setup.stderr
     return root
 
 
-def _run(root: Path) -> dict:
-    """run_autograder as Gradescope starts it (this Python first on PATH; no PYTHONPATH of ours:
-    the script must find the kit it was shipped with)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(AUTOGRADER_ROOT=str(root), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+def _run(root: Path, python: Path) -> dict:
+    """run_autograder as Gradescope starts it (the environment's python3 first on PATH; no
+    PYTHONPATH of ours: the script must find the kit it was shipped with)."""
+    env = {**_path(python), "AUTOGRADER_ROOT": str(root)}
     done = subprocess.run([str(root / "source" / "run_autograder")], cwd=root, capture_output=True, text=True,
                           env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -83,7 +98,7 @@ def test_zip_holds_one_suite_one_entry_and_no_solution(package):
         names = archive.namelist()
         contents = {n: archive.read(n) for n in names}
         modes = {n: (archive.getinfo(n).external_attr >> 16) & 0o777 for n in names}
-    assert {"setup.sh", "run_autograder", "requirements.txt", "kit/grading.yml"} <= set(names)
+    assert {"setup.sh", "run_autograder", "requirements.txt", "kit/grading.yml", "kit/pyproject.toml"} <= set(names)
     assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
     assert not [n for n in names if "solutions" in Path(n).parts]
     suites = {Path(n).parts[3] for n in names if n.startswith("kit/autograder/suites/")}
@@ -111,10 +126,10 @@ def test_zip_is_the_same_bytes_twice(package, tmp_path):
 def test_a_second_suite_or_entry_is_refused():
     files = gradescope.package(COURSE, ASSIGNMENT)
     with pytest.raises(ExportError, match="suites"):
-        gradescope._check_package({**files, "kit/autograder/suites/vae/test_vae.py": b""}, COURSE, ASSIGNMENT)
+        gradescope._check_package({**files, "kit/autograder/suites/gan/test_gan.py": b""}, COURSE, ASSIGNMENT)
     with pytest.raises(ExportError, match="solution"):
-        gradescope._check_package({**files, "kit/solutions/06_tiny_lm/tiny_lm.py": b""}, COURSE, ASSIGNMENT)
-    two = yaml.safe_dump({"assignments": [{"id": "tiny_lm"}, {"id": "vae"}]}).encode()
+        gradescope._check_package({**files, "kit/solutions/03_vae/vae.py": b""}, COURSE, ASSIGNMENT)
+    two = yaml.safe_dump({"assignments": [{"id": "vae"}, {"id": "gan"}]}).encode()
     with pytest.raises(ExportError, match="grading.yml"):
         gradescope._check_package({**files, "kit/grading.yml": two}, COURSE, ASSIGNMENT)
 
@@ -143,14 +158,14 @@ def test_an_unknown_assignment_or_folder_is_one_line(tmp_path):
 
 def test_the_submission_folder_is_found_where_the_student_put_it(tmp_path):
     top = tmp_path / "top"
-    (top / "06_tiny_lm").mkdir(parents=True)
-    (top / "06_tiny_lm" / MODULE).write_text("x = 1\n")
-    assert gradescope.submission_folder(top, [MODULE]) == top / "06_tiny_lm"
+    (top / ASSIGNMENT.folder).mkdir(parents=True)
+    (top / ASSIGNMENT.folder / MODULE).write_text("x = 1\n")
+    assert gradescope.submission_folder(top, [MODULE]) == top / ASSIGNMENT.folder
     (top / MODULE).write_text("x = 1\n")
     assert gradescope.submission_folder(top, [MODULE]) == top
     notebook = tmp_path / "nb"
     (notebook / "work").mkdir(parents=True)
-    (notebook / "work" / "tiny_lm.ipynb").write_text("{}")
+    (notebook / "work" / Path(MODULE).with_suffix(".ipynb").name).write_text("{}")
     assert gradescope.submission_folder(notebook, [MODULE]) == notebook / "work"
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -160,10 +175,16 @@ def test_the_submission_folder_is_found_where_the_student_put_it(tmp_path):
 # --------------------------------------------------------------------------- run as Gradescope runs it
 
 
-def test_reference_gets_full_marks_with_pictures(package, tmp_path):
-    root = _unpack(package, tmp_path / "autograder")
+def test_reference_gets_full_marks_with_pictures(package, python, tmp_path):
+    root = _unpack(package, tmp_path / "autograder", python)
+    # what the worker imports (a scrubbed environment, -s -P): the kit shipped in the zip
+    seen = subprocess.run([str(python / "python3"), "-s", "-P", "-c",
+                           "import autograder, kitdata; print(autograder.__file__); print(kitdata.__file__)"],
+                          capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    kit = root / "source" / "kit"
+    assert [Path(line).is_relative_to(kit) for line in seen.stdout.split()] == [True, True], seen.stdout + seen.stderr
     shutil.copy(COURSE.solution_dir(ASSIGNMENT) / MODULE, root / "submission" / MODULE)
-    results = _run(root)
+    results = _run(root, python)
     assert results["score"] == ASSIGNMENT.max_points
     assert len(results["tests"]) == len(ASSIGNMENT.tests)
     assert all(t["status"] == "passed" and t["output_format"] == "md" for t in results["tests"])
@@ -172,17 +193,17 @@ def test_reference_gets_full_marks_with_pictures(package, tmp_path):
     assert "](data:image/png;base64," in results["output"]
 
 
-def test_skeleton_gets_zero(package, tmp_path):
-    root = _unpack(package, tmp_path / "autograder")
+def test_skeleton_gets_zero(package, python, tmp_path):
+    root = _unpack(package, tmp_path / "autograder", python)
     shutil.copy(KIT / "assignments" / ASSIGNMENT.folder / MODULE, root / "submission" / MODULE)
-    results = _run(root)
+    results = _run(root, python)
     assert results["score"] == 0
     assert all(t["status"] == "failed" and t["score"] == 0 for t in results["tests"])
     assert all(t["output"] for t in results["tests"])  # each failure says why
 
 
-def test_hostile_submission_cannot_change_the_kit_or_the_results(package, tmp_path):
-    root = _unpack(package, tmp_path / "autograder")
+def test_hostile_submission_cannot_change_the_kit_or_the_results(package, python, tmp_path):
+    root = _unpack(package, tmp_path / "autograder", python)
     kit = root / "source" / "kit"
     before = _digest(kit)
     targets = [root / "results" / "results.json", kit / "grading.yml",
@@ -200,14 +221,14 @@ for _target in {[str(t) for t in targets]!r}:  # forge the results, loosen the t
 """
     skeleton = (KIT / "assignments" / ASSIGNMENT.folder / MODULE).read_text()
     (root / "submission" / MODULE).write_text(skeleton + attack)
-    results = _run(root)
+    results = _run(root, python)
     assert results["score"] == 0 and len(results["tests"]) == len(ASSIGNMENT.tests)
     assert _digest(kit) == before
 
 
-def test_a_refused_submission_still_gets_results(package, tmp_path):
-    root = _unpack(package, tmp_path / "autograder")
+def test_a_refused_submission_still_gets_results(package, python, tmp_path):
+    root = _unpack(package, tmp_path / "autograder", python)
     (root / "submission" / MODULE).symlink_to(KIT / "solutions" / ASSIGNMENT.folder / MODULE)
-    results = _run(root)
+    results = _run(root, python)
     assert results["score"] == 0 and results["tests"] == []
     assert "not graded" in results["output"] and "symbolic link" in results["output"]

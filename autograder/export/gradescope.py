@@ -2,15 +2,17 @@
 
 The zip is what Gradescope's "zip file upload" expects, unpacked into ``/autograder/source``:
 
-    setup.sh          run once, as root, when Gradescope builds the image: the kit's dependencies
+    setup.sh          run once, as root, when Gradescope builds the image: the kit's dependencies,
+                      then the kit itself (``pip install -e kit``)
     run_autograder    run as root for every submission: ``python3 -m autograder.export.gradescope``
     requirements.txt  the kit's dependencies (read from its pyproject.toml)
-    kit/              the engine, kitdata, ONE assignment's hidden suite, and a grading.yml
-                      holding only that assignment (no solution, no other suite or entry)
+    kit/              the engine, kitdata, ONE assignment's hidden suite, a grading.yml holding
+                      only that assignment (no solution, no other suite or entry), a pyproject.toml
 
-The kit is not pip-installed: ``run_autograder`` puts ``kit`` and ``kit/datasets`` on
-PYTHONPATH, so ``kit/`` is both the engine and the course root, which the engine already
-keeps out of the worker's reach (runner._policy hides the course root and the suite). Gradescope
+The kit is installed in place (editable), as in the kit's own checkout: the worker, started
+with a scrubbed environment, imports the engine and kitdata through that installation, and
+``kit/`` is both the engine and the course root, which the engine already keeps out of the
+worker's reach (runner._policy hides the course root and the suite). Gradescope
 runs ``run_autograder`` as root, so the worker runs as a uid of its own (the ``identity``
 layer); the grading's ``report.md``, printed to the stdout Gradescope shows instructors only,
 says which layers held.
@@ -23,7 +25,8 @@ embedded in the top-level output. A submission the kit refuses still gets a resu
 0 points and the one-line reason.
 
 Tests only: ``AUTOGRADER_ROOT`` moves ``/autograder`` (the kit's tests unpack the zip into a
-temporary root); ``AUTOGRADER_SKIP_INSTALL=1`` makes setup.sh install nothing.
+temporary root); ``AUTOGRADER_SKIP_INSTALL=1`` makes setup.sh install no package but the kit
+(the dependencies are there already; the tests install the kit into a virtual environment).
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ SETUP_SH = """\
 # It installs Python and the kit's dependencies; the kit itself is in ./kit, used in place.
 set -euo pipefail
 cd "$(dirname "$0")"
-if [ "${AUTOGRADER_SKIP_INSTALL:-0}" = 1 ]; then  # the kit's own tests: already installed
-    echo "setup.sh: AUTOGRADER_SKIP_INSTALL=1, nothing installed"
+if [ "${AUTOGRADER_SKIP_INSTALL:-0}" = 1 ]; then  # the kit's own tests: dependencies already there
+    echo "setup.sh: AUTOGRADER_SKIP_INSTALL=1, dependencies not installed"
+    python3 -m pip install --quiet --no-deps --no-build-isolation --no-index -e ./kit
     exit 0
 fi
 apt-get update -q
@@ -72,6 +76,8 @@ if [ -n "$TORCH_INDEX_URL" ]; then
     python3 -m pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" "__TORCH__"
 fi
 python3 -m pip install --no-cache-dir -r requirements.txt
+# The kit in place: the worker (a scrubbed environment, no PYTHONPATH) imports it from here.
+python3 -m pip install --no-cache-dir --no-deps -e ./kit
 # Which containment layers hold in this image (shown in the build log).
 PYTHONPATH="$PWD/kit:$PWD/kit/datasets" python3 -m autograder.cli --config kit/grading.yml doctor || true
 """
@@ -146,6 +152,31 @@ def requirements() -> list[str]:
         return [r for r in requires("genai-autograder-kit") or [] if "extra ==" not in r]
 
 
+def _pyproject(deps: list[str]) -> str:
+    """The kit's pyproject.toml in the zip: the kit's packages and dependencies (its own names a
+    README the zip does not carry)."""
+    listed = "".join(f'    "{d}",\n' for d in deps)
+    return f'''[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "genai-autograder-kit"
+version = "0.1.0"
+description = "The kit as Gradescope's image holds it: one assignment's hidden suite."
+requires-python = ">=3.10"
+dependencies = [
+{listed}]
+
+[tool.setuptools.packages.find]
+where = [".", "datasets"]
+include = ["autograder*", "kitdata*"]
+
+[tool.setuptools.package-data]
+kitdata = ["*.npz"]
+'''
+
+
 def package(cfg, assignment, torch_index: str = "") -> dict[str, bytes]:
     """The zip's files (path -> bytes): scripts, requirements and the one-assignment kit."""
     import autograder
@@ -164,6 +195,7 @@ def package(cfg, assignment, torch_index: str = "") -> dict[str, bytes]:
         "setup.sh": SETUP_SH.replace("__TORCH_INDEX_URL__", torch_index).replace("__TORCH__", torch).encode(),
         "run_autograder": RUN_AUTOGRADER.replace("__ASSIGNMENT__", assignment.id).encode(),
         "requirements.txt": ("\n".join(deps) + "\n").encode(),
+        f"{KIT}/pyproject.toml": _pyproject(deps).encode(),
         f"{KIT}/grading.yml": yaml.safe_dump(course_entry(cfg, assignment), sort_keys=False,
                                              allow_unicode=True).encode(),
     }
