@@ -170,6 +170,11 @@ def test_the_submission_folder_is_found_where_the_student_put_it(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert gradescope.submission_folder(empty, [MODULE]) == empty  # the kit then says what is missing
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / MODULE).write_text("x = 1\n")
+    (empty / "link").symlink_to(tmp_path / "elsewhere")  # a link is never followed, nor a loop
+    (empty / "loop").symlink_to(empty)
+    assert gradescope.submission_folder(empty, [MODULE]) == empty
 
 
 # --------------------------------------------------------------------------- run as Gradescope runs it

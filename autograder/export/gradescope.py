@@ -261,8 +261,11 @@ def submission_folder(submitted: Path, files: list[str]) -> Path:
 
     if holds(submitted):
         return submitted
-    inside = sorted({p.parent for f in files for name in (f, str(PurePosixPath(f).with_suffix(".ipynb")))
-                     for p in submitted.rglob(name) if not p.is_symlink() and ".git" not in p.parts})
+    inside = []
+    for folder, subfolders, _ in os.walk(submitted):  # never follows a link: a submission is data
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        if holds(Path(folder)):
+            inside.append(Path(folder))
     return inside[0] if len(inside) == 1 else submitted
 
 
