@@ -67,6 +67,8 @@ def _unpack(package: Path, root: Path, python: Path) -> Path:
         for info in archive.infolist():  # zipfile drops the modes; Gradescope's unzip keeps them
             archive.extract(info, root / "source")
             os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
+    for script in ("setup.sh", "run_autograder"):  # the whole of each parses, not only the part run here
+        assert subprocess.run(["bash", "-n", script], cwd=root / "source").returncode == 0, script
     setup = subprocess.run(["bash", "setup.sh"], cwd=root / "source", capture_output=True, text=True,
                            env={**_path(python), "AUTOGRADER_SKIP_INSTALL": "1"})
     assert setup.returncode == 0 and "dependencies not installed" in setup.stdout, setup.stdout + setup.stderr
@@ -132,6 +134,14 @@ def test_a_second_suite_or_entry_is_refused():
     two = yaml.safe_dump({"assignments": [{"id": "vae"}, {"id": "gan"}]}).encode()
     with pytest.raises(ExportError, match="grading.yml"):
         gradescope._check_package({**files, "kit/grading.yml": two}, COURSE, ASSIGNMENT)
+
+
+def test_the_torch_index_is_written_as_given_or_refused():
+    files = gradescope.package(COURSE, ASSIGNMENT, torch_index="https://example.invalid/whl/cpu")
+    assert 'TORCH_INDEX_URL="https://example.invalid/whl/cpu"' in files["setup.sh"].decode()
+    for odd in ('x"; rm -rf /; "', "a b", "$(id)"):
+        with pytest.raises(ExportError, match="--torch-index"):
+            gradescope.package(COURSE, ASSIGNMENT, torch_index=odd)
 
 
 def test_a_suite_that_refers_to_the_solutions_is_refused(tmp_path):

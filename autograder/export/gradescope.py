@@ -184,6 +184,8 @@ def package(cfg, assignment, torch_index: str = "") -> dict[str, bytes]:
 
     engine = Path(autograder.__file__).resolve().parent
     data = Path(kitdata.__file__).resolve().parent
+    if not re.fullmatch(r"[^\s\"'$`\\]*", torch_index):  # it goes into setup.sh between quotes
+        raise ExportError(f"--torch-index: {torch_index!r} is not a valid value")
     suite = cfg.suite_dir(assignment)
     if not (suite / "probes.py").is_file():
         raise ExportError(f"{suite}: no hidden suite for {assignment.id} (a suite needs probes.py)")
