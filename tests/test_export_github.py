@@ -85,6 +85,18 @@ def test_points_reach_the_reporter_and_only_student_reports_are_uploaded(workflo
     assert upload["with"]["path"].rstrip("/") == flow["jobs"]["grade"]["env"]["STUDENT_REPORTS"]
 
 
+def test_the_student_wheel_goes_into_the_template(tmp_path):
+    wheel = tmp_path / "genai_course_student-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK")
+    out = tmp_path / "template"
+    done = cli("--config", str(EXAMPLE / "grading.yml"), "export", "github", "--assignment", "mini",
+               "--out", str(out), "--student-wheel", str(wheel))
+    assert done.returncode == 0 and (out / github.WHEELS / wheel.name).read_bytes() == b"PK"
+    done = cli("--config", str(EXAMPLE / "grading.yml"), "export", "github", "--assignment", "mini",
+               "--out", str(out), "--student-wheel", str(tmp_path / "missing.whl"))
+    assert done.returncode == 2 and "--student-wheel" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_odd_values_are_refused_not_written():
     for option in ({"kit_repo": "prof/kit\n  evil: 1"}, {"secret": "X }} ${{ secrets.OTHER"},
                    {"kit_ref": "main; curl"}, {"torch_index": "a b"}):

@@ -164,6 +164,9 @@ def export(cfg, assignment, out: Path, kit_repo: str = "OWNER/KIT", kit_ref: str
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: not a folder")
+    if student_wheel is not None and not (Path(student_wheel).is_file() and str(student_wheel).endswith(".whl")):
+        raise ExportError(f"--student-wheel: {student_wheel} is not a wheel (autograder release --student-bundle "
+                          "writes one)")
     target = out / WORKFLOW
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(workflow(assignment.id, kit_repo, kit_ref, secret, torch_index), encoding="utf-8")
