@@ -103,6 +103,7 @@ def feedback_markdown(result: Result, instructor: bool = False) -> str:
                   "not shown (hidden, or released after the due date).", ""]
     else:
         lines += [f"**{result.score:g} / {result.max_score:g}** points", ""]
+    lines += [f"> {markdown(notice)}" for notice in result.notices] + [""] * bool(result.notices)
     lines += ["| | test | points | what the grader saw |", "|---|---|---|---|"]
     for t in shown:
         message = markdown(t.message or "")
