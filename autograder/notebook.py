@@ -203,10 +203,16 @@ def prepare(submission: Path, files: list[str], private: Path,
         chosen = {f: submission / (Path(f).stem + NOTEBOOK) for f in files
                   if f.endswith(".py") and not (submission / f).exists()
                   and (submission / (Path(f).stem + NOTEBOOK)).is_file()}
+    beside = [f for f in files if submission.is_dir() and (submission / f).is_file()
+              and (submission / (Path(f).stem + NOTEBOOK)).is_file()]
+    if beside:  # say which one counted: a student who worked in the notebook must not be surprised
+        notices = [f"graded {f}; {Path(f).stem + NOTEBOOK} beside it was not used (hand in the notebook "
+                   f"alone, or name it: autograder check {Path(f).stem + NOTEBOOK})" for f in beside]
+    else:
+        notices = []
     if not chosen:
-        return submission, []
+        return submission, notices
     copy(folder, private)
-    notices = []
     for module, notebook in chosen.items():
         if notebook.is_symlink():
             raise SubmissionError(f"{notebook}: is a symbolic link; a submission is a folder of its own files")
