@@ -56,7 +56,8 @@ def gradescope(result: Result) -> dict:
         "execution_time": round(result.execution_time, 2),
         # the top-level output is shown at once: only the tests already visible count in it
         "output": f"{result.assignment}: {sum(t.score for t in shown):g} / {sum(t.max_score for t in shown):g} "
-                  "points on the tests shown" + (f"; {held} more test(s) are released later" if held else ""),
+                  "points on the tests shown" + (f"; {held} more test(s) are released later" if held else "")
+                  + "".join(f"\n\n{markdown(notice)}" for notice in result.notices),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,

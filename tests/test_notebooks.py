@@ -231,3 +231,15 @@ def test_reference_notebook_runs_top_to_bottom(assignment, tmp_path):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert re.search(r"\d+ passed, \d+ failed", printed), printed[-800:]
     assert "internal error" not in printed and "grader error" not in printed.lower()
+
+
+def test_notices_reach_the_students_feedback():
+    from autograder import reports
+    from autograder.runner import Result, TestResult
+
+    notice = "vae.ipynb: its nbgrader cell metadata is missing (another editor removed it?)"
+    result = Result("vae", "sub", [TestResult("test_shapes", 9.0, 9.0, "passed")], 1.0, 0, notices=[notice])
+    assert notice.split(":")[1].strip()[:20] in reports.feedback_markdown(result)
+    assert "metadata is missing" in reports.gradescope(result)["output"]
+    quiet = Result("vae", "sub", [TestResult("test_shapes", 9.0, 9.0, "passed")], 1.0, 0)
+    assert "metadata is missing" not in reports.feedback_markdown(quiet) + reports.gradescope(quiet)["output"]
