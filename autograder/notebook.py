@@ -49,7 +49,10 @@ class Extracted:
 
 
 def _text(source) -> str:
-    return "".join(source) if isinstance(source, list) else str(source or "")
+    """A cell's source (nbformat allows a string or a list of lines); anything else is no code."""
+    if isinstance(source, list):
+        return "".join(line for line in source if isinstance(line, str))
+    return source if isinstance(source, str) else ""
 
 
 def _nbgrader(cell: dict) -> dict:
@@ -71,7 +74,7 @@ def read(data: bytes, where: str) -> list[dict]:
     """The notebook's cells; ``SubmissionError`` when it is not an nbformat-4 notebook."""
     try:
         nb = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # deep nesting: RecursionError
         raise SubmissionError(f"{where}: not a Jupyter notebook (not JSON: {str(error)[:80]})") from None
     if not isinstance(nb, dict) or "nbformat" not in nb:
         raise SubmissionError(f"{where}: not a Jupyter notebook (no 'nbformat' field)")

@@ -148,6 +148,8 @@ def test_stripped_metadata_falls_back_on_the_skeletons_names_and_says_so():
 
 @pytest.mark.parametrize("data, message", [
     (b"def f(): pass\n", r"^vae.ipynb: not a Jupyter notebook \(not JSON"),
+    (b"[" * 200_000, r"^vae.ipynb: not a Jupyter notebook \(not JSON"),
+    (b'{"nbformat": 4, "cells": {"a": 1}}', r"^vae.ipynb: not a Jupyter notebook \(its 'cells'"),
     (notebook_bytes(GIVEN, GRADED, version=3), r"^vae.ipynb: a version 3 notebook; the grader reads version 4"),
     (b'{"cells": []}', r"^vae.ipynb: not a Jupyter notebook \(no 'nbformat' field\)"),
     (notebook_bytes(GIVEN, SCRATCH), r"^vae.ipynb: no graded cells"),
@@ -156,6 +158,21 @@ def test_bad_notebooks_are_one_line_refusals(data, message):
     with pytest.raises(SubmissionError, match=message) as raised:
         notebook.extract(data, "vae.ipynb", names={"VAE"})
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("cell", [
+    {"cell_type": "code", "source": ["def area(r):\n", 7, None], "metadata": {"nbgrader": {"solution": True}}},
+    {"cell_type": "code", "source": 12, "metadata": {"nbgrader": "yes"}},
+    {"cell_type": "code", "metadata": []},
+    {"cell_type": ["code"], "source": "x", "metadata": {"nbgrader": {"solution": "true"}}},
+])
+def test_odd_cells_never_crash_the_extraction(cell):
+    try:
+        built = notebook.extract(notebook_bytes(cell), "vae.ipynb", names={"area"})
+    except SubmissionError as refused:
+        assert "\n" not in str(refused)
+    else:
+        assert isinstance(built.source, str)
 
 
 def test_bad_notebooks_are_exit_2_not_3(tmp_path):
