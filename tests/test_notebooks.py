@@ -260,3 +260,19 @@ def test_notices_reach_the_students_feedback():
     assert "metadata is missing" in reports.gradescope(result)["output"]
     quiet = Result("vae", "sub", [TestResult("test_shapes", 9.0, 9.0, "passed")], 1.0, 0)
     assert "metadata is missing" not in reports.feedback_markdown(quiet) + reports.gradescope(quiet)["output"]
+
+
+def test_similarity_compares_notebooks_by_their_graded_code(tmp_path):
+    """A notebook submission is fingerprinted from the module built from it, as its .py would
+    be (before, every notebook counted as an empty file: all of them 'identical files')."""
+    from autograder import similarity
+
+    for name, data in (("ref", reference_bytes(VAE)),
+                       ("released", (KIT / "assignments" / VAE.folder / "vae.ipynb").read_bytes())):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "vae.ipynb").write_bytes(data)
+    ref, released = (similarity.read_submission(tmp_path / n, ["vae.py"]) for n in ("ref", "released"))
+    module = similarity.read_submission(CFG.solution_dir(VAE), ["vae.py"])
+    skeleton = similarity.read_submission(KIT / "assignments" / VAE.folder, ["vae.py"])
+    assert ref.tokens == module.tokens and released.tokens == skeleton.tokens and ref.tokens != released.tokens
+    assert similarity.similar_pairs([ref, released], base=skeleton) == []
