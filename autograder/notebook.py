@@ -133,34 +133,41 @@ def _stand_ins(text: str, number: int, where: str) -> tuple[str, str] | None:
     return code, message
 
 
+def _defines(text: str) -> set[str]:
+    tree = _parse(text)
+    return _defined(tree) if tree else set(_names_in_unparsable(text))
+
+
+def _fallback(code: list[tuple[int, str]], names: set[str], where: str) -> tuple[list[tuple[int, str]], str]:
+    """No cell is marked as a solution: take the cells that define the skeleton's functions or
+    classes, and the cells of imports only (the given imports); never any other cell."""
+    graded, found = [], set()
+    for number, text in code:
+        defined = _defines(text) & names
+        if defined or _only_imports(_parse(text)):
+            graded.append((number, text))
+            found |= defined
+    if not found:
+        listed = ", ".join(sorted(names)) or "the assignment's functions"
+        raise SubmissionError(f"{where}: no graded cells (no cell is marked as a solution cell, and none "
+                              f"defines {listed}); copy your code into the released notebook's cells")
+    return graded, (f"{where}: its nbgrader cell metadata is missing (another editor removed it?), so the "
+                    f"grader took the cells that define the assignment's functions, and cells of imports "
+                    f"(cells {', '.join(str(n) for n, _ in graded)}); check that nothing is missing")
+
+
 def extract(data: bytes, where: str, names: set[str] | None = None) -> Extracted:
     """Build the module from the notebook ``data`` (``where`` names it in messages).
 
     ``names`` are the skeleton's functions and classes, used only when no cell carries
     nbgrader's solution metadata."""
-    cells = read(data, where)
-    code = [(number, _text(cell.get("source"))) for number, cell in enumerate(cells, 1)
-            if cell.get("cell_type") == "code"]
-    graded = [(n, t) for (n, t), cell in zip(code, (c for c in cells if c.get("cell_type") == "code"))
-              if _is_graded(cell)]
-    has_solutions = any(_nbgrader(c).get("solution") is True for c in cells if c.get("cell_type") == "code")
+    code = [(number, cell) for number, cell in enumerate(read(data, where), 1) if cell.get("cell_type") == "code"]
     notices = []
-    if not has_solutions:
-        wanted = set(names or ())
-        graded = []
-        for number, text in code:
-            tree = _parse(text)
-            defines = _defined(tree) if tree else set(_names_in_unparsable(text))
-            if defines & wanted or _only_imports(tree):
-                graded.append((number, text))
-        if not any(_defined(_parse(t)) & wanted if _parse(t) else set(_names_in_unparsable(t)) & wanted
-                   for _, t in graded):
-            listed = ", ".join(sorted(wanted)) or "the assignment's functions"
-            raise SubmissionError(f"{where}: no graded cells (no cell is marked as a solution cell, and none "
-                                  f"defines {listed}); copy your code into the released notebook's cells")
-        notices.append(f"{where}: its nbgrader cell metadata is missing (another editor removed it?), so the "
-                       f"grader took the cells that define the assignment's functions, and cells of imports "
-                       f"(cells {', '.join(str(n) for n, _ in graded)}); check that nothing is missing")
+    if any(_nbgrader(cell).get("solution") is True for _, cell in code):
+        graded = [(number, _text(cell.get("source"))) for number, cell in code if _is_graded(cell)]
+    else:
+        graded, notice = _fallback([(n, _text(c.get("source"))) for n, c in code], set(names or ()), where)
+        notices.append(notice)
     parts = [f"# Built by the grader from {where}: its graded cells only, in notebook order.\n"]
     for number, text in graded:
         replaced = _stand_ins(text, number, where)
