@@ -228,7 +228,10 @@ def test_notebook_grades_as_the_module_and_exploration_never_runs(tmp_path):
 
 # --- every reference notebook runs under nbclient ------------------------------------------
 
-NOTEBOOK_SECONDS = 60   # stated budget per notebook, on 2 shared CPU cores (measured: ~12-15 s)
+# The budget is 60 s per notebook on 2 shared CPU cores; measured 9-23 s each (benchmarks/
+# bench_notebooks.py --nbclient), most of it the checks cell. nbclient's limit is per cell and
+# generous, so that a loaded CI machine fails only a notebook that hangs.
+CELL_SECONDS = 180
 
 
 @ids
@@ -243,7 +246,7 @@ def test_reference_notebook_runs_top_to_bottom(assignment, tmp_path):
     (folder / f"{name}.py").unlink()   # the notebook is the work
     (folder / f"{name}.ipynb").write_bytes(reference_bytes(assignment))
     nb = nbformat.reads(reference_bytes(assignment).decode(), as_version=4)
-    NotebookClient(nb, timeout=NOTEBOOK_SECONDS, kernel_name="python3",
+    NotebookClient(nb, timeout=CELL_SECONDS, kernel_name="python3",
                    resources={"metadata": {"path": str(folder)}}).execute()
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert re.search(r"\d+ passed, \d+ failed", printed), printed[-800:]
