@@ -1,11 +1,13 @@
 """The ``autograder`` command.
 
     autograder list                                   the assignments, their tests and points
-    autograder check ASSIGNMENT_DIR                   a student's public checks
-    autograder grade SUBMISSION --assignment ID       grade one submission (or --all)
+    autograder check ASSIGNMENT_DIR | NAME.ipynb      a student's public checks
+    autograder grade SUBMISSION --assignment ID       grade one submission (or --all); a folder or NAME.ipynb
     autograder grade-batch ROOT --assignment ID       grade a class, one folder per student
+    autograder grade-batch --nbgrader COURSE_DIR --assignment ID    an nbgrader course's submissions
     autograder release [--check]                      regenerate assignments/ from solutions/
     autograder release --student-bundle DIR           what students install: assignments, checker, no answers
+    autograder release --nbgrader-source COURSE_DIR   reference notebooks into an nbgrader course's source/
     autograder doctor                                 which containment layers hold on this machine
     autograder export gradescope|github --assignment ID --out PATH   a Gradescope zip, or a student repo's workflow
 
@@ -83,7 +85,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="exit with 1 if the score is below this percentage of the maximum")
 
     batch = commands.add_parser("grade-batch", help="grade a class: one folder per student under ROOT")
-    batch.add_argument("root", type=Path)
+    batch.add_argument("root", type=Path, nargs="?", default=None)
+    batch.add_argument("--nbgrader", type=Path, default=None, metavar="COURSE_DIR",
+                       help="grade an nbgrader course's submitted/<student>/<assignment>/ into its gradebook.db "
+                            "and feedback/<student>/<assignment>/ (instead of ROOT)")
     batch.add_argument("--assignment", required=True)
     batch.add_argument("--jobs", type=int, default=1, help="gradings run at once (default 1)")
     batch.add_argument("--gradebook", type=Path, default=None, metavar="DB",
@@ -97,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--student-bundle", type=Path, default=None, metavar="DIR",
                          help="write what students install into DIR (new or empty): the released assignments, "
                               "the student package's wheel, the student course file and INSTALL.md")
+    release.add_argument("--nbgrader-source", type=Path, default=None, metavar="COURSE_DIR",
+                         help="write each assignment's reference notebook (solutions in) into an nbgrader "
+                              "course: COURSE_DIR/source/<id>/<name>.ipynb, for 'nbgrader generate_assignment'")
+
     export = commands.add_parser("export", help="package one assignment for Gradescope or GitHub Classroom")
     export.add_argument("platform", choices=("gradescope", "github"))
     export.add_argument("--assignment", required=True, metavar="ID")
@@ -153,13 +162,14 @@ def _assignment_of(cfg, folder: Path, wanted: str | None):
     if wanted:
         return cfg.get(wanted)
     name = folder.resolve().name
-    exact = cfg.by_folder(name)
+    exact = cfg.by_folder(name) or next((a for a in cfg.assignments if a.id == name), None)  # nbgrader: <id>/
     if exact is not None:
         return exact
     prefixed = sorted((a for a in cfg.assignments if name.startswith(a.folder)), key=lambda a: -len(a.folder))
     if prefixed:
         return prefixed[0]
-    holding = [a for a in cfg.assignments if all((folder / f).is_file() for f in a.files)]
+    holding = [a for a in cfg.assignments
+               if all((folder / f).is_file() or (folder / f).with_suffix(".ipynb").is_file() for f in a.files)]
     if len(holding) == 1:
         return holding[0]
     known = ", ".join(f"{a.id} ({', '.join(a.files)})" for a in cfg.assignments)
@@ -168,7 +178,9 @@ def _assignment_of(cfg, folder: Path, wanted: str | None):
 
 
 def cmd_check(cfg, args) -> int:
-    folder = args.assignment_dir
+    folder = submission = args.assignment_dir
+    if _is_notebook(submission):  # `autograder check vae.ipynb`: that notebook, in its folder
+        folder = submission.parent
     if not folder.is_dir():
         raise SubmissionError(f"{folder}: not a folder")
     assignment = _assignment_of(cfg, folder, args.assignment)
@@ -178,8 +190,10 @@ def cmd_check(cfg, args) -> int:
     feedback = args.feedback or folder / "feedback"
     print(f"Running the public checks of {assignment.id} on {folder} "
           f"({assignment.limits.threads} torch thread(s), as the grader) ...", file=sys.stderr)
-    result = runner.grade(cfg, assignment, folder, suite=checks, public=True, artifacts_dir=feedback)
+    result = runner.grade(cfg, assignment, submission, suite=checks, public=True, artifacts_dir=feedback)
     passed = sum(t.status == "passed" for t in result.tests)
+    for notice in result.notices:  # e.g. which file counted, a notebook's stripped metadata
+        print(f"note: {notice}")
     for t in result.tests:
         print(f"  {'PASS' if t.status == 'passed' else 'FAIL'}  {t.name}" + (f"\n        {t.message}" if t.message and t.status != "passed" else ""))
         for note in t.notes:
@@ -207,9 +221,16 @@ def _missing_folder(assignment, folder: Path) -> Result:
     return Result(assignment.id, str(folder), tests, 0.0, 0)
 
 
+def _is_notebook(path: Path) -> bool:
+    """A notebook named on the command line stands for its module (autograder.notebook)."""
+    return path.suffix == ".ipynb" and path.is_file()
+
+
 def cmd_grade(cfg, args) -> int:
-    if not args.submission.is_dir():
-        raise SubmissionError(f"{args.submission}: not a folder")
+    if _is_notebook(args.submission) and args.all:
+        raise UsageError(f"{args.submission}: a notebook is one assignment's; give --assignment ID, not --all")
+    if not args.submission.is_dir() and not _is_notebook(args.submission):
+        raise SubmissionError(f"{args.submission}: not a folder (or a notebook, .ipynb)")
     if args.all:
         if args.tests:
             raise UsageError("--tests goes with --assignment, not --all")
@@ -222,12 +243,14 @@ def cmd_grade(cfg, args) -> int:
     for assignment, folder in plan:
         print(f"grading {assignment.id} ({folder}) ...", file=sys.stderr, flush=True)
         out = (args.out / assignment.id if args.all else args.out) if args.out else None
-        if not folder.is_dir():
+        if not folder.is_dir() and not _is_notebook(folder):
             result = _missing_folder(assignment, folder)
         else:
             result = runner.grade(cfg, assignment, folder, seed=args.seed, only=only[assignment.id],
                                   artifacts_dir=out, progress=None if args.quiet else _show_progress,
                                   isolation=args.isolation)
+        for notice in result.notices:
+            print(f"note: {notice}", file=sys.stderr)
         if out:
             reports.write(result, out)
         results.append(result)
@@ -246,6 +269,12 @@ def cmd_grade(cfg, args) -> int:
 def cmd_grade_batch(cfg, args) -> int:
     from tqdm import tqdm
 
+    if args.nbgrader is not None:  # nbgrader's layout: submitted/<student>/<assignment>/ (issue 16)
+        from autograder import nbgrader_course
+
+        return nbgrader_course.grade_batch(cfg, args, cmd_grade_batch)
+    if args.root is None:
+        raise UsageError("grade-batch needs ROOT (one folder per student) or --nbgrader COURSE_DIR")
     assignment = cfg.get(args.assignment)
     only = _only(args, assignment)
     if not args.root.is_dir():
@@ -320,6 +349,11 @@ def _similar(cfg, assignment, students: list[Path], path: Path) -> list:
 def cmd_release(cfg, args) -> int:
     from autograder import release
 
+    if args.nbgrader_source is not None:  # the instructor's notebooks, for an nbgrader course (issue 16)
+        from autograder import nbgrader_course
+
+        print("\n".join(nbgrader_course.write_source(cfg, args.nbgrader_source)))
+        return OK
     if args.student_bundle is not None:
         if args.check:
             raise UsageError("--check and --student-bundle do not go together")

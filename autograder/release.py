@@ -218,9 +218,18 @@ def _files(root: Path) -> dict[str, Path]:
 
 
 def render_assignment(solution_dir: Path) -> dict[str, bytes]:
-    """What assignments/<folder>/ must contain: relative posix path -> file content."""
-    return {rel: _release_file(path)
-            for rel, path in _files(Path(solution_dir)).items() if not _is_private(rel)}
+    """What assignments/<folder>/ must contain: relative posix path -> file content. Besides
+    the folder's own files, a notebook ``<name>.ipynb`` for every module with solution regions
+    (autograder.notebook_build), cleared by the same pipeline as a hand-written notebook."""
+    from autograder import notebook_build
+
+    solution_dir = Path(solution_dir)
+    rendered = {rel: _release_file(path) for rel, path in _files(solution_dir).items() if not _is_private(rel)}
+    for module in notebook_build.modules(solution_dir):
+        where = f"{solution_dir / module} (as a notebook)"
+        reference = nbformat.writes(notebook_build.reference(solution_dir, module))
+        rendered[str(PurePosixPath(module).with_suffix(".ipynb"))] = _release_notebook(reference, where).encode("utf-8")
+    return dict(sorted(rendered.items()))
 
 
 def release(kit_root: Path, folders: list[str], *, check: bool = False) -> list[str]:
@@ -283,7 +292,7 @@ COURSE_FILE = "course.yml"            # inside the student package: autograder/c
 STUDENT_MARKER = "STUDENT_BUILD"      # inside the student package's kitdata: no held-out split
 # The engine pieces `autograder check` needs (paths relative to autograder/). Not here:
 # suites/ (hidden), release.py (needs the solutions), gradebook.py (instructor's export).
-STUDENT_ENGINE = ("__init__.py", "cli.py", "config.py", "escape.py", "job.py", "reports.py", "runner.py",
+STUDENT_ENGINE = ("__init__.py", "cli.py", "config.py", "escape.py", "job.py", "notebook.py", "reports.py", "runner.py",
                   "sandbox.py", "submission.py", "wire.py", "worker.py", "containment/*.py", "judge/*.py")
 # kitdata for students: the training splits, the generators and the metrics. Not here:
 # calibrate.py and build_features.py (they read the held-out split), mnist*.py (local files).

@@ -56,7 +56,8 @@ def gradescope(result: Result) -> dict:
         "execution_time": round(result.execution_time, 2),
         # the top-level output is shown at once: only the tests already visible count in it
         "output": f"{result.assignment}: {sum(t.score for t in shown):g} / {sum(t.max_score for t in shown):g} "
-                  "points on the tests shown" + (f"; {held} more test(s) are released later" if held else ""),
+                  "points on the tests shown" + (f"; {held} more test(s) are released later" if held else "")
+                  + "".join(f"\n\n{markdown(notice)}" for notice in result.notices),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
@@ -103,6 +104,7 @@ def feedback_markdown(result: Result, instructor: bool = False) -> str:
                   "not shown (hidden, or released after the due date).", ""]
     else:
         lines += [f"**{result.score:g} / {result.max_score:g}** points", ""]
+    lines += [f"> {markdown(notice)}" for notice in result.notices] + [""] * bool(result.notices)
     lines += ["| | test | points | what the grader saw |", "|---|---|---|---|"]
     for t in shown:
         message = markdown(t.message or "")

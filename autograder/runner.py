@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import autograder
+from autograder import notebook
 from autograder.config import Assignment, Config
 from autograder.escape import one_line
 from autograder.job import CaseOutcome, Job, Outcomes
@@ -56,6 +57,7 @@ class Result:
     seed: int
     grader_errors: list[str] = field(default_factory=list)
     isolation: dict[str, str] = field(default_factory=dict)   # layer -> "active: ...", "off", "missing: why"
+    notices: list[str] = field(default_factory=list)  # about the submission as a whole (autograder.notebook)
 
     @property
     def score(self) -> float:
@@ -168,7 +170,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
           only: list[str] | None = None, artifacts_dir: Path | None = None,
           suite: Path | None = None, public: bool = False, progress=None,
           layers: list[str] | None = None, isolation: str | None = None) -> Result:
-    """Grade ``submission`` (a folder) on ``assignment``.
+    """Grade ``submission`` (a folder, or a ``<name>.ipynb`` file) on ``assignment``.
 
     ``public=True`` runs the public checks in ``suite`` instead of the hidden suite: every
     test found counts one point. ``only`` restricts grading to these test functions.
@@ -178,9 +180,11 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     stops the grading.
     """
     submission = Path(submission)
-    if not submission.is_dir():
+    is_notebook = submission.suffix == notebook.NOTEBOOK and submission.is_file()
+    if not submission.is_dir() and not is_notebook:
         raise SubmissionError(f"{submission}: not a folder (a submission is a folder holding {', '.join(assignment.files)})")
-    inventory(submission, assignment.limits.scratch_mb * 2**20, assignment.limits.scratch_files)
+    inventory(submission.parent if is_notebook else submission, assignment.limits.scratch_mb * 2**20,
+              assignment.limits.scratch_files)
     suite = Path(suite or config.suite_dir(assignment)).resolve()
     if not (suite / "probes.py").is_file():
         raise FileNotFoundError(f"{suite}: a suite needs probes.py")
@@ -196,12 +200,15 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     try:
         workdir = private / "work"
         workdir.mkdir()
+        # a notebook: the module is built from its graded cells here, on the judge's side, unexecuted
+        graded, notices = notebook.prepare(submission, assignment.files, private / "submission",
+                                           skeletons=(config.root / "assignments" / assignment.folder,))
         # absolute: the judge runs in the private folder, and a relative --out must not land there
         artifacts = Path(artifacts_dir).resolve() if artifacts_dir else private / "artifacts"
         ini = private / "pytest.ini"
         ini.write_text("[pytest]\n")
         job = private / "job.json"
-        Job(submission=str(submission.resolve()), workdir=str(workdir), probes=str(suite / "probes.py"),
+        Job(submission=str(graded.resolve()), workdir=str(workdir), probes=str(suite / "probes.py"),
             modules=assignment.modules, limits=assignment.limits, seed=seed,
             thresholds={} if public else assignment.thresholds, artifacts=str(artifacts), only=only or [],
             policy=_policy(config, suite, layers, strict).to_dict()).write(job)
@@ -233,7 +240,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     grader_errors += [f"grading of {submission}: {problem}" for problem in outcomes.problems]
     tests = _collect(assignment, outcomes.cases, only, public, timed_out, grader_errors)
     return Result(assignment.id, str(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors,
-                  outcomes.isolation)
+                  outcomes.isolation, notices)
 
 
 def _wait(judge: subprocess.Popen, seconds: float, report: int, outcomes: Outcomes,

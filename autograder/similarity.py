@@ -90,12 +90,28 @@ def fingerprint(name: str, files: dict[str, str], raw: bytes = b"") -> Fingerpri
     return result
 
 
+def _from_notebook(path: Path) -> bytes:
+    """A notebook handed in for the module: the module the grader built from it (its graded
+    cells, autograder.notebook), so that two notebooks are compared by their code."""
+    from autograder.notebook import extract
+    from autograder.submission import SubmissionError
+
+    if path.suffix != ".ipynb" or not path.is_file() or path.is_symlink():
+        return b""
+    try:
+        return extract(path.read_bytes(), path.name).source.encode("utf-8")
+    except SubmissionError:
+        return b""
+
+
 def read_submission(folder: Path, files: list[str]) -> Fingerprinted:
     """Fingerprint the assignment's ``files`` in ``folder`` (missing ones count as empty)."""
     sources, raw = {}, b""
     for file in files:
         path = Path(folder) / file
         data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+        if not data:
+            data = _from_notebook(path.with_suffix(".ipynb"))
         raw += file.encode() + b"\0" + data + b"\0"
         sources[file] = data.decode("utf-8", "replace")
     return fingerprint(Path(folder).name, sources, raw)

@@ -1,0 +1,93 @@
+"""Notebook submissions against their modules: scores and times, for every assignment.
+
+    python benchmarks/bench_notebooks.py [--assignment vae] [--nbclient]
+
+Per assignment it grades, with the full hidden suite: the reference ``.py``; the reference
+notebook (autograder.notebook_build); the same notebook with an exploration cell that
+trains for an hour (``time.sleep(3600)`` after a loop); and the released notebook. It prints
+the four scores (the first three must be equal, the last 0) and the wall times (the
+notebook with the training cell must take what the one without takes: the cell never runs).
+With ``--nbclient`` it also times each reference notebook run top to bottom under nbclient,
+as tests/test_notebooks.py does. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from autograder import config, notebook_build, runner
+from autograder.release import render_assignment
+
+KIT = Path(__file__).resolve().parent.parent
+TRAINING_CELL = ("# exploration: train for a long time\nimport time\nfor step in range(10**9):\n"
+                 "    time.sleep(3600)\n")
+
+
+def _timed(cfg, assignment, submission):
+    started = time.monotonic()
+    result = runner.grade(cfg, assignment, submission)
+    return result, time.monotonic() - started
+
+
+def _folder(root: Path, name: str, files: dict[str, bytes]) -> Path:
+    folder = root / name
+    folder.mkdir()
+    for rel, data in files.items():
+        (folder / rel).write_bytes(data)
+    return folder
+
+
+def _nbclient(cfg, assignment, root: Path) -> float:
+    from nbclient import NotebookClient
+
+    folder = root / f"run-{assignment.id}"
+    for rel, data in render_assignment(cfg.solution_dir(assignment)).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    module = assignment.files[0]
+    (folder / module).unlink()
+    nb = notebook_build.reference(cfg.solution_dir(assignment), module)
+    (folder / Path(module).with_suffix(".ipynb")).write_text(nbformat.writes(nb))
+    started = time.monotonic()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assignment", action="append", help="only these (default: all)")
+    parser.add_argument("--nbclient", action="store_true", help="also time the reference notebooks under nbclient")
+    args = parser.parse_args()
+    cfg = config.load(KIT / "grading.yml")
+    print(f"{'assignment':<12} {'.py':>12} {'notebook':>12} {'+training':>12} {'released':>12} {'nbclient':>9}")
+    for assignment in cfg.assignments:
+        if args.assignment and assignment.id not in args.assignment:
+            continue
+        module = assignment.files[0]
+        name = Path(module).with_suffix(".ipynb").name
+        reference = json.loads(nbformat.writes(notebook_build.reference(cfg.solution_dir(assignment), module)))
+        training = dict(reference, cells=reference["cells"] + [nbformat.v4.new_code_cell(TRAINING_CELL)])
+        released = render_assignment(cfg.solution_dir(assignment))[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            plans = [cfg.solution_dir(assignment),
+                     _folder(root, "notebook", {name: json.dumps(reference).encode()}),
+                     _folder(root, "training", {name: json.dumps(training).encode()}),
+                     _folder(root, "released", {name: released})]
+            cells = []
+            for submission in plans:
+                result, seconds = _timed(cfg, assignment, submission)
+                errors = "!" if result.grader_errors else ""
+                cells.append(f"{result.score:g}{errors} {seconds:5.1f}s")
+            ran = f"{_nbclient(cfg, assignment, root):7.1f}s" if args.nbclient else "-"
+        print(f"{assignment.id:<12} " + " ".join(f"{c:>12}" for c in cells) + f" {ran:>9}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
