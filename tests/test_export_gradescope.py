@@ -1,5 +1,5 @@
 """`autograder export gradescope`: the zip, unpacked into a root laid out like Gradescope's
-/autograder, set up and run for the reference, the skeleton and a hostile submission.
+/autograder, set up and run for the reference, the released notebook and a hostile submission.
 
 Gradescope itself is not reachable here; what it does is simulated from its specification:
 the zip unpacked into ``source/``, ``setup.sh`` run once (the dependencies' install skipped:
@@ -208,11 +208,14 @@ def test_reference_gets_full_marks_with_pictures(package, python, tmp_path):
     assert "](data:image/png;base64," in results["output"]
 
 
-def test_skeleton_gets_zero(package, python, tmp_path):
+def test_skeleton_notebook_gets_zero(package, python, tmp_path):
+    """The released notebook, handed in as it is: graded through its cells (autograder.notebook)."""
     root = _unpack(package, tmp_path / "autograder", python)
-    shutil.copy(KIT / "assignments" / ASSIGNMENT.folder / MODULE, root / "submission" / MODULE)
+    notebook = Path(MODULE).with_suffix(".ipynb").name
+    shutil.copy(KIT / "assignments" / ASSIGNMENT.folder / notebook, root / "submission" / notebook)
     results = _run(root, python)
     assert results["score"] == 0
+    assert "NotImplementedError" in json.dumps(results) or "your code goes here" in json.dumps(results)
     assert all(t["status"] == "failed" and t["score"] == 0 for t in results["tests"])
     assert all(t["output"] for t in results["tests"])  # each failure says why
 
