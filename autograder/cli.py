@@ -328,6 +328,7 @@ def cmd_grade_batch(cfg, args) -> int:
                if p.name in graded or p.name in refused]
     tests = [n for n in assignment.tests if not only or n in only]
     reports.write_grades_csv(ordered, out / "grades.csv", tests)
+    reports.score_histograms(ordered, tests, out / "scores.png")
     pairs = _similar(cfg, assignment, students, out / "similar.csv")
     if args.gradebook:
         from autograder import gradebook
@@ -335,7 +336,8 @@ def cmd_grade_batch(cfg, args) -> int:
         gradebook.export(args.gradebook, assignment, {name: r for name, r, _, _ in ordered if r is not None})
         print(f"nbgrader gradebook: {args.gradebook}")
     print(reports.batch_table(ordered))
-    print(f"grades: {out / 'grades.csv'}")
+    print(reports.batch_summary(ordered))
+    print(f"grades: {out / 'grades.csv'}, scores per test: {out / 'scores.png'}")
     if pairs:
         from autograder.similarity import NOTICE
 

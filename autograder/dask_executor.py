@@ -6,9 +6,9 @@ the Dask worker's machine. The kit (and the course folder, at the same path) mus
 the reports are written under ``--out``, which must be shared by the workers and this process.
 
 A Dask worker that dies during a task (out of memory, a lost node) makes the scheduler run the
-task again elsewhere; ``distributed.scheduler.allowed-failures = 1`` (set here for ``local:N``,
-to be set in the scheduler's config for a cluster of one's own) allows exactly one retry, after
-which the task fails with ``KilledWorker``: a grader error for that student alone.
+task again elsewhere; ``SCHEDULER_CONFIG`` (set here for ``local:N``, to be set in the
+scheduler's config for a cluster of one's own) allows exactly one retry, after which the task
+fails with ``KilledWorker``: a grader error for that student alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from typing import Iterator
 
 from autograder.batch import Task, grade_task
 
-RETRIES_ON_WORKER_DEATH = 1
+# The scheduler's settings a grading cluster wants (a scheduler of one's own: its dask config):
+# one retry after a worker's death, and one task per worker thread at a time, so that a worker
+# that dies takes exactly one student's grading with it.
+SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
 
 
 class SchedulerError(Exception):
@@ -42,7 +45,7 @@ class DaskExecutor:
                 workers = 0
             if workers < 1:
                 raise SchedulerError(f"--scheduler {scheduler}: local:N needs a whole number of workers, at least 1")
-            with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES_ON_WORKER_DEATH}):
+            with dask.config.set(SCHEDULER_CONFIG):
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                             dashboard_address=None, silence_logs=40)
             address = self.cluster.scheduler_address
