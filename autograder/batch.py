@@ -238,5 +238,11 @@ def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str
     finally:
         if bar is not None and hasattr(bar, "close"):
             bar.close()
+    # the rows are read back from the records: what a later --resume would trust is what this run reports
+    for name in batch.graded:
+        record = read_record(records, name)
+        if record is None:
+            raise OSError(f"{records / name}.json: written, but it does not read back")
+        rows[name] = row_of(name, record)
     batch.rows = [rows[name] for name, _ in students]
     return batch

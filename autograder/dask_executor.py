@@ -13,6 +13,7 @@ fails with ``KilledWorker``: a grader error for that student alone.
 
 from __future__ import annotations
 
+import uuid
 from typing import Iterator
 
 from autograder.batch import Task, grade_task
@@ -63,7 +64,7 @@ class DaskExecutor:
         from distributed import as_completed
 
         # pure=False: a task is a grading to run, never a value to reuse from an earlier batch
-        futures = {self.client.submit(grade_task, t, key=f"grade-{t.student}-{id(t):x}", pure=False): t
+        futures = {self.client.submit(grade_task, t, key=f"grade-{t.student}-{uuid.uuid4().hex[:12]}", pure=False): t
                    for t in tasks}
         for future in as_completed(futures):
             task = futures[future]

@@ -136,6 +136,54 @@ def dask_throughput(students: int) -> None:
     print(f"LocalCluster(2 processes) start: {start:.1f} s; a no-op task through it: {1000 * per_task:.1f} ms")
 
 
+def _wall(command: list[str], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def fixed_cost(repeat: int = 3) -> None:
+    """Where a one-test grading's fixed cost goes (issue 19, item 4): interpreter and imports,
+    the worker's start under every layer, and the whole grading with the first outcome's arrival."""
+    from autograder import config as config_module
+    from autograder import runner
+
+    print(f"python -c 'import torch': {_wall([sys.executable, '-c', 'import torch'], repeat):.2f} s; "
+          f"'import torch, pytest': {_wall([sys.executable, '-c', 'import torch, pytest'], repeat):.2f} s; "
+          f"'import autograder.judge.plugin': "
+          f"{_wall([sys.executable, '-c', 'import autograder.judge.plugin'], repeat):.2f} s")
+    cfg = config_module.load(EXAMPLE / "grading.yml")
+    with tempfile.TemporaryDirectory() as tmp:
+        submission = Path(tmp, "submission")
+        shutil.copytree(EXAMPLE / "solutions" / "01_mini", submission)
+        starts = []
+        for i in range(repeat):
+            work = Path(tmp, f"work{i}")
+            work.mkdir()
+            with Sandbox(submission, work, PROBES, [], Limits(), policy=Policy.for_grading()) as box:
+                started = time.perf_counter()
+                box.start()
+                starts.append(time.perf_counter() - started)
+        print(f"worker start under every layer (a fresh python, torch imported): {statistics.median(starts):.2f} s")
+        totals, firsts, cases = [], [], []
+        for _ in range(repeat):
+            arrivals = []
+            started = time.perf_counter()
+            result = runner.grade(cfg, cfg.get("mini"), submission, only=["test_double"],
+                                  progress=lambda case: arrivals.append((time.perf_counter() - started, case.duration)))
+            totals.append(time.perf_counter() - started)
+            firsts.append(arrivals[0][0] - arrivals[0][1])
+            cases.append(sum(d for _, d in arrivals))
+        print(f"one-test grading: {statistics.median(totals):.2f} s in all; judge start to its first test "
+              f"{statistics.median(firsts):.2f} s; the test itself (worker start + probes) "
+              f"{statistics.median(cases):.2f} s; after it (judge exit, clean-up) "
+              f"{statistics.median(totals) - statistics.median(firsts) - statistics.median(cases):.2f} s; "
+              f"score {result.score:g}")
+
+
 def simulate_course(gradings: int = 2400, processes: int = 100, seconds=(20.0, 60.0)) -> None:
     """A course on 50 two-core workers: gradings of 20-60 s, each Dask worker process taking
     the next student when it is free (what the scheduler does with one thread per worker)."""
@@ -158,8 +206,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--dask", action="store_true", help="only the Dask figures (issue 19), with 12 students")
+    parser.add_argument("--fixed-cost", action="store_true", help="only where a one-test grading's time goes")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
+    if args.fixed_cost:
+        fixed_cost()
+        sys.exit(0)
     if args.dask:
         simulate_course()
         dask_throughput(12)
