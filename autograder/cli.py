@@ -21,10 +21,10 @@ import argparse
 import os
 import sys
 import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from autograder import config as config_module
+from autograder import batch as batch_module
 from autograder import reports, runner
 from autograder.config import ConfigError
 from autograder.containment import IsolationError
@@ -90,7 +90,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="grade an nbgrader course's submitted/<student>/<assignment>/ into its gradebook.db "
                             "and feedback/<student>/<assignment>/ (instead of ROOT)")
     batch.add_argument("--assignment", required=True)
-    batch.add_argument("--jobs", type=int, default=1, help="gradings run at once (default 1)")
+    batch.add_argument("--jobs", type=int, default=1, help="gradings run at once on this machine (default 1)")
+    batch.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="grade on Dask instead: tcp://HOST:8786 (a running scheduler) or local:N "
+                            "(N worker processes here); needs the cluster extra")
+    batch.add_argument("--resume", action="store_true",
+                       help="keep the grades already recorded under --out whose submission, kit and suite "
+                            "are unchanged; grade the rest")
     batch.add_argument("--gradebook", type=Path, default=None, metavar="DB",
                        help="also record the grades in nbgrader's gradebook (an SQLite file)")
     _grading_options(batch)
@@ -266,6 +272,20 @@ def cmd_grade(cfg, args) -> int:
     return OK
 
 
+def _executor(args):
+    """--jobs N (threads here) or --scheduler ADDRESS (Dask): one protocol, autograder.batch.Executor."""
+    if args.scheduler is None:
+        return batch_module.LocalExecutor(args.jobs)
+    if args.jobs != 1:
+        raise UsageError("--jobs and --scheduler do not go together (a Dask worker grades one student at a time)")
+    from autograder.dask_executor import DaskExecutor, SchedulerError
+
+    try:
+        return DaskExecutor(args.scheduler)
+    except SchedulerError as error:
+        raise UsageError(str(error)) from None
+
+
 def cmd_grade_batch(cfg, args) -> int:
     from tqdm import tqdm
 
@@ -293,31 +313,22 @@ def cmd_grade_batch(cfg, args) -> int:
     out = args.out or Path("grades")
     out.mkdir(parents=True, exist_ok=True)
     runner.seal(args.root, out)  # the class's submissions and reports: closed to every worker
-    rows: dict[str, tuple[str, Result | None, str, str]] = {}
-
-    def one(student: Path):
-        result = runner.grade(cfg, assignment, student, seed=args.seed, only=only, artifacts_dir=out / student.name,
-                              isolation=args.isolation)
-        reports.write(result, out / student.name)
-        return result
-
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(one, s): s for s in students}
-        with tqdm(total=len(students), desc=f"grading {assignment.id}", unit="student", file=sys.stderr) as bar:
-            for future in as_completed(futures):
-                student = futures[future]
-                try:
-                    result = future.result()
-                    rows[student.name] = (student.name, result, result.status, result.reason)
-                except SubmissionError as error:
-                    rows[student.name] = (student.name, None, "refused", str(error))
-                except Exception as error:  # one broken grading never stops the batch
-                    rows[student.name] = (student.name, None, "grader-error", f"{type(error).__name__}: {error}")
-                bar.update(1)
-    ordered = [rows.get(p.name) or (p.name, None, "refused", refused[p.name]) for p in entries
-               if p.name in rows or p.name in refused]
+    executor = _executor(args)
+    try:
+        done = batch_module.grade_students(
+            cfg, assignment, [(s.name, s) for s in students], out, executor=executor, seed=args.seed, only=only,
+            isolation=args.isolation, resume=args.resume,
+            progress=lambda n: tqdm(total=n, desc=f"grading {assignment.id}", unit="student", file=sys.stderr))
+    finally:
+        executor.close()
+    if done.kept:
+        print(f"--resume: kept {len(done.kept)} grade(s) already recorded, graded {len(done.graded)}", file=sys.stderr)
+    graded = {row[0]: row for row in done.rows}
+    ordered = [graded.get(p.name) or (p.name, None, "refused", refused[p.name]) for p in entries
+               if p.name in graded or p.name in refused]
     tests = [n for n in assignment.tests if not only or n in only]
     reports.write_grades_csv(ordered, out / "grades.csv", tests)
+    reports.score_histograms(ordered, tests, out / "scores.png")
     pairs = _similar(cfg, assignment, students, out / "similar.csv")
     if args.gradebook:
         from autograder import gradebook
@@ -325,7 +336,8 @@ def cmd_grade_batch(cfg, args) -> int:
         gradebook.export(args.gradebook, assignment, {name: r for name, r, _, _ in ordered if r is not None})
         print(f"nbgrader gradebook: {args.gradebook}")
     print(reports.batch_table(ordered))
-    print(f"grades: {out / 'grades.csv'}")
+    print(reports.batch_summary(ordered))
+    print(f"grades: {out / 'grades.csv'}, scores per test: {out / 'scores.png'}")
     if pairs:
         from autograder.similarity import NOTICE
 

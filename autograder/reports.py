@@ -189,3 +189,36 @@ def write_grades_csv(rows: list[tuple[str, Result | None, str, str]], path: Path
             else:
                 cells += [""] * len(test_names)
             writer.writerow(cells)
+
+
+# Each status a batch row can have but "graded", by the kind of failure an instructor looks into.
+FAILURE_KINDS = {"timeout": "timeout", "memory": "memory", "import-error": "import error",
+                 "grader-error": "grader error", "refused": "refused (not a gradable folder)"}
+
+
+def batch_summary(rows: list[tuple[str, Result | None, str, str]], slowest: int = 5) -> str:
+    """The slowest students (a hint of where the batch's time went) and the failures by kind."""
+    timed = sorted((r.execution_time, name) for name, r, _, _ in rows if r is not None)[::-1][:slowest]
+    lines = ["slowest: " + (", ".join(f"{one_line(name, 24)} {seconds:.1f} s" for seconds, name in timed) or "-")]
+    counts = {kind: [name for name, _, status, _ in rows if status == kind] for kind in FAILURE_KINDS}
+    failures = [f"{label} {len(counts[kind])} ({', '.join(one_line(n, 24) for n in counts[kind][:5])}"
+                f"{', ...' if len(counts[kind]) > 5 else ''})" for kind, label in FAILURE_KINDS.items() if counts[kind]]
+    lines.append("failures: " + ("; ".join(failures) if failures else "none"))
+    return "\n".join(lines)
+
+
+def score_histograms(rows: list[tuple[str, Result | None, str, str]], test_names: list[str], path: Path) -> None:
+    """One panel per test and one for the total: how many students got which points (a PNG)."""
+    from matplotlib.figure import Figure  # not pyplot: no global state, no display, Agg by default
+
+    results = [r for _, r, _, _ in rows if r is not None]
+    panels = [(name, [t.score for r in results for t in r.tests if t.name == name],
+               next((t.max_score for r in results for t in r.tests if t.name == name), 0.0)) for name in test_names]
+    panels.append(("total", [r.score for r in results], max((r.max_score for r in results), default=0.0)))
+    figure = Figure(figsize=(3.2 * len(panels), 2.8), layout="constrained")
+    for axes, (name, scores, most) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        axes.hist(scores, bins=10, range=(0, most or 1), color="#4878a8", edgecolor="white")
+        axes.set_title(name, fontsize=9)
+        axes.set_xlabel("points")
+        axes.set_ylabel("students")
+    figure.savefig(path, dpi=80)

@@ -6,6 +6,8 @@ Prints figures; asserts nothing (performance is reported, never a test).
 Targets (issue 2): 1 MB probe round trip median < 20 ms; torch imported once per
 assignment; grade-batch --jobs 2 at least 1.7x the throughput of --jobs 1 on 2 cores.
 Target (issue 9): the containment layers add under 100 ms to a worker's start.
+Targets (issue 19, ``--dask``): 12 students, --scheduler local:2 within 10% of --jobs 2, and
+under 1 s of Dask overhead per task.
 """
 
 from __future__ import annotations
@@ -94,11 +96,126 @@ def batch_throughput(students: int) -> None:
         print(f"throughput --jobs 2 / --jobs 1: {elapsed[1] / elapsed[2]:.2f}x")
 
 
+def _grade_batch(root: Path, out: Path, *how: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"), "grade-batch",
+                    str(root), "--assignment", "mini", "--out", str(out), *how], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def dask_throughput(students: int) -> None:
+    """--jobs 1, --scheduler local:2 and --jobs 2 on the same class; then what one task costs
+    in Dask itself (no-op tasks through a LocalCluster of two processes) and the cluster's start."""
+    from distributed import Client, LocalCluster
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp, "class")
+        for i in range(students):
+            shutil.copytree(EXAMPLE / "solutions" / "01_mini", root / f"student{i:02d}")
+        elapsed = {}
+        for label, how in (("--jobs 1", ("--jobs", "1")), ("--scheduler local:2", ("--scheduler", "local:2")),
+                           ("--jobs 2", ("--jobs", "2"))):
+            elapsed[label] = _grade_batch(root, Path(tmp, label.replace(" ", "").replace(":", "")), *how)
+            print(f"grade-batch, {students} students, {label}: {elapsed[label]:.1f} s "
+                  f"({students / elapsed[label] * 60:.1f} students/min)")
+        dask, jobs2 = elapsed["--scheduler local:2"], elapsed["--jobs 2"]
+        print(f"throughput local:2 / --jobs 1: {elapsed['--jobs 1'] / dask:.2f}x; "
+              f"local:2 / --jobs 2 wall time: {dask / jobs2:.2f} ({100 * (dask / jobs2 - 1):+.1f}%)")
+        print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
+
+    started = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as client:
+        start = time.perf_counter() - started
+        client.submit(len, [], pure=False).result()  # warm
+        tasks = 200
+        started = time.perf_counter()
+        futures = [client.submit(len, [i], pure=False) for i in range(tasks)]
+        client.gather(futures)
+        per_task = (time.perf_counter() - started) / tasks
+    print(f"LocalCluster(2 processes) start: {start:.1f} s; a no-op task through it: {1000 * per_task:.1f} ms")
+
+
+def _wall(command: list[str], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def fixed_cost(repeat: int = 3) -> None:
+    """Where a one-test grading's fixed cost goes (issue 19, item 4): interpreter and imports,
+    the worker's start under every layer, and the whole grading with the first outcome's arrival."""
+    from autograder import config as config_module
+    from autograder import runner
+
+    print(f"python -c 'import torch': {_wall([sys.executable, '-c', 'import torch'], repeat):.2f} s; "
+          f"'import torch, pytest': {_wall([sys.executable, '-c', 'import torch, pytest'], repeat):.2f} s; "
+          f"'import autograder.judge.plugin': "
+          f"{_wall([sys.executable, '-c', 'import autograder.judge.plugin'], repeat):.2f} s")
+    cfg = config_module.load(EXAMPLE / "grading.yml")
+    with tempfile.TemporaryDirectory() as tmp:
+        submission = Path(tmp, "submission")
+        shutil.copytree(EXAMPLE / "solutions" / "01_mini", submission)
+        starts = []
+        for i in range(repeat):
+            work = Path(tmp, f"work{i}")
+            work.mkdir()
+            with Sandbox(submission, work, PROBES, [], Limits(), policy=Policy.for_grading()) as box:
+                started = time.perf_counter()
+                box.start()
+                starts.append(time.perf_counter() - started)
+        print(f"worker start under every layer (a fresh python, torch imported): {statistics.median(starts):.2f} s")
+        totals, firsts, cases = [], [], []
+        for _ in range(repeat):
+            arrivals = []
+            started = time.perf_counter()
+            result = runner.grade(cfg, cfg.get("mini"), submission, only=["test_double"],
+                                  progress=lambda case: arrivals.append((time.perf_counter() - started, case.duration)))
+            totals.append(time.perf_counter() - started)
+            firsts.append(arrivals[0][0] - arrivals[0][1])
+            cases.append(sum(d for _, d in arrivals))
+        print(f"one-test grading: {statistics.median(totals):.2f} s in all; judge start to its first test "
+              f"{statistics.median(firsts):.2f} s; the test itself (worker start + probes) "
+              f"{statistics.median(cases):.2f} s; after it (judge exit, clean-up) "
+              f"{statistics.median(totals) - statistics.median(firsts) - statistics.median(cases):.2f} s; "
+              f"score {result.score:g}")
+
+
+def simulate_course(gradings: int = 2400, processes: int = 100, seconds=(20.0, 60.0)) -> None:
+    """A course on 50 two-core workers: gradings of 20-60 s, each Dask worker process taking
+    the next student when it is free (what the scheduler does with one thread per worker)."""
+    import heapq
+    import random
+
+    for seed in range(3):
+        draw = random.Random(seed)
+        durations = [draw.uniform(*seconds) for _ in range(gradings)]
+        free_at = [0.0] * processes
+        for duration in durations:
+            heapq.heappush(free_at, heapq.heappop(free_at) + duration)
+        print(f"simulated course, seed {seed}: {gradings} gradings of {seconds[0]:g}-{seconds[1]:g} s on "
+              f"{processes} processes end after {max(free_at) / 60:.1f} min "
+              f"(work per process {sum(durations) / processes / 60:.1f} min; one 2-core machine: "
+              f"{sum(durations) / 2 / 3600:.1f} h)")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=8)
+    parser.add_argument("--dask", action="store_true", help="only the Dask figures (issue 19), with 12 students")
+    parser.add_argument("--fixed-cost", action="store_true", help="only where a one-test grading's time goes")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
+    if args.fixed_cost:
+        fixed_cost()
+        sys.exit(0)
+    if args.dask:
+        simulate_course()
+        dask_throughput(12)
+        sys.exit(0)
     containment_setup()
     probe_overhead()
     batch_throughput(args.students)

@@ -1,0 +1,248 @@
+"""Grade a class: one task per student, run by an executor, each grade kept as it arrives.
+
+    grade_students(cfg, assignment, [(name, folder), ...], out, executor=...) -> rows
+
+Each student is one :class:`Task` (small and picklable: paths and plain values), graded by
+:func:`grade_task` wherever the executor runs it: a thread of this process
+(:class:`LocalExecutor`, ``--jobs N``) or a Dask worker (:class:`autograder.dask_executor.
+DaskExecutor`, ``--scheduler``). The task writes the student's reports under ``out/NAME``
+and returns the ``Result`` as a plain dict; this process then writes the student's
+*record* (``out/.records/NAME.json``: written to a temporary name, fsynced, renamed into
+place), so a batch killed at any moment keeps every grade that had arrived.
+
+``--resume`` skips a student only when the record's *key* matches: the content hash of their
+submission, the kit's version and the grading's hash (suite files, the assignment's entry in
+grading.yml, seed, --tests). Anything else is graded again. ``grades.csv`` is rebuilt from the
+records at the end, so a resumed batch ends with the grades a clean run gives.
+
+Records live in ``out/.records``, never in ``out/NAME``: the student's worker may write
+pictures into ``out/NAME``, and must not be able to forge a grade the resume would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+from autograder import reports, runner
+from autograder.config import Assignment, Config
+from autograder.runner import Result, TestResult
+from autograder.submission import SubmissionError, inventory
+
+# One row per student: (name, Result or None, status, reason) -- what reports.write_grades_csv takes.
+Row = tuple[str, "Result | None", str, str]
+RECORDS = ".records"
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to grade one student (no Config object: it is reloaded there)."""
+    config: str          # grading.yml's path, the same on every worker (a shared file system)
+    assignment: str
+    student: str
+    folder: str
+    out: str             # the reports go to out/student
+    seed: int = 0
+    only: tuple[str, ...] | None = None
+    isolation: str | None = None
+
+
+def grade_task(task: Task) -> dict:
+    """Grade one student; never raises for a grading that went wrong. Returns
+    ``{"status", "reason", "result"}`` with ``result`` a ``Result.to_dict()`` or None."""
+    from autograder import config as config_module
+
+    try:
+        cfg = config_module.load(task.config)
+        assignment = cfg.get(task.assignment)
+        out = Path(task.out) / task.student
+        result = runner.grade(cfg, assignment, Path(task.folder), seed=task.seed,
+                              only=list(task.only) if task.only else None, artifacts_dir=out,
+                              isolation=task.isolation)
+        reports.write(result, out)
+        return {"status": result.status, "reason": result.reason, "result": result.to_dict()}
+    except SubmissionError as error:
+        return {"status": "refused", "reason": str(error), "result": None}
+    except Exception as error:  # one broken grading never stops the batch
+        return {"status": "grader-error", "reason": f"{type(error).__name__}: {error}", "result": None}
+
+
+def result_from_dict(data: dict) -> Result:
+    """The inverse of ``Result.to_dict`` (the derived score, status... are dropped)."""
+    names = {f.name for f in fields(Result)}
+    values = {k: v for k, v in data.items() if k in names}
+    values["tests"] = [TestResult(**t) for t in data["tests"]]
+    return Result(**values)
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class Executor(Protocol):
+    """Runs ``grade_task`` on many tasks; yields (task, outcome) in the order they finish.
+    An executor that loses a task for good (a worker that died twice) yields a grader-error
+    outcome for that task alone."""
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """``--jobs N``: N gradings at once in threads of this process (each grading is its own
+    judge and worker processes, so threads are enough)."""
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = jobs
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            futures = {pool.submit(grade_task, t): t for t in tasks}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- records
+
+
+def kit_version() -> str:
+    try:
+        return metadata.version("genai-autograder-kit")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _hash_folder(folder: Path, hasher, max_bytes: int, max_entries: int) -> None:
+    """Every regular file's relative path and bytes, in a fixed order (links are refused by inventory)."""
+    for path, is_folder in sorted(inventory(folder, max_bytes, max_entries)):
+        hasher.update(path.encode() + (b"/\0" if is_folder else b"\0"))
+        if not is_folder:
+            fd = os.open(folder / path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as source:
+                while chunk := source.read(1 << 20):
+                    hasher.update(chunk)
+            hasher.update(b"\0")
+
+
+def submission_hash(folder: Path, assignment: Assignment) -> str:
+    hasher = hashlib.sha256()
+    _hash_folder(folder, hasher, assignment.limits.scratch_mb * 2**20, assignment.limits.scratch_files)
+    return hasher.hexdigest()
+
+
+def grading_hash(cfg: Config, assignment: Assignment, seed: int, only) -> str:
+    """What else decides a grade: the suite's files, the assignment's entry in grading.yml
+    (points, limits, thresholds), the seed and the tests chosen."""
+    hasher = hashlib.sha256()
+    _hash_folder(Path(cfg.suite_dir(assignment)), hasher, 1 << 34, 100_000)
+    hasher.update(assignment.model_dump_json().encode())
+    hasher.update(json.dumps([seed, sorted(only or [])]).encode())
+    return hasher.hexdigest()
+
+
+def write_record(records: Path, name: str, record: dict) -> None:
+    """Write to a temporary name, fsync, rename into place, fsync the folder: either the
+    whole record is there after a crash, or none of it."""
+    records.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=records)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(record, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, records / f"{name}.json")
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    folder = os.open(records, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def read_record(records: Path, name: str) -> dict | None:
+    try:
+        return json.loads((records / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # none, or unreadable: grade again
+
+
+def row_of(name: str, record: dict) -> Row:
+    result = result_from_dict(record["result"]) if record.get("result") else None
+    return (name, result, record["status"], record["reason"])
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+@dataclass
+class Batch:
+    """What a batch did: the rows (in the students' order), and who was graded now vs kept."""
+    rows: list[Row]
+    graded: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str, Path]], out: Path, *,
+                   executor: Executor | None = None, seed: int = 0, only: list[str] | None = None,
+                   isolation: str | None = None, resume: bool = False,
+                   progress: Callable[[int], Iterable] | None = None) -> Batch:
+    """Grade ``students`` ((name, folder) pairs) into ``out``; return their rows in that order.
+
+    ``resume=True`` keeps the record of every student whose key still matches. ``progress``,
+    if given, is called with the number of students to grade and returns an object with
+    ``update(1)`` (a tqdm bar)."""
+    executor = executor or LocalExecutor(1)
+    records = out / RECORDS
+    records.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex
+    common = {"kit": kit_version(), "grading": grading_hash(cfg, assignment, seed, only)}
+    rows: dict[str, Row] = {}
+    keys: dict[str, dict] = {}
+    tasks: list[Task] = []
+    batch = Batch([])
+    for name, folder in students:
+        try:
+            keys[name] = {**common, "submission": submission_hash(folder, assignment)}
+        except (SubmissionError, OSError) as error:  # the grading refuses it the same way
+            keys[name] = {**common, "submission": f"unreadable: {error}"}
+        record = read_record(records, name) if resume else None
+        if record is not None and record.get("key") == keys[name]:
+            rows[name] = row_of(name, record)
+            batch.kept.append(name)
+            continue
+        tasks.append(Task(str(cfg.path), assignment.id, name, str(Path(folder).resolve()), str(out.resolve()),
+                          seed, tuple(only) if only else None, isolation))
+    bar = progress(len(tasks)) if progress else None
+    try:
+        for task, outcome in executor.run(tasks):
+            write_record(records, task.student, {**outcome, "key": keys[task.student], "run": run_id,
+                                                 "graded_at": time.time()})
+            rows[task.student] = row_of(task.student, outcome)
+            batch.graded.append(task.student)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None and hasattr(bar, "close"):
+            bar.close()
+    # the rows are read back from the records: what a later --resume would trust is what this run reports
+    for name in batch.graded:
+        record = read_record(records, name)
+        if record is None:
+            raise OSError(f"{records / name}.json: written, but it does not read back")
+        rows[name] = row_of(name, record)
+    batch.rows = [rows[name] for name, _ in students]
+    return batch

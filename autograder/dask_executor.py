@@ -1,0 +1,82 @@
+"""Batch grading on Dask (``grade-batch --scheduler tcp://HOST:8786`` or ``local:N``).
+
+One Dask task per student runs :func:`autograder.batch.grade_task` on a Dask worker, that is
+the same sandboxed grading as ``--jobs``: the judge and the student's worker are processes of
+the Dask worker's machine. The kit (and the course folder, at the same path) must be there;
+the reports are written under ``--out``, which must be shared by the workers and this process.
+
+A Dask worker that dies during a task (out of memory, a lost node) makes the scheduler run the
+task again elsewhere; ``SCHEDULER_CONFIG`` (set here for ``local:N``, to be set in the
+scheduler's config for a cluster of one's own) allows exactly one retry, after which the task
+fails with ``KilledWorker``: a grader error for that student alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Iterator
+
+from autograder.batch import Task, grade_task
+
+# The scheduler's settings a grading cluster wants (a scheduler of one's own: its dask config):
+# one retry after a worker's death, and one task per worker thread at a time, so that a worker
+# that dies takes exactly one student's grading with it.
+SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
+
+
+class SchedulerError(Exception):
+    """--scheduler names no usable scheduler; the message is one line."""
+
+
+class DaskExecutor:
+    """``--scheduler ADDRESS``: tcp://HOST:PORT of a running scheduler, or local:N for a
+    LocalCluster of N worker processes (one grading at a time each) started and stopped here."""
+
+    def __init__(self, scheduler: str):
+        try:
+            import dask
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise SchedulerError("--scheduler needs Dask: pip install 'genai-autograder-kit[cluster]'") from None
+        self.cluster = None
+        if scheduler.startswith("local:"):
+            try:
+                workers = int(scheduler.split(":", 1)[1])
+            except ValueError:
+                workers = 0
+            if workers < 1:
+                raise SchedulerError(f"--scheduler {scheduler}: local:N needs a whole number of workers, at least 1")
+            with dask.config.set(SCHEDULER_CONFIG):
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=40)
+            address = self.cluster.scheduler_address
+        elif "://" in scheduler:
+            address = scheduler
+        else:
+            raise SchedulerError(f"--scheduler {scheduler}: expected tcp://HOST:PORT or local:N")
+        try:
+            self.client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as error:
+            self.close()
+            raise SchedulerError(f"--scheduler {scheduler}: no Dask scheduler answers there ({error})") from None
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
+        from distributed import as_completed
+
+        # pure=False: a task is a grading to run, never a value to reuse from an earlier batch
+        futures = {self.client.submit(grade_task, t, key=f"grade-{t.student}-{uuid.uuid4().hex[:12]}", pure=False): t
+                   for t in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as error:  # KilledWorker: the worker died on it twice; a lost scheduler
+                outcome = {"status": "grader-error", "result": None,
+                           "reason": f"the Dask task for {task.student} failed: {type(error).__name__}: {error}"}
+            yield task, outcome
+
+    def close(self) -> None:
+        if getattr(self, "client", None) is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -1,0 +1,222 @@
+"""Durable, resumable batches (issue 19): every grade is kept as it arrives, and ``--resume``
+grades only the students whose grade is missing or out of date.
+
+The end-to-end test kills the CLI with SIGKILL in the middle of a class, resumes it, then
+changes one submission and resumes again; the unit tests pin what the resume key holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import batch, reports
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI
+
+CLASS = {
+    "alice": GOOD,
+    "bob": GOOD.replace("return 2 * x", "return 3 * x"),   # 60 points
+    "carol": "def double(:\n",                             # import error
+    "dave": GOOD,
+}
+EXPECTED = {"alice": "100", "bob": "60", "carol": "0", "dave": "100"}
+
+
+def make_class(root: Path) -> Path:
+    for name, source in CLASS.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "mini.py").write_text(source)
+    return root
+
+
+def batch_command(root: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"), "grade-batch",
+            str(root), "--assignment", "mini", "--jobs", "1", "--out", str(out), *extra]
+
+
+def records(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / batch.RECORDS).glob("*.json")}
+
+
+def scores(out: Path) -> dict[str, str]:
+    return {r["student"]: r["score"] for r in csv.DictReader((out / "grades.csv").open())}
+
+
+def test_kill_9_mid_batch_then_resume_regrades_nobody_already_done(tmp_path):
+    root, out = make_class(tmp_path / "class"), tmp_path / "grades"
+    cli = subprocess.Popen(batch_command(root, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while len(records(out) if (out / batch.RECORDS).is_dir() else {}) < 2 and cli.poll() is None:
+            time.sleep(0.2)
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    before = records(out)
+    assert 2 <= len(before) < len(CLASS), "the batch was to be killed half way"
+    assert not (out / "grades.csv").exists()  # it never reached its end
+    assert not list((out / batch.RECORDS).glob(".*.tmp"))  # no half-written record left in place
+
+    resumed = subprocess.run(batch_command(root, out, "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"kept {len(before)} grade(s)" in resumed.stderr
+    after = records(out)
+    assert set(after) == set(CLASS)
+    for name, record in before.items():  # not graded again: the very record of the killed run
+        assert after[name] == record
+    assert scores(out) == EXPECTED
+
+    # a changed submission is graded again on resume; the others are kept
+    (root / "bob" / "mini.py").write_text(GOOD)
+    again = subprocess.run(batch_command(root, out, "--resume"), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    final = records(out)
+    assert final["bob"]["run"] != after["bob"]["run"] and final["bob"]["status"] == "graded"
+    assert all(final[n] == after[n] for n in CLASS if n != "bob")
+    assert scores(out) == {**EXPECTED, "bob": "100"}
+
+
+# --------------------------------------------------------------------------- the resume key
+
+
+def test_submission_hash_sees_content_and_names(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "mini.py").write_text(GOOD)
+    first = batch.submission_hash(folder, MINI)
+    assert batch.submission_hash(folder, MINI) == first
+    (folder / "mini.py").write_text(GOOD + "\n")
+    assert batch.submission_hash(folder, MINI) != first
+    (folder / "mini.py").write_text(GOOD)
+    (folder / "notes.txt").write_text("")
+    assert batch.submission_hash(folder, MINI) != first
+
+
+def test_grading_hash_sees_seed_tests_and_suite(tmp_path):
+    base = batch.grading_hash(CONFIG, MINI, 0, None)
+    assert batch.grading_hash(CONFIG, MINI, 0, None) == base
+    assert batch.grading_hash(CONFIG, MINI, 1, None) != base
+    assert batch.grading_hash(CONFIG, MINI, 0, ["test_double"]) != base
+    changed = MINI.model_copy(update={"thresholds": {"tolerance": 1.0}})
+    assert batch.grading_hash(CONFIG, changed, 0, None) != base
+
+    import shutil
+
+    from autograder import config as config_module
+
+    course = tmp_path / "course"
+    shutil.copytree(EXAMPLE, course)
+    copy = config_module.load(course / "grading.yml")
+    assert batch.grading_hash(copy, copy.get("mini"), 0, None) == base
+    suite_file = course / "suite" / "test_mini.py"
+    suite_file.write_text(suite_file.read_text() + "\n# changed\n")
+    assert batch.grading_hash(copy, copy.get("mini"), 0, None) != base
+
+
+def test_records_are_whole_or_absent(tmp_path):
+    records_dir = tmp_path / batch.RECORDS
+    batch.write_record(records_dir, "alice", {"status": "graded", "reason": "", "result": None, "key": {"a": 1}})
+    assert batch.read_record(records_dir, "alice")["key"] == {"a": 1}
+    assert [p.name for p in records_dir.iterdir()] == ["alice.json"]
+    (records_dir / "bob.json").write_text('{"status": "gra')  # torn by hand: read as no record
+    assert batch.read_record(records_dir, "bob") is None
+    assert batch.read_record(records_dir, "carol") is None
+
+
+def test_resume_keeps_only_matching_records(tmp_path, monkeypatch):
+    """grade_students with a fake executor: which students it hands out, with and without --resume."""
+    folders = []
+    for name in ("alice", "bob"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mini.py").write_text(GOOD)
+        folders.append((name, tmp_path / name))
+    handed: list[list[str]] = []
+
+    class Fake:
+        def run(self, tasks):
+            handed.append([t.student for t in tasks])
+            for t in tasks:
+                yield t, {"status": "refused", "reason": f"fake {t.student}", "result": None}
+
+        def close(self):
+            pass
+
+    out = tmp_path / "out"
+    first = batch.grade_students(CONFIG, MINI, folders, out, executor=Fake())
+    assert [r[0] for r in first.rows] == ["alice", "bob"] and first.graded and not first.kept
+    batch.grade_students(CONFIG, MINI, folders, out, executor=Fake(), resume=True)
+    assert handed[-1] == []
+    batch.grade_students(CONFIG, MINI, folders, out, executor=Fake(), resume=True, seed=3)
+    assert handed[-1] == ["alice", "bob"]  # another seed: another grading
+    (tmp_path / "alice" / "mini.py").write_text(GOOD + "# edited\n")
+    again = batch.grade_students(CONFIG, MINI, folders, out, executor=Fake(), resume=True, seed=3)
+    assert handed[-1] == ["alice"] and again.kept == ["bob"]
+    batch.grade_students(CONFIG, MINI, folders, out, executor=Fake(), seed=3)
+    assert handed[-1] == ["alice", "bob"]  # without --resume every student is graded
+
+
+def test_result_round_trips_through_its_dict():
+    from autograder.runner import Result, TestResult
+
+    result = Result("mini", "/x", [TestResult("test_a", 1.5, 2.0, "partial", "half", fault="timeout")], 3.0, 7,
+                    ["oops"], {"seccomp": "active"})
+    assert batch.result_from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--scheduler", "local:0"], "local:N needs a whole number"),
+    (["--scheduler", "nowhere"], "expected tcp://HOST:PORT or local:N"),
+    (["--scheduler", "local:1", "--jobs", "2"], "--jobs and --scheduler do not go together"),
+])
+def test_bad_scheduler_is_a_usage_error(tmp_path, args, words):
+    root = make_class(tmp_path / "class")
+    run = subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"),
+                          "grade-batch", str(root), "--assignment", "mini", "--out", str(tmp_path / "out"), *args],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert words in run.stderr and "Traceback" not in run.stderr
+
+
+# --------------------------------------------------------------------------- the picture and the summary
+
+
+def _rows():
+    from autograder.runner import Result, TestResult
+
+    def result(name, a, b, seconds, fault=""):
+        return Result("mini", name, [TestResult("test_a", a, 40, "passed" if a == 40 else "failed", fault=fault),
+                                     TestResult("test_b", b, 60, "passed" if b == 60 else "failed")], seconds, 0)
+    rows = [("ann", result("ann", 40, 60, 3.0), "graded", ""),
+            ("ben", result("ben", 0, 0, 30.0, "timeout"), "timeout", "hung"),
+            ("cat", result("cat", 40, 0, 9.0), "graded", ""),
+            ("dan", None, "grader-error", "boom"),
+            ("eve", None, "refused", "a link")]
+    return rows
+
+
+def test_summary_names_the_slowest_and_the_failures_by_kind():
+    text = reports.batch_summary(_rows(), slowest=2)
+    assert "slowest: ben 30.0 s, cat 9.0 s" in text and "ann" not in text.splitlines()[0]
+    assert "timeout 1 (ben)" in text and "grader error 1 (dan)" in text and "refused" in text
+    assert "memory" not in text and "import error" not in text
+    clean = reports.batch_summary([r for r in _rows() if r[2] == "graded"])
+    assert clean.splitlines()[1] == "failures: none"
+
+
+def test_score_histograms_is_a_png_per_test(tmp_path):
+    path = tmp_path / "scores.png"
+    reports.score_histograms(_rows(), ["test_a", "test_b"], path)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 2.5 * image.height  # three panels side by side
+    one = tmp_path / "one.png"
+    reports.score_histograms(_rows(), ["test_a"], one)
+    with Image.open(one) as image:
+        assert image.width < 2.5 * image.height

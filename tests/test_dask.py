@@ -1,0 +1,141 @@
+"""grade-batch on Dask (issue 19), on a LocalCluster(processes=True, n_workers=2) of the test's own.
+
+The class is small on purpose (CI time): the reference, the skeleton, a crash, a hang and a
+memory hog, under small limits so that the hang costs seconds. Dask must give the grades
+``--jobs 1`` gives, and a Dask worker killed in the middle of a grading must cost no grade
+(killed twice on the same student: a grader error for that student alone).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import release
+from tests.example_course import EXAMPLE, GOOD, replace_function
+
+distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402
+
+from autograder.dask_executor import SCHEDULER_CONFIG  # noqa: E402
+
+CLASS = {
+    "alice": GOOD,
+    "bob": None,                                                       # the released skeleton
+    "carol": replace_function("double", "import os\nos._exit(7)"),     # the worker dies
+    "dave": replace_function("double", "while True:\n    pass"),       # hangs
+    "erin": replace_function("double", """
+        hoard = []
+        for _ in range(80):  # 8 GB, 100 MB at a time
+            hoard.append(torch.ones(100 * 2**20, dtype=torch.uint8))
+        return 2 * x
+    """),
+}
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """The example course with small limits (a hang costs 3 s a probe), and the class."""
+    tmp = tmp_path_factory.mktemp("dask")
+    course = tmp / "course"
+    shutil.copytree(EXAMPLE, course)
+    yml = course / "grading.yml"
+    yml.write_text(yml.read_text().replace("probe_seconds: 8", "probe_seconds: 3"))
+    skeleton = release.render_assignment(course / "solutions" / "01_mini")["mini.py"].decode()
+    root = tmp / "class"
+    for name, source in CLASS.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "mini.py").write_text(skeleton if source is None else source)
+    return {"config": yml, "root": root, "tmp": tmp}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with dask.config.set(SCHEDULER_CONFIG):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=40) as local:
+            with distributed.Client(local) as client:
+                yield local, client
+
+
+def grade_batch(course, out: Path, *how: str) -> list[str]:
+    return [sys.executable, "-m", "autograder.cli", "--config", str(course["config"]), "grade-batch",
+            str(course["root"]), "--assignment", "mini", "--out", str(out), *how]
+
+
+def grades(out: Path) -> dict[str, dict]:
+    """grades.csv less the reason (it may name a path), by student."""
+    return {r["student"]: {k: v for k, v in r.items() if k != "reason"}
+            for r in csv.DictReader((out / "grades.csv").open())}
+
+
+def test_dask_gives_the_grades_of_jobs_1(course, cluster):
+    local, _ = cluster
+    here = subprocess.run(grade_batch(course, course["tmp"] / "jobs1", "--jobs", "1"),
+                          capture_output=True, text=True, timeout=900)
+    assert here.returncode == 0, here.stderr
+    there = subprocess.run(grade_batch(course, course["tmp"] / "dask", "--scheduler", local.scheduler_address),
+                           capture_output=True, text=True, timeout=900)
+    assert there.returncode == 0, there.stderr
+    expected = grades(course["tmp"] / "jobs1")
+    assert grades(course["tmp"] / "dask") == expected
+    # and the class is the mixed one it is meant to be (else the comparison proves little)
+    assert expected["alice"]["score"] == "100" and expected["bob"]["score"] == "0"
+    assert {s: expected[s]["status"] for s in ("dave", "erin")} == {"dave": "timeout", "erin": "memory"}
+    assert expected["carol"]["test_double"] == "0" and expected["carol"]["status"] == "graded"
+    assert (course["tmp"] / "dask" / "alice" / "results.json").is_file()  # the reports, written by the workers
+
+
+def _kill_workers_running(client, plan: dict[str, int], cli: subprocess.Popen) -> dict[str, int]:
+    """While the CLI runs, SIGKILL the Dask worker process grading each student in ``plan``,
+    up to that many times (each time on whichever worker has the task then)."""
+    kills = {student: 0 for student in plan}
+    seen: set[tuple[str, str]] = set()
+    while cli.poll() is None:
+        try:
+            processing = client.processing()
+            pids = client.run(os.getpid)
+        except Exception:  # a worker going away under us: ask again
+            time.sleep(0.2)
+            continue
+        for address, keys in processing.items():
+            for key in keys:
+                student = str(key).split("-")[1]
+                if student in plan and kills[student] < plan[student] and (student, address) not in seen \
+                        and address in pids and len(keys) == 1:
+                    os.kill(pids[address], signal.SIGKILL)
+                    seen.add((student, address))
+                    kills[student] += 1
+        time.sleep(0.1)
+    return kills
+
+
+def test_a_killed_dask_worker_loses_no_grade(course, cluster, tmp_path):
+    local, client = cluster
+    root = tmp_path / "class"
+    for name in ("alice", "bob", "carol"):
+        (root / name).mkdir(parents=True)
+        (root / name / "mini.py").write_text(GOOD if name != "bob" else GOOD.replace("return 2 * x", "return 3 * x"))
+    run = {**course, "root": root}
+    out = tmp_path / "out"
+    cli = subprocess.Popen(grade_batch(run, out, "--scheduler", local.scheduler_address),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # alice's worker dies once: retried on another worker. carol's dies twice: a grader error for her alone.
+    kills = _kill_workers_running(client, {"alice": 1, "carol": 2}, cli)
+    stdout, stderr = cli.communicate(timeout=600)
+    assert kills == {"alice": 1, "carol": 2}, stderr
+    rows = grades(out)
+    assert rows["alice"]["score"] == "100" and rows["alice"]["status"] == "graded"
+    assert rows["bob"]["score"] == "60" and rows["bob"]["status"] == "graded"
+    assert rows["carol"]["status"] == "grader-error"
+    assert cli.returncode == 3  # a grader error: the instructor must look
+    reason = next(r for r in csv.DictReader((out / "grades.csv").open()) if r["student"] == "carol")["reason"]
+    assert "KilledWorker" in reason
