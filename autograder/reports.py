@@ -215,10 +215,18 @@ def score_histograms(rows: list[tuple[str, Result | None, str, str]], test_names
     panels = [(name, [t.score for r in results for t in r.tests if t.name == name],
                next((t.max_score for r in results for t in r.tests if t.name == name), 0.0)) for name in test_names]
     panels.append(("total", [r.score for r in results], max((r.max_score for r in results), default=0.0)))
-    figure = Figure(figsize=(3.2 * len(panels), 2.8), layout="constrained")
-    for axes, (name, scores, most) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+    from matplotlib.ticker import MaxNLocator
+
+    columns = min(4, len(panels))  # a grid, not one strip: a 13-test assignment stays readable
+    rows_ = -(-len(panels) // columns)
+    figure = Figure(figsize=(3.2 * columns, 2.6 * rows_), layout="constrained")
+    grid = figure.subplots(rows_, columns, squeeze=False).ravel()
+    for axes, (name, scores, most) in zip(grid, panels):
         axes.hist(scores, bins=10, range=(0, most or 1), color="#4878a8", edgecolor="white")
         axes.set_title(name, fontsize=9)
-        axes.set_xlabel("points")
+        axes.set_xlabel(f"points (of {most:g})")
         axes.set_ylabel("students")
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for axes in grid[len(panels):]:
+        axes.set_visible(False)
     figure.savefig(path, dpi=80)
