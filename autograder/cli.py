@@ -24,11 +24,10 @@ import traceback
 from pathlib import Path
 
 from autograder import config as config_module
-from autograder import batch as batch_module
 from autograder import reports, runner
 from autograder.config import ConfigError
 from autograder.containment import IsolationError
-from autograder.escape import block, one_line
+from autograder.escape import block
 from autograder.runner import Result, TestResult
 from autograder.submission import SubmissionError
 
@@ -274,6 +273,7 @@ def cmd_grade(cfg, args) -> int:
 
 def _executor(args):
     """--jobs N (threads here) or --scheduler ADDRESS (Dask): one protocol, autograder.batch.Executor."""
+    from autograder import batch as batch_module  # instructor-only: not in the student package
     if args.scheduler is None:
         return batch_module.LocalExecutor(args.jobs)
     if args.jobs != 1:
@@ -288,6 +288,8 @@ def _executor(args):
 
 def cmd_grade_batch(cfg, args) -> int:
     from tqdm import tqdm
+
+    from autograder import batch as batch_module  # instructor-only: not in the student package
 
     if args.nbgrader is not None:  # nbgrader's layout: submitted/<student>/<assignment>/ (issue 16)
         from autograder import nbgrader_course
