@@ -356,30 +356,36 @@ def _allowed(root: Path, patterns) -> dict[str, Path]:
     return found
 
 
-def _student_pyproject() -> str:
-    deps = "".join(f'    "{d}",\n' for d in STUDENT_DEPENDENCIES)
+def pyproject(name: str, version: str, description: str, dependencies, setuptools: str, scripts: bool = True) -> str:
+    """A distribution's pyproject.toml (the student package's; the Gradescope zip's kit):
+    ``setuptools`` is its [tool.setuptools...] tables, which say what the distribution holds."""
+    deps = "".join(f'    "{d}",\n' for d in dependencies)
+    script = '\n[project.scripts]\nautograder = "autograder.cli:main"\n' if scripts else ""
     return f'''[build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
 [project]
-name = "{STUDENT_DIST}"
-version = "{STUDENT_VERSION}"
-description = "The checker and the data of the generative-AI course, for students (no hidden tests)."
+name = "{name}"
+version = "{version}"
+description = "{description}"
 requires-python = ">=3.10"
 dependencies = [
 {deps}]
+{script}
+{setuptools}'''
 
-[project.scripts]
-autograder = "autograder.cli:main"
 
-[tool.setuptools]
+def _student_pyproject() -> str:
+    return pyproject(STUDENT_DIST, STUDENT_VERSION,
+                     "The checker and the data of the generative-AI course, for students (no hidden tests).",
+                     STUDENT_DEPENDENCIES, f'''[tool.setuptools]
 packages = ["autograder", "autograder.containment", "autograder.judge", "kitdata"]
 
 [tool.setuptools.package-data]
 autograder = ["{COURSE_FILE}"]
 kitdata = ["*.npz", "{STUDENT_MARKER}"]
-'''
+''')
 
 
 def _stage_package(cfg, build: Path, course: str) -> None:

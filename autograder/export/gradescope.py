@@ -153,28 +153,19 @@ def requirements() -> list[str]:
 
 
 def _pyproject(deps: list[str]) -> str:
-    """The kit's pyproject.toml in the zip: the kit's packages and dependencies (its own names a
-    README the zip does not carry)."""
-    listed = "".join(f'    "{d}",\n' for d in deps)
-    return f'''[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
+    """The kit's pyproject.toml in the zip: the kit's packages and dependencies (without a script
+    or a README: run_autograder calls the module)."""
+    from autograder.release import pyproject
 
-[project]
-name = "genai-autograder-kit"
-version = "0.1.0"
-description = "The kit as Gradescope's image holds it: one assignment's hidden suite."
-requires-python = ">=3.10"
-dependencies = [
-{listed}]
-
+    return pyproject("genai-autograder-kit", "0.1.0",
+                     "The kit as Gradescope's image holds it: one assignment's hidden suite.", deps, """\
 [tool.setuptools.packages.find]
 where = [".", "datasets"]
 include = ["autograder*", "kitdata*"]
 
 [tool.setuptools.package-data]
 kitdata = ["*.npz"]
-'''
+""", scripts=False)
 
 
 def package(cfg, assignment, torch_index: str = "") -> dict[str, bytes]:
