@@ -8,9 +8,11 @@
    ``### BEGIN SOLUTION`` region is a graded cell of its own (nbgrader ``solution: true``,
    ``grade: false``), the given code between them a locked, read-only cell; the cells,
    read in order, are the module again (``autograder.notebook`` reads them back that way);
-3. exploration cells, ungraded and marked so: run the public checks on the saved notebook
-   (they train the model in the grader's sandbox and draw its curves and samples), then show
-   the pictures they drew.
+3. exploration cells, ungraded and marked so: first the cells of ``explore.py`` beside the
+   module (percent format), which train the student's model in the notebook's own kernel with
+   the functions the graded cells define, and plot its loss and samples; then a cell that runs
+   the public checks on the saved notebook (they train the model in the grader's sandbox and
+   draw its curves and samples), and one that shows the pictures they drew.
 
 Every cell carries nbgrader's metadata (schema version 3), so ``nbgrader generate_assignment``
 recognises it; cell ids are derived from the module's name, so the bytes are the same on every
@@ -30,6 +32,9 @@ import nbformat
 SOLUTION = "BEGIN SOLUTION"
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
 EXPLORATION = "exploration"   # the tag of the ungraded cells (also said in their first line)
+EXPLORATION_LINE = "# EXPLORATION: not graded, never run by the grader."
+EXPLORE = "explore.py"          # a solution folder's exploration cells; notebook-only, never released as a file
+CELL = re.compile(r"^# %%.*$", re.M)   # the percent format's cell separator (Jupytext, VS Code, Spyder)
 KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
           "language_info": {"name": "python"}}
 
@@ -98,15 +103,16 @@ def _how_to(stem: str) -> str:
             f"* The grader builds `{stem}.py` from the graded and locked cells only, in this order, and runs "
             "nothing else: no `%magic` or `!shell` line in a graded cell (it would make that cell's functions "
             "fail), and helpers you need go into a graded cell.\n"
-            "* The **Exploration** cells at the end are not graded and never run by the grader: they run the "
-            f"public checks on this notebook (save it first) and show your model's curves and samples. "
+            "* The **Exploration** cells at the end are not graded and never run by the grader: they train "
+            "your model in this notebook and plot its loss and samples, then run the public checks on this "
+            "notebook (save it first) and show the curves and samples they draw. "
             f"From a terminal, the same is `autograder check {stem}.ipynb`.\n"
             f"* Hand in `{stem}.ipynb` (or `{stem}.py`, if you prefer the module).")
 
 
 def _exploration(stem: str) -> list[str]:
     return [
-        f"# EXPLORATION: not graded, never run by the grader.\n"
+        f"{EXPLORATION_LINE}\n"
         f"# The public checks on this notebook as saved on disk (save it first): they build {stem}.py\n"
         "# from its graded cells, run them in the grader's sandbox (training your model briefly)\n"
         "# and draw your curves and samples into feedback/. About 10 seconds.\n"
@@ -115,7 +121,7 @@ def _exploration(stem: str) -> list[str]:
         f"checks = subprocess.run([sys.executable, \"-m\", \"autograder.cli\", \"check\", \"{stem}.ipynb\"],\n"
         "                        capture_output=True, text=True)\n"
         "print(checks.stdout + checks.stderr)",
-        "# EXPLORATION: not graded, never run by the grader.\n"
+        f"{EXPLORATION_LINE}\n"
         "# The pictures the checks drew: your training curve and your model's samples.\n"
         "from pathlib import Path\n\n"
         "from IPython.display import Image, display\n\n"
@@ -123,6 +129,19 @@ def _exploration(stem: str) -> list[str]:
         "    print(picture.name)\n"
         "    display(Image(filename=str(picture)))",
     ]
+
+
+def explore_cells(path: Path) -> list[str]:
+    """The cells of an ``explore.py`` (percent format), each starting with the exploration line;
+    text before the first ``# %%`` is the file's own header and is left out. [] if no file.
+    The cells are code the student runs in the notebook after the graded cells, so they call
+    the module's functions by name and never import the module."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    cells = [cell.strip("\n") for cell in CELL.split(text)[1:]]
+    return [cell if cell.startswith(EXPLORATION_LINE) else f"{EXPLORATION_LINE}\n{cell}" for cell in cells if cell.strip()]
 
 
 def reference(folder: Path, module: str) -> nbformat.NotebookNode:
@@ -149,10 +168,13 @@ def reference(folder: Path, module: str) -> nbformat.NotebookNode:
             cell.metadata.update(_nbgrader(f"{stem}-given-{given}", solution=False, locked=True))
             cell.metadata.update(editable=False, deletable=False)
         cells.append(cell)
+    training = explore_cells(folder / EXPLORE)
     cells.append(nbformat.v4.new_markdown_cell(
-        "## Exploration (not graded)\n\nThe grader never runs the cells below. Save the notebook, then run them "
-        "to check your work and to watch your model learn."))
-    for text in _exploration(stem):
+        "## Exploration (not graded)\n\nThe grader never runs the cells below. " + (
+            "Run the cells above first (they define your functions); the next cells train your model here, "
+            "for a few seconds, and plot its loss and samples. Then save the notebook and run the public checks."
+            if training else "Save the notebook, then run them to check your work and to watch your model learn.")))
+    for text in training + _exploration(stem):
         cell = nbformat.v4.new_code_cell(text)
         cell.metadata["tags"] = [EXPLORATION]
         cells.append(cell)
@@ -168,7 +190,7 @@ def modules(folder: Path) -> list[str]:
     solution region, not ``hidden*``, and not already beside a hand-written ``<name>.ipynb``."""
     found = []
     for path in sorted(Path(folder).glob("*.py")):
-        if path.name.lower().startswith("hidden") or path.with_suffix(".ipynb").exists():
+        if path.name.lower().startswith("hidden") or path.name == EXPLORE or path.with_suffix(".ipynb").exists():
             continue
         if SOLUTION in path.read_text(encoding="utf-8", errors="replace"):
             found.append(path.name)

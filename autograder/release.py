@@ -220,11 +220,13 @@ def _files(root: Path) -> dict[str, Path]:
 def render_assignment(solution_dir: Path) -> dict[str, bytes]:
     """What assignments/<folder>/ must contain: relative posix path -> file content. Besides
     the folder's own files, a notebook ``<name>.ipynb`` for every module with solution regions
-    (autograder.notebook_build), cleared by the same pipeline as a hand-written notebook."""
+    (autograder.notebook_build), cleared by the same pipeline as a hand-written notebook. The
+    folder's ``explore.py`` is in that notebook only (its cells need the graded cells above them)."""
     from autograder import notebook_build
 
     solution_dir = Path(solution_dir)
-    rendered = {rel: _release_file(path) for rel, path in _files(solution_dir).items() if not _is_private(rel)}
+    rendered = {rel: _release_file(path) for rel, path in _files(solution_dir).items()
+                if not _is_private(rel) and rel != notebook_build.EXPLORE}
     for module in notebook_build.modules(solution_dir):
         where = f"{solution_dir / module} (as a notebook)"
         reference = nbformat.writes(notebook_build.reference(solution_dir, module))
