@@ -16,6 +16,7 @@ with the ``.py``; benchmarks/notebook_grading.py grades every assignment in full
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 import shutil
@@ -52,7 +53,7 @@ def same_code(a: str, b: str) -> bool:
 
 
 def code_cell(source: str, **nbgrader) -> dict:
-    meta = {"nbgrader": {"grade": False, "grade_id": f"c{abs(hash(source))}", "locked": False,
+    meta = {"nbgrader": {"grade": False, "grade_id": "c" + hashlib.sha1(source.encode()).hexdigest()[:12], "locked": False,
                          "schema_version": 3, "solution": False, "task": False, **nbgrader}} if nbgrader else {}
     return {"cell_type": "code", "execution_count": None, "metadata": meta, "outputs": [], "source": source}
 
@@ -191,7 +192,7 @@ def test_stripped_metadata_falls_back_on_the_skeletons_names_and_says_so():
     (notebook_bytes(GIVEN, GRADED, version=3), r"^vae.ipynb: a version 3 notebook; the grader reads version 4"),
     (b'{"cells": []}', r"^vae.ipynb: not a Jupyter notebook \(no 'nbformat' field\)"),
     (notebook_bytes(GIVEN, SCRATCH), r"^vae.ipynb: no graded cells"),
-])
+], ids=["python", "deep-nesting", "cells-not-a-list", "nbformat-3", "no-nbformat", "graded-cells-deleted"])
 def test_bad_notebooks_are_one_line_refusals(data, message):
     with pytest.raises(SubmissionError, match=message) as raised:
         notebook.extract(data, "vae.ipynb", names={"VAE"})
