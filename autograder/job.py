@@ -37,6 +37,7 @@ class Job(_Frozen):
     artifacts: str                  # an absolute folder: feedback pictures land here
     only: list[str] = []
     policy: dict[str, Any]          # autograder.containment.Policy.to_dict()
+    runner: int = 0                 # the pid that started the judge: the judge ends with it
 
     @field_validator("artifacts", "submission", "workdir", "probes")
     @classmethod

@@ -211,7 +211,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
         Job(submission=str(graded.resolve()), workdir=str(workdir), probes=str(suite / "probes.py"),
             modules=assignment.modules, limits=assignment.limits, seed=seed,
             thresholds={} if public else assignment.thresholds, artifacts=str(artifacts), only=only or [],
-            policy=_policy(config, suite, layers, strict).to_dict()).write(job)
+            policy=_policy(config, suite, layers, strict).to_dict(), runner=os.getpid()).write(job)
         log = private / "judge.log"
         report_read, report_write = os.pipe()  # the judge's report: a pipe the worker never holds
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder import batch, reports
-from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, replace_function
 
 CLASS = {
     "alice": GOOD,
@@ -220,3 +222,82 @@ def test_score_histograms_is_a_png_per_test(tmp_path):
     reports.score_histograms(_rows(), ["test_a"], one)
     with Image.open(one) as image:
         assert image.width < 2.5 * image.height
+
+
+# --------------------------------------------------------------------------- a killed batch leaves nothing
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _descendants(pid: int) -> list[int]:
+    tree, found, pending = _children(), [], [pid]
+    while pending:
+        for child in tree.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _running(pids) -> list[int]:
+    """Those of ``pids`` still running (a zombie has finished)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path):
+    """kill -9 of the CLI while a student's code hangs: the judge, told by the kernel, stops the
+    worker and exits, rather than grading on for nobody (and into that student's reports) until
+    the probe's limit, here 300 s, runs out."""
+    course = tmp_path / "course"
+    shutil.copytree(EXAMPLE, course)
+    yml = course / "grading.yml"
+    yml.write_text(yml.read_text().replace("probe_seconds: 8", "probe_seconds: 300").replace(
+        "suite_seconds: 240", "suite_seconds: 900"))
+    root = tmp_path / "class"
+    (root / "hangs").mkdir(parents=True)
+    (root / "hangs" / "mini.py").write_text(replace_function("double", "while True:\n    pass"))
+    command = [sys.executable, "-m", "autograder.cli", "--config", str(yml), "grade-batch", str(root),
+               "--assignment", "mini", "--out", str(tmp_path / "grades")]
+    cli = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and cli.poll() is None:
+            graders = _descendants(cli.pid)
+            if any("autograder.worker" in cmdline(str(pid)) for pid in graders):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the student's worker never started")
+        time.sleep(2)  # well into the hanging probe
+        graders = _descendants(cli.pid)
+    finally:
+        cli.kill()
+        cli.wait()
+    assert any("--kit-job" in cmdline(str(pid)) for pid in graders), "no judge found under the CLI"
+    deadline = time.monotonic() + 60  # far below the 300 s the hanging probe would be given
+    while _running(graders) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {pid: cmdline(str(pid))[:80] for pid in _running(graders)}
+    for pid in left:  # never leave them to the rest of the run
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert left == {}

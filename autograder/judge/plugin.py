@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ import pytest
 from autograder.containment import Policy
 from autograder.job import Job as JobSpec
 from autograder.sandbox import Sandbox, StudentError
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def pytest_addoption(parser):
@@ -71,10 +74,32 @@ def pytest_configure(config):
     job = config.getoption("--kit-job")
     config._kit_job = Job(job, config.getoption("--kit-results-fd")) if job else None
     if config._kit_job is not None:
+        _end_with_the_runner(config._kit_job)
         _limit_own_memory(config._kit_job.spec.limits.memory_mb)
         # A suite keeps its reference maths in modules beside its tests (ref_<id>.py);
         # --import-mode=importlib does not put the suite's folder on the path by itself.
         sys.path.insert(0, str(config.rootpath))
+
+
+def _end_with_the_runner(job: Job) -> None:
+    """When the process that started this judge dies (a batch killed with kill -9, a lost Dask
+    worker), stop the student's worker and exit: nobody reads what comes next, a resumed batch
+    grades the student again, and a judge left running would write into that student's reports.
+    The kernel sends SIGTERM on the runner's death (PR_SET_PDEATHSIG); the check after it
+    catches a runner that died before the request was made."""
+    import ctypes
+
+    def stop(signum, frame):
+        try:
+            if job._sandbox is not None:
+                job._sandbox.stop()  # kills the worker's process group and everything of its uid
+        finally:
+            os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if job.spec.runner and os.getppid() != job.spec.runner:
+        stop(signal.SIGTERM, None)
 
 
 def _limit_own_memory(worker_mb: int) -> None:
