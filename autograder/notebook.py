@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.submission import SubmissionError, copy
+from autograder.submission import MAX_BYTES, SubmissionError, copy
 
 NOTEBOOK = ".ipynb"
 # A line that starts a magic (%, %%) or a shell escape (!), or ends in IPython's help (?).
@@ -182,9 +184,26 @@ def extract(data: bytes, where: str, names: set[str] | None = None) -> Extracted
 
 def _skeleton(folder: Path | None, module: str) -> set[str] | None:
     path = folder / module if folder else None
-    if path is None or not path.is_file():
+    if path is None or path.is_symlink() or not path.is_file():
         return None
     return skeleton_names(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _copy_notebook(source: Path, target: Path) -> None:
+    """Copy one notebook named on the command line: a regular file, never through a link, capped."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(source, flags)
+    except OSError as error:
+        why = "is a symbolic link" if os.path.islink(source) else f"cannot be read ({error.strerror})"
+        raise SubmissionError(f"{source}: {why}; hand in the notebook itself") from None
+    with os.fdopen(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            raise SubmissionError(f"{source}: not a regular file")
+        data = src.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise SubmissionError(f"{source}: more than {MAX_BYTES >> 20} MB")
+    target.write_bytes(data)
 
 
 def prepare(submission: Path, files: list[str], private: Path,
@@ -195,8 +214,8 @@ def prepare(submission: Path, files: list[str], private: Path,
     and this notebook stands for ``<name>.py`` even where that file exists, e.g. the released
     skeleton beside it). In a folder, ``<name>.ipynb`` is used only where ``<name>.py`` is
     absent. Without any notebook to use, ``submission`` is returned as it is (nothing copied).
-    Otherwise the folder is copied (``autograder.submission.copy``: no links, size caps)
-    into ``private`` and each module written there. ``skeletons``: folders where the released
+    Otherwise the folder (``autograder.submission.copy``: no links, size caps), or the named
+    notebook alone, is copied into ``private`` and each module written there. ``skeletons``: folders where the released
     ``<name>.py`` may be found, for the fallback on stripped metadata.
     """
     submission = Path(submission)
@@ -222,10 +241,12 @@ def prepare(submission: Path, files: list[str], private: Path,
         notices = []
     if not chosen:
         return submission, notices
-    copy(folder, private)
+    if submission.is_file():  # the notebook named: it alone is the submission, not what lies beside it
+        private.mkdir(parents=True)
+        _copy_notebook(submission, private / submission.name)
+    else:
+        copy(folder, private)
     for module, notebook in chosen.items():
-        if notebook.is_symlink():
-            raise SubmissionError(f"{notebook}: is a symbolic link; a submission is a folder of its own files")
         names = next((n for n in (_skeleton(s, module) for s in (*skeletons, folder)) if n), None)
         built = extract((private / notebook.name).read_bytes(), notebook.name, names)
         (private / module).write_text(built.source, encoding="utf-8")

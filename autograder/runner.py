@@ -183,8 +183,8 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     is_notebook = submission.suffix == notebook.NOTEBOOK and submission.is_file()
     if not submission.is_dir() and not is_notebook:
         raise SubmissionError(f"{submission}: not a folder (a submission is a folder holding {', '.join(assignment.files)})")
-    inventory(submission.parent if is_notebook else submission, assignment.limits.scratch_mb * 2**20,
-              assignment.limits.scratch_files)
+    if not is_notebook:  # a named notebook is copied alone, checked as it is (autograder.notebook)
+        inventory(submission, assignment.limits.scratch_mb * 2**20, assignment.limits.scratch_files)
     suite = Path(suite or config.suite_dir(assignment)).resolve()
     if not (suite / "probes.py").is_file():
         raise FileNotFoundError(f"{suite}: a suite needs probes.py")

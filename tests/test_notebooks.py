@@ -328,3 +328,23 @@ def test_similarity_compares_notebooks_by_their_graded_code(tmp_path):
     skeleton = similarity.read_submission(KIT / "assignments" / VAE.folder, ["vae.py"])
     assert ref.tokens == module.tokens and released.tokens == skeleton.tokens and ref.tokens != released.tokens
     assert similarity.similar_pairs([ref, released], base=skeleton) == []
+
+
+def test_a_named_notebook_is_copied_alone(tmp_path):
+    """``grade ~/Downloads/vae.ipynb``: the notebook is the submission, not its folder (which may
+    hold links, large files, anything): only it is copied, never through a link."""
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    named = folder / "vae.ipynb"
+    named.write_bytes(notebook_bytes(GIVEN, GRADED))
+    (folder / "elsewhere").symlink_to("/etc")
+    with open(folder / "huge.bin", "wb") as huge:
+        huge.truncate(200 * 2**20)  # sparse: its apparent size counts
+    graded, _ = notebook.prepare(named, ["vae.py"], tmp_path / "private")
+    assert sorted(p.name for p in graded.iterdir()) == ["vae.ipynb", "vae.py"]
+    assert "def area(r)" in (graded / "vae.py").read_text()
+
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "vae.ipynb").symlink_to(named)
+    with pytest.raises(SubmissionError, match=r"vae.ipynb: is a symbolic link"):
+        notebook.prepare(tmp_path / "links" / "vae.ipynb", ["vae.py"], tmp_path / "private2")
