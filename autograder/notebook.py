@@ -189,6 +189,20 @@ def _skeleton(folder: Path | None, module: str) -> set[str] | None:
     return skeleton_names(path.read_text(encoding="utf-8", errors="replace"))
 
 
+STUB = "your code goes here"  # the released skeleton's stubs (autograder.release.STUB_RAISE)
+
+
+def _unwritten(path: Path) -> int:
+    """How many of the skeleton's stubs are still unanswered in a module or a notebook's graded
+    cells (a notebook that cannot be read counts as untouched)."""
+    try:
+        data = path.read_bytes()
+        text = extract(data, path.name).source if path.suffix == NOTEBOOK else data.decode("utf-8", "replace")
+    except (OSError, SubmissionError):
+        return 1 << 30
+    return text.count(STUB)
+
+
 def _copy_notebook(source: Path, target: Path) -> None:
     """Copy one notebook named on the command line: a regular file, never through a link, capped."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -212,11 +226,14 @@ def prepare(submission: Path, files: list[str], private: Path,
 
     ``submission`` is a folder or a ``<name>.ipynb`` file (its folder is then the submission,
     and this notebook stands for ``<name>.py`` even where that file exists, e.g. the released
-    skeleton beside it). In a folder, ``<name>.ipynb`` is used only where ``<name>.py`` is
-    absent. Without any notebook to use, ``submission`` is returned as it is (nothing copied).
-    Otherwise the folder (``autograder.submission.copy``: no links, size caps), or the named
-    notebook alone, is copied into ``private`` and each module written there. ``skeletons``: folders where the released
-    ``<name>.py`` may be found, for the fallback on stripped metadata.
+    skeleton beside it). In a folder, ``<name>.ipynb`` is used where ``<name>.py`` is absent,
+    or where fewer of the skeleton's stubs are left in it than in ``<name>.py`` (a released
+    folder handed in whole by a student who worked in the notebook); a notice says which
+    counted. Without any notebook to use, ``submission`` is returned as it is (nothing
+    copied). Otherwise the folder (``autograder.submission.copy``: no links, size caps), or the
+    named notebook alone, is copied into ``private`` and each module written there.
+    ``skeletons``: folders where the released ``<name>.py`` may be found, for the fallback on
+    stripped metadata.
     """
     submission = Path(submission)
     if submission.is_file() or submission.suffix == NOTEBOOK:
@@ -226,19 +243,24 @@ def prepare(submission: Path, files: list[str], private: Path,
         if module not in files:
             raise SubmissionError(f"{submission}: this assignment's files are {', '.join(files)}; "
                                   f"a notebook stands for one of them ({', '.join(Path(f).stem + NOTEBOOK for f in files)})")
-        folder, chosen = submission.parent, {module: submission}
+        folder, chosen, notices = submission.parent, {module: submission}, []
     else:
-        folder = submission
-        chosen = {f: submission / (Path(f).stem + NOTEBOOK) for f in files
-                  if f.endswith(".py") and not (submission / f).exists()
-                  and (submission / (Path(f).stem + NOTEBOOK)).is_file()}
-    beside = [f for f in files if submission.is_dir() and (submission / f).is_file()
-              and (submission / (Path(f).stem + NOTEBOOK)).is_file()]
-    if beside:  # say which one counted: a student who worked in the notebook must not be surprised
-        notices = [f"graded {f}; {Path(f).stem + NOTEBOOK} beside it was not used (hand in the notebook "
-                   f"alone, or name it: autograder check {Path(f).stem + NOTEBOOK})" for f in beside]
-    else:
-        notices = []
+        folder, chosen, notices = submission, {}, []
+        for f in files:
+            book = submission / (Path(f).stem + NOTEBOOK)
+            if not f.endswith(".py") or not book.is_file():
+                continue
+            if not (submission / f).exists():
+                chosen[f] = book
+                continue
+            # Both, as in a released folder handed in whole: grade the one the student worked in.
+            if _unwritten(book) < _unwritten(submission / f):
+                chosen[f] = book
+                notices.append(f"graded {book.name}, where more of the work is done than in {f} beside it "
+                               f"(hand in one of them, or name it: autograder check {book.name})")
+            else:
+                notices.append(f"graded {f}; {book.name} beside it was not used (hand in the notebook "
+                               f"alone, or name it: autograder check {book.name})")
     if not chosen:
         return submission, notices
     if submission.is_file():  # the notebook named: it alone is the submission, not what lies beside it

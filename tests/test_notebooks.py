@@ -239,6 +239,17 @@ def test_prepare_uses_the_notebook_only_in_place_of_the_module(tmp_path):
     # named explicitly, the notebook wins over the .py beside it
     graded, _ = notebook.prepare(folder / "vae.ipynb", ["vae.py"], tmp_path / "private3")
     assert "# mine" not in (graded / "vae.py").read_text()
+    # the released folder handed in whole, the work done in the notebook: the notebook counts
+    skeleton = CFG.root / "assignments" / VAE.folder / "vae.py"
+    shutil.copy(skeleton, folder / "vae.py")
+    graded, notices = notebook.prepare(folder, ["vae.py"], tmp_path / "private4")
+    assert graded == tmp_path / "private4" and "graded vae.ipynb, where more of the work is done" in notices[0]
+    assert notebook.STUB not in (graded / "vae.py").read_text()
+    # ... and the work done in the .py, the released notebook beside it: the .py counts
+    (folder / "vae.py").write_bytes((CFG.solution_dir(VAE) / "vae.py").read_bytes())
+    (folder / "vae.ipynb").write_bytes((CFG.root / "assignments" / VAE.folder / "vae.ipynb").read_bytes())
+    graded, notices = notebook.prepare(folder, ["vae.py"], tmp_path / "private5")
+    assert graded == folder and "graded vae.py; vae.ipynb beside it was not used" in notices[0]
 
 
 # --- gradings (few: each is seconds of CI) ---------------------------------------------------
