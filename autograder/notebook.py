@@ -253,12 +253,14 @@ def prepare(submission: Path, files: list[str], private: Path,
             if not (submission / f).exists():
                 chosen[f] = book
                 continue
-            # Both, as in a released folder handed in whole: grade the one the student worked in.
-            if _unwritten(book) < _unwritten(submission / f):
+            # Both, as in a released folder handed in whole: grade the one the student worked in,
+            # and say so unless the other is plainly the untouched one.
+            in_notebook, in_module = _unwritten(book), _unwritten(submission / f)
+            if in_notebook < in_module:
                 chosen[f] = book
                 notices.append(f"graded {book.name}, where more of the work is done than in {f} beside it "
                                f"(hand in one of them, or name it: autograder check {book.name})")
-            else:
+            elif in_notebook == in_module:
                 notices.append(f"graded {f}; {book.name} beside it was not used (hand in the notebook "
                                f"alone, or name it: autograder check {book.name})")
     if not chosen:
