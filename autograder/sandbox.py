@@ -175,6 +175,18 @@ class Sandbox:
         if not reply["ok"]:
             self._fatal = StudentError(str(reply["error"]), "import")
 
+    def kill(self) -> None:
+        """Kill the worker's process group and everything of its uid, taking no lock and waiting
+        for nothing: safe in a signal handler (the judge's end with its runner)."""
+        process = self._process
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self._uid is not None:
+            _kill_uid(self._uid)
+
     def stop(self) -> None:
         for fd in (self._requests, self._replies):
             if fd >= 0:

@@ -286,11 +286,11 @@ def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path):
         else:
             pytest.fail("the student's worker never started")
         time.sleep(2)  # well into the hanging probe
-        graders = _descendants(cli.pid)
+        graders = {pid: cmdline(str(pid)) for pid in _descendants(cli.pid)}
     finally:
         cli.kill()
         cli.wait()
-    assert any("--kit-job" in cmdline(str(pid)) for pid in graders), "no judge found under the CLI"
+    assert any("--kit-job" in command for command in graders.values()), "no judge found under the CLI"
     deadline = time.monotonic() + 60  # far below the 300 s the hanging probe would be given
     while _running(graders) and time.monotonic() < deadline:
         time.sleep(0.2)

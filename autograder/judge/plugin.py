@@ -90,9 +90,12 @@ def _end_with_the_runner(job: Job) -> None:
     import ctypes
 
     def stop(signum, frame):
+        # Kill, never wait: the handler may interrupt the judge inside Popen.wait() or poll(),
+        # whose lock it would then wait for forever (seen under load). init reaps the worker.
         try:
-            if job._sandbox is not None:
-                job._sandbox.stop()  # kills the worker's process group and everything of its uid
+            sandbox = job._sandbox
+            if sandbox is not None:
+                sandbox.kill()
         finally:
             os._exit(128 + signum)
 
