@@ -231,7 +231,6 @@ def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str
         for task, outcome in executor.run(tasks):
             write_record(records, task.student, {**outcome, "key": keys[task.student], "run": run_id,
                                                  "graded_at": time.time()})
-            rows[task.student] = row_of(task.student, outcome)
             batch.graded.append(task.student)
             if bar is not None:
                 bar.update(1)

@@ -28,6 +28,7 @@ from autograder import reports, runner
 from autograder.config import ConfigError
 from autograder.containment import IsolationError
 from autograder.escape import block
+from autograder.notebook import is_notebook
 from autograder.runner import Result, TestResult
 from autograder.submission import SubmissionError
 
@@ -184,7 +185,7 @@ def _assignment_of(cfg, folder: Path, wanted: str | None):
 
 def cmd_check(cfg, args) -> int:
     folder = submission = args.assignment_dir
-    if _is_notebook(submission):  # `autograder check vae.ipynb`: that notebook, in its folder
+    if is_notebook(submission):  # `autograder check vae.ipynb`: that notebook, in its folder
         folder = submission.parent
     if not folder.is_dir():
         raise SubmissionError(f"{folder}: not a folder")
@@ -226,15 +227,10 @@ def _missing_folder(assignment, folder: Path) -> Result:
     return Result(assignment.id, str(folder), tests, 0.0, 0)
 
 
-def _is_notebook(path: Path) -> bool:
-    """A notebook named on the command line stands for its module (autograder.notebook)."""
-    return path.suffix == ".ipynb" and path.is_file()
-
-
 def cmd_grade(cfg, args) -> int:
-    if _is_notebook(args.submission) and args.all:
+    if is_notebook(args.submission) and args.all:
         raise UsageError(f"{args.submission}: a notebook is one assignment's; give --assignment ID, not --all")
-    if not args.submission.is_dir() and not _is_notebook(args.submission):
+    if not args.submission.is_dir() and not is_notebook(args.submission):
         raise SubmissionError(f"{args.submission}: not a folder (or a notebook, .ipynb)")
     if args.all:
         if args.tests:
@@ -248,7 +244,7 @@ def cmd_grade(cfg, args) -> int:
     for assignment, folder in plan:
         print(f"grading {assignment.id} ({folder}) ...", file=sys.stderr, flush=True)
         out = (args.out / assignment.id if args.all else args.out) if args.out else None
-        if not folder.is_dir() and not _is_notebook(folder):
+        if not folder.is_dir() and not is_notebook(folder):
             result = _missing_folder(assignment, folder)
         else:
             result = runner.grade(cfg, assignment, folder, seed=args.seed, only=only[assignment.id],

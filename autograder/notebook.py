@@ -50,6 +50,11 @@ class Extracted:
     """one line each: a fallback taken, a cell replaced by stand-ins"""
 
 
+def is_notebook(path: Path) -> bool:
+    """A notebook file named as the submission stands for its module."""
+    return Path(path).suffix == NOTEBOOK and Path(path).is_file()
+
+
 def _text(source) -> str:
     """A cell's source (nbformat allows a string or a list of lines); anything else is no code."""
     if isinstance(source, list):

@@ -180,7 +180,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     stops the grading.
     """
     submission = Path(submission)
-    is_notebook = submission.suffix == notebook.NOTEBOOK and submission.is_file()
+    is_notebook = notebook.is_notebook(submission)
     if not submission.is_dir() and not is_notebook:
         raise SubmissionError(f"{submission}: not a folder (a submission is a folder holding {', '.join(assignment.files)})")
     if not is_notebook:  # a named notebook is copied alone, checked as it is (autograder.notebook)
