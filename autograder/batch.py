@@ -54,6 +54,7 @@ class Task:
     seed: int = 0
     only: tuple[str, ...] | None = None
     isolation: str | None = None
+    warm: bool = True    # start from this worker thread's fork server (autograder.forkserver)
 
 
 def grade_task(task: Task) -> dict:
@@ -67,7 +68,7 @@ def grade_task(task: Task) -> dict:
         out = Path(task.out) / task.student
         result = runner.grade(cfg, assignment, Path(task.folder), seed=task.seed,
                               only=list(task.only) if task.only else None, artifacts_dir=out,
-                              isolation=task.isolation)
+                              isolation=task.isolation, warm=task.warm)
         reports.write(result, out)
         return {"status": result.status, "reason": result.reason, "result": result.to_dict()}
     except SubmissionError as error:
@@ -198,11 +199,12 @@ class Batch:
 
 def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str, Path]], out: Path, *,
                    executor: Executor | None = None, seed: int = 0, only: list[str] | None = None,
-                   isolation: str | None = None, resume: bool = False,
+                   isolation: str | None = None, resume: bool = False, warm: bool = True,
                    progress: Callable[[int], Iterable] | None = None) -> Batch:
     """Grade ``students`` ((name, folder) pairs) into ``out``; return their rows in that order.
 
-    ``resume=True`` keeps the record of every student whose key still matches. ``progress``,
+    ``resume=True`` keeps the record of every student whose key still matches. ``warm=False``
+    starts a fresh judge and worker for every student instead of forking them warm. ``progress``,
     if given, is called with the number of students to grade and returns an object with
     ``update(1)`` (a tqdm bar)."""
     executor = executor or LocalExecutor(1)
@@ -225,7 +227,7 @@ def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str
             batch.kept.append(name)
             continue
         tasks.append(Task(str(cfg.path), assignment.id, name, str(Path(folder).resolve()), str(out.resolve()),
-                          seed, tuple(only) if only else None, isolation))
+                          seed, tuple(only) if only else None, isolation, warm))
     bar = progress(len(tasks)) if progress else None
     try:
         for task, outcome in executor.run(tasks):

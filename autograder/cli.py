@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--resume", action="store_true",
                        help="keep the grades already recorded under --out whose submission, kit and suite "
                             "are unchanged; grade the rest")
+    batch.add_argument("--cold", action="store_true",
+                       help="start a fresh judge and worker (each importing torch) for every student, instead of "
+                            "forking them from a warm process kept per batch thread")
     batch.add_argument("--gradebook", type=Path, default=None, metavar="DB",
                        help="also record the grades in nbgrader's gradebook (an SQLite file)")
     _grading_options(batch)
@@ -315,7 +318,7 @@ def cmd_grade_batch(cfg, args) -> int:
     try:
         done = batch_module.grade_students(
             cfg, assignment, [(s.name, s) for s in students], out, executor=executor, seed=args.seed, only=only,
-            isolation=args.isolation, resume=args.resume,
+            isolation=args.isolation, resume=args.resume, warm=not args.cold,
             progress=lambda n: tqdm(total=n, desc=f"grading {assignment.id}", unit="student", file=sys.stderr))
     finally:
         executor.close()

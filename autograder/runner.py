@@ -159,17 +159,28 @@ def _judge_environment() -> dict[str, str]:
     return env
 
 
-def _judge_command(suite: Path, job: Path, ini: Path, report_fd: int) -> list[str]:
-    return [sys.executable, "-m", "pytest", str(suite), "-p", "autograder.judge.plugin",
-            "--kit-job", str(job), "--kit-results-fd", str(report_fd), "-c", str(ini), "--rootdir", str(suite),
+def _judge_args(suite: Path, job: Path, ini: Path) -> list[str]:
+    """pytest's arguments for the judge, less ``--kit-results-fd``."""
+    return [str(suite), "-p", "autograder.judge.plugin", "--kit-job", str(job), "-c", str(ini), "--rootdir", str(suite),
             "--assert=plain", "--import-mode=importlib", "-p", "no:cacheprovider",
+            "-p", "no:unraisableexception",  # its clean-up runs gc.collect() five times over torch: 1 s
             "-q", "--no-header", "-rN", "-W", "ignore::DeprecationWarning"]
+
+
+def _start_judge(server, args: list[str], private: Path, output, report: int):
+    """The judge, forked warm by ``server`` (an autograder.forkserver.ForkServer) or, with
+    None, a fresh ``python -m pytest``: a handle with ``pid`` and ``wait()``."""
+    if server is not None:
+        return server.launch(args, str(private), _judge_environment(), output.fileno(), report)
+    return subprocess.Popen([sys.executable, "-m", "pytest", *args, "--kit-results-fd", str(report)],
+                            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=private,
+                            start_new_session=True, env=_judge_environment(), pass_fds=(report,))
 
 
 def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int = 0,
           only: list[str] | None = None, artifacts_dir: Path | None = None,
           suite: Path | None = None, public: bool = False, progress=None,
-          layers: list[str] | None = None, isolation: str | None = None) -> Result:
+          layers: list[str] | None = None, isolation: str | None = None, warm: bool = False) -> Result:
     """Grade ``submission`` (a folder, or a ``<name>.ipynb`` file) on ``assignment``.
 
     ``public=True`` runs the public checks in ``suite`` instead of the hidden suite: every
@@ -177,7 +188,8 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     ``progress``, if given, is called with each test case's outcome as it arrives.
     ``layers`` chooses the containment layers (default: all; the kit's tests switch some off)
     and ``isolation`` ("strict" or "best", default from grading.yml) whether a missing one
-    stops the grading.
+    stops the grading. ``warm=True`` starts the judge and its first worker from this thread's
+    fork server (``autograder.forkserver``), already holding torch and pytest: for batches.
     """
     submission = Path(submission)
     is_notebook = notebook.is_notebook(submission)
@@ -208,18 +220,29 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
         ini = private / "pytest.ini"
         ini.write_text("[pytest]\n")
         job = private / "job.json"
-        Job(submission=str(graded.resolve()), workdir=str(workdir), probes=str(suite / "probes.py"),
-            modules=assignment.modules, limits=assignment.limits, seed=seed,
-            thresholds={} if public else assignment.thresholds, artifacts=str(artifacts), only=only or [],
-            policy=_policy(config, suite, layers, strict).to_dict(), runner=os.getpid()).write(job)
+        spec = Job(submission=str(graded.resolve()), workdir=str(workdir), probes=str(suite / "probes.py"),
+                   modules=assignment.modules, limits=assignment.limits, seed=seed,
+                   thresholds={} if public else assignment.thresholds, artifacts=str(artifacts), only=only or [],
+                   policy=_policy(config, suite, layers, strict).to_dict(), runner=os.getpid())
+        args = _judge_args(suite, job, ini)
         log = private / "judge.log"
         report_read, report_write = os.pipe()  # the judge's report: a pipe the worker never holds
         try:
             with open(log, "wb") as out:
-                judge = subprocess.Popen(_judge_command(suite, job, ini, report_write), stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=private,
-                                         start_new_session=True, env=_judge_environment(),
-                                         pass_fds=(report_write,))
+                judge = None
+                if warm:
+                    from autograder import forkserver
+
+                    try:
+                        server = forkserver.for_this_thread()
+                        spec.model_copy(update={"runner": server.process.pid}).write(job)  # ends with its parent
+                        judge = _start_judge(server, args, private, out, report_write)
+                    except (forkserver.ForkServerError, OSError) as error:  # graded cold; the log says why
+                        out.write(f"warm start failed, graded cold: {error}\n".encode())
+                        out.flush()
+                if judge is None:
+                    spec.write(job)
+                    judge = _start_judge(None, args, private, out, report_write)
                 os.close(report_write)
                 report_write = -1
                 outcomes = Outcomes()
@@ -257,9 +280,18 @@ def _wait(judge: subprocess.Popen, seconds: float, report: int, outcomes: Outcom
         if ready and not chunk:  # the judge closed its end: it is exiting
             return judge.wait(), False
         if time.monotonic() > deadline:
-            os.killpg(judge.pid, signal.SIGKILL)
+            _kill_judge(judge.pid)
             judge.wait()
             return None, True
+
+
+def _kill_judge(pid: int) -> None:
+    for kill in (os.killpg, os.kill):  # a warm judge may not be in a group of its own yet
+        try:
+            kill(pid, signal.SIGKILL)
+            return
+        except ProcessLookupError:
+            continue
 
 
 def _kill_leftovers(private: Path) -> None:

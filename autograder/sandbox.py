@@ -32,6 +32,62 @@ from autograder.containment import cgroup as cgroups
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def base_environment(threads: int = 1) -> dict[str, str]:
+    """The worker's environment, less its folders: all it inherits of the judge's is the
+    choice of GPUs and where their libraries are. The fork server starts with it too."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+        "MPLBACKEND": "Agg", "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    }
+    for name in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+@dataclass
+class SpareWorker:
+    """A worker forked ahead by a warm judge (``autograder.forkserver``) before the judge read
+    anything of its grading: it waits, uncontained, for its set-up frame, which carries its
+    folder, environment and log besides the policy, and contains itself like any worker."""
+    process: "Forked"
+    requests: int     # the judge's ends of its two pipes
+    replies: int
+
+
+class Forked:
+    """The few ``subprocess.Popen`` methods the sandbox uses, for a child made by os.fork()."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.005)
+        return self.returncode
+
+
+# Set in a warm judge (autograder.forkserver) and taken by its first worker start: any later
+# start (after a fault) is a cold one, since the judge has by then loaded the hidden suite.
+spare: SpareWorker | None = None
+
+
 FAULTS = ("import", "raised", "value", "timeout", "memory", "crash", "channel", "output")
 
 
@@ -93,17 +149,8 @@ class Sandbox:
         return self.workdir / "submission"
 
     def _environment(self) -> dict[str, str]:
-        threads = str(self.limits.threads)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.scratch), "LANG": "C.UTF-8",
-            "TMPDIR": str(self.scratch / ".tmp"), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-            "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(self.scratch / ".tmp"),
-            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-        }
-        for name in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env = base_environment(self.limits.threads)
+        env.update(HOME=str(self.scratch), TMPDIR=str(self.scratch / ".tmp"), MPLCONFIGDIR=str(self.scratch / ".tmp"))
         return env
 
     def _policy(self) -> Policy:
@@ -120,16 +167,55 @@ class Sandbox:
         return f"autograder-{os.getpid()}-{self.starts}"
 
     def start(self) -> None:
+        global spare
         self.stop()
         if self.scratch.exists():
             shutil.rmtree(self.scratch)
         submission.copy(self.submission, self.scratch, self.limits.scratch_mb * 2**20, self.limits.scratch_files)
         (self.scratch / ".tmp").mkdir(exist_ok=True)
         self.starts += 1
+        taken, spare = spare, None
+        if taken is not None and taken.process.poll() is not None:  # the spare died waiting
+            os.close(taken.requests)
+            os.close(taken.replies)
+            taken = None
+        setup = {}
+        if taken is not None:
+            self._process, self._requests, self._replies = taken.process, taken.requests, taken.replies
+            open(self.log_path, "ab").close()
+            setup["birth"] = {"cwd": str(self.scratch), "env": self._environment(), "log": str(self.log_path)}
+            # What the spare already holds resident it shares with the fork server, and a cold
+            # worker's cgroup would have been charged for it (torch): the same allowance in all.
+            shared = int(_resident_mb(taken.process.pid))
+        else:
+            shared = 0
         if self.policy.wants("cgroup") and cgroups.unavailable() is None:
-            self._cgroup = cgroups.Cgroup(self._cgroup_name(), self.limits.memory_mb, self.policy.pids)
+            self._cgroup = cgroups.Cgroup(self._cgroup_name(), max(64, self.limits.memory_mb - shared),
+                                          self.policy.pids)
         policy = self._policy()
         self._uid = policy.uid
+        if taken is None:
+            self._spawn()
+        try:
+            if self._cgroup is not None:  # before the worker reads its set-up: nothing runs outside it
+                self._cgroup.add(self._process.pid)
+            setup.update(policy=policy.to_dict(), probes_source=self.probes_source)
+            wire.write_frame(self._requests, setup)
+            ready = self._read_reply(self.limits.startup_seconds, "starting")
+        except _Fault as fault:
+            self.stop()
+            raise RuntimeError(f"the grader's worker did not start: {fault}") from None
+        if not ready.get("ready"):
+            self.stop()
+            raise RuntimeError(f"the grader's worker refused to start: {ready.get('error')}")
+        self.devices = list(ready.get("devices", []))
+        self.layers = dict(ready.get("layers", {}))
+        self.setup_seconds = dict(ready.get("setup_seconds", {}))  # per layer, for benchmarks
+        self.probes = set(ready.get("probes", []))
+        self._import_submission()
+
+    def _spawn(self) -> None:
+        """A cold worker: a fresh interpreter, which imports torch itself."""
         request_read, self._requests = os.pipe()
         self._replies, reply_write = os.pipe()
         log = open(self.log_path, "ab")
@@ -145,22 +231,6 @@ class Sandbox:
             log.close()
             os.close(request_read)
             os.close(reply_write)
-        try:
-            if self._cgroup is not None:  # before the worker reads its set-up: nothing runs outside it
-                self._cgroup.add(self._process.pid)
-            wire.write_frame(self._requests, {"policy": policy.to_dict(), "probes_source": self.probes_source})
-            ready = self._read_reply(self.limits.startup_seconds, "starting")
-        except _Fault as fault:
-            self.stop()
-            raise RuntimeError(f"the grader's worker did not start: {fault}") from None
-        if not ready.get("ready"):
-            self.stop()
-            raise RuntimeError(f"the grader's worker refused to start: {ready.get('error')}")
-        self.devices = list(ready.get("devices", []))
-        self.layers = dict(ready.get("layers", {}))
-        self.setup_seconds = dict(ready.get("setup_seconds", {}))  # per layer, for benchmarks
-        self.probes = set(ready.get("probes", []))
-        self._import_submission()
 
     def _import_submission(self) -> None:
         """Import the submission's modules once, so that an import that exits, hangs or

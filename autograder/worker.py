@@ -259,10 +259,35 @@ def _seed_everything(seed: int, torch) -> None:
         pass
 
 
-def main() -> None:
+def _born(birth: dict) -> None:
+    """A spare worker forked by a warm judge (``autograder.forkserver``) takes on what a cold
+    worker is started with: its folder, its environment and its output log."""
+    import tempfile
+
+    os.chdir(birth["cwd"])
+    log = os.open(birth["log"], os.O_WRONLY | os.O_APPEND)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+    os.environ.clear()
+    os.environ.update(birth["env"])
+    tempfile.tempdir = None  # read again from TMPDIR
+
+
+def main(request_fd: int | None = None, reply_fd: int | None = None) -> None:
+    """Serve the judge on two pipes (a cold worker's are named on its command line)."""
     global _scratch
-    request_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
-    setup = wire.read_frame(request_fd)
+    if request_fd is None:
+        request_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
+    try:
+        setup = wire.read_frame(request_fd)
+    except wire.ChannelError:
+        return  # a spare the judge never needed
+    if "birth" in setup:
+        _born(setup["birth"])
     policy = Policy.from_dict(setup["policy"])
     _scratch = policy.scratch
     runtime = {}

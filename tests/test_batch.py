@@ -261,10 +261,21 @@ def _running(pids) -> list[int]:
     return alive
 
 
-def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path):
+def _is_worker(pid: int) -> bool:
+    """A cold worker by its command line, a warm one (forked) by its folder."""
+    if "autograder.worker" in cmdline(str(pid)):
+        return True
+    try:
+        return os.readlink(f"/proc/{pid}/cwd").endswith("/work/submission")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("start", ["--cold", "warm"])
+def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path, start):
     """kill -9 of the CLI while a student's code hangs: the judge, told by the kernel, stops the
     worker and exits, rather than grading on for nobody (and into that student's reports) until
-    the probe's limit, here 300 s, runs out."""
+    the probe's limit, here 300 s, runs out. Warm, the fork server goes too."""
     course = tmp_path / "course"
     shutil.copytree(EXAMPLE, course)
     yml = course / "grading.yml"
@@ -274,13 +285,13 @@ def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path):
     (root / "hangs").mkdir(parents=True)
     (root / "hangs" / "mini.py").write_text(replace_function("double", "while True:\n    pass"))
     command = [sys.executable, "-m", "autograder.cli", "--config", str(yml), "grade-batch", str(root),
-               "--assignment", "mini", "--out", str(tmp_path / "grades")]
+               "--assignment", "mini", "--out", str(tmp_path / "grades")] + (["--cold"] if start == "--cold" else [])
     cli = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and cli.poll() is None:
             graders = _descendants(cli.pid)
-            if any("autograder.worker" in cmdline(str(pid)) for pid in graders):
+            if any(_is_worker(pid) for pid in graders):
                 break
             time.sleep(0.2)
         else:
@@ -290,7 +301,10 @@ def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path):
     finally:
         cli.kill()
         cli.wait()
-    assert any("--kit-job" in command for command in graders.values()), "no judge found under the CLI"
+    if start == "--cold":
+        assert any("--kit-job" in command for command in graders.values()), "no judge found under the CLI"
+    else:  # the zygote, the judge it forked and the worker the judge forked
+        assert sum("autograder.forkserver" in command for command in graders.values()) >= 3, graders
     deadline = time.monotonic() + 60  # far below the 300 s the hanging probe would be given
     while _running(graders) and time.monotonic() < deadline:
         time.sleep(0.2)

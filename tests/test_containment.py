@@ -32,6 +32,9 @@ from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cli, cmdline, doct
 
 AVAILABLE = available_layers()
 
+# each case graded cold and warm (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("start")
+
 
 def _grade(tmp_path: Path, body: str, layers, folder: Path | None = None):
     """Grade only test_double with ``double``'s body replaced; return its score and message."""
@@ -153,11 +156,29 @@ def test_neighbour_under_a_shallow_parent(tmp_path, layers, escapes):
 
 @pytest.mark.parametrize("layers, escapes", _ways("identity", "landlock"))
 def test_judge_environment_through_proc(tmp_path, monkeypatch, layers, escapes):
+    """A cold judge's environment is in /proc/<judge>/environ; a warm one's (forked from the
+    fork server, which has the worker's scrubbed environment) only in its memory."""
     body = """
     import os
     proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
-    fd = os.open(f"{os.getppid()}/environ", os.O_RDONLY, dir_fd=proc)
-    return 2 * x if b"KIT_TEST_SECRET=s3cret" in os.read(fd, 1 << 20) else 3 * x
+    judge = os.getppid()
+    needle = b"KIT_TEST_SECRET=" + b"s3cret"
+    fd = os.open(f"{judge}/environ", os.O_RDONLY, dir_fd=proc)
+    if needle in os.read(fd, 1 << 20):
+        return 2 * x
+    with os.fdopen(os.open(f"{judge}/maps", os.O_RDONLY, dir_fd=proc)) as maps:
+        regions = [line.split() for line in maps]
+    memory = os.open(f"{judge}/mem", os.O_RDONLY, dir_fd=proc)
+    for fields in regions:
+        start, end = (int(v, 16) for v in fields[0].split("-"))
+        if fields[1].startswith("rw") and (len(fields) < 6 or fields[5] == "[heap]") and end - start < 2**30:
+            for offset in range(start, end, 2**22):
+                try:
+                    if needle in os.pread(memory, min(2**22 + 32, end - offset), offset):
+                        return 2 * x
+                except OSError:
+                    break
+    return 3 * x
     """
     monkeypatch.setenv("KIT_TEST_SECRET", "s3cret")  # the runner passes its environment to the judge
     _expect(_grade(tmp_path, body, layers), escapes)

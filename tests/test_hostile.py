@@ -19,6 +19,9 @@ from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, replace_f
 
 FULL = {"test_double": 40, "test_normalise": 40, "test_device": 20}
 
+# each case graded cold and warm (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("start")
+
 
 def _submission(tmp_path: Path, source: str | None, extra: dict[str, str] | None = None) -> Path:
     folder = tmp_path / "class" / "student"

@@ -66,6 +66,7 @@ def test_forged_result_lines_are_not_believed():
         assert words in problems, problems
 
 
+@pytest.mark.usefixtures("start")  # warm: nor on the fork server's socket to the runner
 def test_the_worker_holds_no_handle_on_the_judges_report(tmp_path):
     # Every descriptor the worker has, written with a line that would give full marks.
     forge = """
@@ -81,7 +82,7 @@ def test_the_worker_holds_no_handle_on_the_judges_report(tmp_path):
     """
     result = runner.grade(CONFIG, MINI, _submission(tmp_path, replace_function("double", forge)), only=["test_double"])
     assert result.score == 0 and result.max_score == 40, result
-    assert not [p for p in result.grader_errors if "collected" in p]
+    assert not result.grader_errors, result.grader_errors
 
 
 # --------------------------------------------------------------------------- bounded, typed replies
@@ -113,6 +114,7 @@ def _forged_reply(value: str) -> str:
     ("functools.reduce(lambda v, _: [v, v], range(25), [1.0])", "items"),
     ("functools.reduce(lambda v, _: [v, v], range(40), [1.0])", "levels deep"),
 ])
+@pytest.mark.usefixtures("start")
 def test_replies_the_judge_refuses(tmp_path, value, words):
     started = time.monotonic()
     result = runner.grade(CONFIG, MINI, _submission(tmp_path, replace_function("double", _forged_reply(value))),

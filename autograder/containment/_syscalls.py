@@ -21,3 +21,14 @@ def check(result: int, what: str) -> int:
 def no_new_privs() -> None:
     """No exec can ever grant privileges again (required by Landlock and seccomp)."""
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(signum: int, parent: int) -> None:
+    """Receive ``signum`` when the process that started this one dies (PR_SET_PDEATHSIG); if
+    ``parent`` is already gone (this process was adopted), receive it now."""
+    check(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signum)

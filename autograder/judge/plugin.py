@@ -22,11 +22,9 @@ from pathlib import Path
 import pytest
 
 from autograder.containment import Policy
+from autograder.containment._syscalls import die_with_parent
 from autograder.job import Job as JobSpec
 from autograder.sandbox import Sandbox, StudentError
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
 
 def pytest_addoption(parser):
     parser.addoption("--kit-job", help="the grading job (job.json) written by autograder.runner")
@@ -87,8 +85,6 @@ def _end_with_the_runner(job: Job) -> None:
     grades the student again, and a judge left running would write into that student's reports.
     The kernel sends SIGTERM on the runner's death (PR_SET_PDEATHSIG); the check after it
     catches a runner that died before the request was made."""
-    import ctypes
-
     def stop(signum, frame):
         # Kill, never wait: the handler may interrupt the judge inside Popen.wait() or poll(),
         # whose lock it would then wait for forever (seen under load). init reaps the worker.
@@ -100,9 +96,8 @@ def _end_with_the_runner(job: Job) -> None:
             os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if job.spec.runner and os.getppid() != job.spec.runner:
-        stop(signal.SIGTERM, None)
+    if job.spec.runner:
+        die_with_parent(signal.SIGTERM, job.spec.runner)
 
 
 def _limit_own_memory(worker_mb: int) -> None:

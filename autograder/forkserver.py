@@ -1,0 +1,310 @@
+"""Warm processes for batches: a grading starts from a process that has already imported
+torch and pytest, instead of two fresh interpreters that each import them (issue 19).
+
+    batch thread: ForkServer ══ socket ══ zygote   python -s -P, the worker's scrubbed environment;
+                                            │      torch, numpy, pytest, the engine and the data
+                                            │      modules every worker imports; nothing hidden
+                                            └─ fork: judge-to-be
+                                                  ├─ fork at once: spare worker (waits for its set-up)
+                                                  └─ then reads its request and becomes the judge:
+                                                     pytest.main(), its first worker is the spare
+
+The order is the guarantee. The zygote never reads a request: it forks a judge-to-be,
+which forks its spare worker before it reads anything of a grading (the job, the suite,
+the runner's environment). The process a worker is forked from has therefore loaded
+nothing a cold worker does not load itself, and every containment layer is applied after
+the fork, by the worker, exactly as in a cold start (``autograder.worker.main``). Any
+later worker of that grading (a restart after a fault) starts cold: by then the judge has
+loaded the hidden suite and must not be forked.
+
+The socket carries JSON lines; the zygote writes, the judge-to-be reads its request:
+
+    zygote -> runner   {"ready": PID}          a judge-to-be is waiting
+    runner -> PID      {"pid": PID, "args": [...], "cwd": ..., "env": {...}}  + fds (output, report)
+    zygote -> runner   {"exit": CODE, "pid": PID}  that judge has exited (CODE as Popen.returncode)
+
+Each process dies with its parent (PR_SET_PDEATHSIG): the runner's thread, the zygote,
+the judge, the spare, so a killed batch leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import weakref
+
+from autograder.containment._syscalls import die_with_parent
+
+# What every grading imports, loaded once by the zygote. Only what a cold worker loads
+# anyway (autograder.worker.main's load) or what is public code: never a suite, never
+# held-out data, never the runner's configuration.
+PRELOAD = ("numpy", "torch", "torch._inductor.config", "pytest", "autograder.judge.plugin", "autograder.judge.expect",
+           "autograder.worker", "kitdata", "kitdata.digits", "kitdata.toy2d", "kitdata.text", "kitdata.features")
+
+
+class ForkServerError(Exception):
+    """The zygote could not start or went away; the runner grades cold instead."""
+
+
+# --------------------------------------------------------------------------- the runner's side
+
+
+class WarmJudge:
+    """The runner's handle on a judge forked by the zygote: ``pid`` and ``wait()`` as Popen's."""
+
+    def __init__(self, server: "ForkServer", pid: int):
+        self.server, self.pid, self.returncode = server, pid, None
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            try:
+                message = self.server.read()
+                if message.get("pid") != self.pid:
+                    raise ForkServerError(f"the fork server said {message!r} where judge {self.pid} should exit")
+                self.returncode = int(message["exit"])
+            except (ForkServerError, KeyError, ValueError):
+                self.server.close()
+                self.returncode = -signal.SIGKILL  # the zygote died, and its judge with it
+        return self.returncode
+
+
+class ForkServer:
+    """One zygote, used by one thread at a time (see :func:`for_this_thread`)."""
+
+    def __init__(self, ready_seconds: float = 300.0):
+        from autograder.sandbox import base_environment
+
+        self.ready_seconds = ready_seconds
+        self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._buffer = b""
+        self._errors = tempfile.TemporaryFile()  # the zygote's own traceback, should it fail
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-s", "-P", "-c", "from autograder.forkserver import main; main()",
+                 str(theirs.fileno()), str(os.getpid())],
+                env=base_environment(), cwd="/", stdin=subprocess.DEVNULL, stdout=self._errors,
+                stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True)
+        finally:
+            theirs.close()
+        _servers.add(self)
+
+    def launch(self, args: list[str], cwd: str, env: dict[str, str], output: int, report: int) -> WarmJudge:
+        """Start ``pytest.main(args + ["--kit-results-fd", N])`` in ``cwd`` with ``env``, its
+        output going to the file ``output`` and N its copy of the pipe ``report``."""
+        ready = self.read(self.ready_seconds)
+        while "exit" in ready:  # of a judge nobody waited for (its grading was interrupted)
+            ready = self.read(self.ready_seconds)
+        if "ready" not in ready:
+            self.close()
+            raise ForkServerError(f"the fork server said {ready!r} where it should be ready")
+        pid = int(ready["ready"])
+        line = json.dumps({"pid": pid, "args": args, "cwd": cwd, "env": env}).encode() + b"\n"
+        try:
+            socket.send_fds(self._socket, [line], [output, report])
+        except OSError as error:
+            self.close()
+            raise ForkServerError(f"the fork server went away: {error}") from None
+        return WarmJudge(self, pid)
+
+    def read(self, seconds: float | None = None) -> dict:
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and (left <= 0 or not select.select([self._socket], [], [], left)[0]):
+                self.close()
+                raise ForkServerError(f"the fork server was not ready within {seconds:g} s")
+            try:
+                chunk = self._socket.recv(1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise ForkServerError(f"the fork server exited{self._why()}")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _why(self) -> str:
+        self.close()
+        try:
+            self._errors.seek(0)
+            lines = self._errors.read().decode(errors="replace").strip().splitlines()
+        except (OSError, ValueError):
+            lines = []
+        return f": {lines[-1]}" if lines else ""
+
+    @property
+    def alive(self) -> bool:
+        return self._socket.fileno() >= 0 and self.process.poll() is None
+
+    def close(self) -> None:
+        """The zygote reads the closed socket as its end: its judge-to-be and spare exit."""
+        self._socket.close()
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_local = threading.local()
+_servers: "weakref.WeakSet[ForkServer]" = weakref.WeakSet()
+
+
+def for_this_thread() -> ForkServer:
+    """The calling thread's fork server, started on first use. Per thread, because the zygote
+    dies with the thread that started it (PR_SET_PDEATHSIG follows threads)."""
+    server = getattr(_local, "server", None)
+    if server is None or not server.alive:
+        server = _local.server = ForkServer()
+    return server
+
+
+@atexit.register
+def _close_all() -> None:
+    for server in list(_servers):
+        server.close()
+
+
+# --------------------------------------------------------------------------- the zygote's side
+
+
+def main() -> None:
+    """The zygote: preload, then keep one judge-to-be forked ahead, one at a time."""
+    channel = socket.socket(fileno=int(sys.argv[1]))
+    die_with_parent(signal.SIGKILL, int(sys.argv[2]))
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    zygote = os.getpid()
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            _judge(channel, zygote)  # never returns
+        try:
+            _send(channel, {"ready": pid})
+        except OSError:  # the runner has gone
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        _, status = os.waitpid(pid, 0)
+        try:
+            _send(channel, {"exit": os.waitstatus_to_exitcode(status), "pid": pid})
+        except OSError:
+            return
+
+
+def _send(channel: socket.socket, message: dict) -> None:
+    channel.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _judge(channel: socket.socket, zygote: int) -> None:
+    """A judge-to-be: fork the spare worker first, then read the request and run pytest."""
+    from autograder import sandbox
+
+    code = 70
+    try:
+        die_with_parent(signal.SIGKILL, zygote)
+        spare = _fork_spare()
+        request, fds = _receive(channel)
+        channel.close()
+        if request is None:  # the runner has gone
+            os._exit(0)
+        output, report = fds
+        os.setsid()  # the runner kills the judge's process group on a timeout
+        os.chdir(request["cwd"])
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        for fd in (null, output):
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        tempfile.tempdir = None
+        sandbox.spare = spare
+        import pytest
+
+        code = int(pytest.main(request["args"] + ["--kit-results-fd", str(report)]))
+    except BaseException:  # noqa: BLE001 - the runner reads it in the judge's log
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+def _receive(channel: socket.socket) -> tuple[dict | None, list[int]]:
+    """This judge-to-be's request, and the fds sent with it (requests meant for a sibling that
+    died before reading its own are skipped)."""
+    me = os.getpid()
+    while True:
+        data, fds = b"", []
+        while not data.endswith(b"\n"):
+            chunk, more, _, _ = socket.recv_fds(channel, 1 << 20, 2)
+            if not chunk:
+                return None, []
+            data += chunk
+            fds += more
+        request = json.loads(data)
+        if request.get("pid") == me:
+            return request, fds
+        for fd in fds:
+            os.close(fd)
+
+
+def _fork_spare():
+    """Fork the worker-to-be: its own session, no fd of ours but its two pipes, dead with us."""
+    from autograder import sandbox, worker
+
+    request_read, request_write = os.pipe()
+    reply_read, reply_write = os.pipe()
+    judge = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            die_with_parent(signal.SIGKILL, judge)
+            os.setsid()
+            _close_all_but(request_read, reply_write)
+            sys.argv = ["-c", str(request_read), str(reply_write)]
+            worker.main(request_read, reply_write)
+            code = 0
+        except BaseException:  # noqa: BLE001 - as a cold worker's uncaught error: to its log
+            traceback.print_exc()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            os._exit(code)
+    os.close(request_read)
+    os.close(reply_write)
+    return sandbox.SpareWorker(sandbox.Forked(pid), request_write, reply_read)
+
+
+def _close_all_but(*keep: int) -> None:
+    """Close every fd above 2 but ``keep``: the spare must hold no handle on the runner's
+    socket, nor on anything else its judge-to-be or the zygote had open."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:  # the listing's own fd, closed already
+                pass

@@ -1,0 +1,157 @@
+"""Warm gradings (autograder.forkserver): the same grades as cold ones, a worker that holds
+nothing a cold worker would not, and a batch that never depends on the fork server being
+there. The hostile banks (test_hostile, test_containment) also run warm: tests/conftest.py."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+
+import pytest
+
+from autograder import forkserver, runner
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, replace_function
+
+
+def _submission(tmp_path, name: str, source: str, extra: dict[str, str] | None = None):
+    folder = tmp_path / "class" / name
+    folder.mkdir(parents=True)
+    (folder / "mini.py").write_text(source)
+    for file, text in (extra or {}).items():
+        (folder / file).write_text(text)
+    return folder
+
+
+def _graded(result: runner.Result) -> list[tuple]:
+    return [(t.name, t.score, t.status, t.message, t.fault) for t in result.tests]
+
+
+def test_warm_and_cold_gradings_agree(tmp_path):
+    """A reference, a wrong answer, a crash in native-looking code and an exit at import:
+    the same scores, statuses, messages and faults, to the character."""
+    class_ = {
+        "reference": GOOD,
+        "wrong": replace_function("normalise", "return x / x.max()"),
+        "crash": replace_function("double", "import os\nos.kill(os.getpid(), 11)"),
+        "exits": "import os\nos._exit(3)\n" + GOOD,
+    }
+    for name, source in class_.items():
+        folder = _submission(tmp_path, name, source)
+        cold = runner.grade(CONFIG, MINI, folder)
+        warm = runner.grade(CONFIG, MINI, folder, warm=True)
+        assert not cold.grader_errors and not warm.grader_errors, (cold.grader_errors, warm.grader_errors)
+        assert _graded(warm) == _graded(cold), name
+        assert {k: v.split(":")[0] for k, v in warm.isolation.items()} == \
+               {k: v.split(":")[0] for k, v in cold.isolation.items()}  # active, off or missing
+    assert _graded(runner.grade(CONFIG, MINI, tmp_path / "class" / "reference", warm=True))[0][1] == 40
+
+
+# The worker scans its own memory for a needle planted in what only the judge may hold, and
+# for a control needle planted nowhere; both are made by the same code, so they leave the
+# same number of copies of their own. double(x) is right only when the two counts agree.
+# Every anonymous writable region (where Python's objects live) is copied through a pipe:
+# a page gone since /proc/self/maps was read is an EFAULT, never a crash. (/proc/self/mem
+# is closed to a worker whose identity changed: it is no longer dumpable.)
+SCAN = '''
+import ctypes, hashlib, os
+def needle(word):
+    return hashlib.sha256(word.encode()).hexdigest()[:24].encode()
+counts = {needle("planted"): 0, needle("control"): 0}
+with open("/proc/self/maps") as maps:
+    regions = [line.split() for line in maps]
+read, write = os.pipe()
+for fields in regions:
+    start, end = (int(v, 16) for v in fields[0].split("-"))
+    if not fields[1].startswith("rw") or (len(fields) > 5 and fields[5].startswith("/")) or end - start > 2**30:
+        continue
+    tail = b""
+    for address in range(start, end, 2**16):
+        try:
+            os.write(write, (ctypes.c_char * min(2**16, end - address)).from_address(address))
+        except OSError:
+            break
+        chunk = tail + os.read(read, 2**16)
+        for key in counts:
+            counts[key] += chunk.count(key)
+        tail = chunk[-23:]
+planted, control = counts.values()
+return 2 * x if planted == control and control > 0 else x + 1000 * planted
+'''
+PLANTED = hashlib.sha256(b"planted").hexdigest()[:24]
+
+
+def test_a_warm_worker_holds_nothing_hidden(tmp_path, monkeypatch):
+    """The needle is in the runner's environment (which the judge receives) and in the hidden
+    suite: a worker forked after the judge, or the zygote, had read either would hold it.
+    Two warm gradings on one fork server: the second would see what the first left in it."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in ("probes.py", "test_mini.py"):
+        (suite / name).write_text((EXAMPLE / "suite" / name).read_text())
+    with open(suite / "test_mini.py", "a") as tests:
+        tests.write(f"\nSECRET = {PLANTED!r}\n")
+    monkeypatch.setenv("KIT_INSTRUCTOR_TOKEN", PLANTED)
+    folder = _submission(tmp_path, "scanner", replace_function("double", SCAN))
+    for warm in (True, True, False):
+        result = runner.grade(CONFIG, MINI, folder, only=["test_double"], suite=suite, warm=warm)
+        assert not result.grader_errors, result.grader_errors
+        assert result.tests[0].score == 40, (warm, result.tests[0].message)
+
+
+def test_the_memory_scan_finds_a_planted_needle(tmp_path):
+    """The negative case: a submission that keeps the needle in memory itself loses the points."""
+    keeps = SCAN.replace("import ctypes, hashlib, os", "import ctypes, hashlib, os\nkept = open('notes.txt').read()")
+    assert keeps != SCAN
+    folder = _submission(tmp_path, "keeper", replace_function("double", keeps), {"notes.txt": PLANTED})
+    result = runner.grade(CONFIG, MINI, folder, only=["test_double"], warm=True)
+    assert not result.grader_errors, result.grader_errors
+    assert result.tests[0].score == 0, result.tests[0].message
+
+
+def test_no_fork_server_means_a_cold_grading(tmp_path, monkeypatch):
+    """A fork server that cannot start costs time, never a grade."""
+    def broken():
+        raise forkserver.ForkServerError("the fork server exited: ImportError")
+
+    monkeypatch.setattr(forkserver, "for_this_thread", broken)
+    result = runner.grade(CONFIG, MINI, _submission(tmp_path, "student", GOOD), only=["test_double"], warm=True)
+    assert not result.grader_errors and result.score == 40
+
+
+def test_a_killed_zygote_costs_one_grading_at_most(tmp_path):
+    """The zygote killed while its judge grades (the OOM killer, an operator): that student is a
+    grader error, never a wrong score, and the next grading starts a new zygote."""
+    folder = _submission(tmp_path, "student", GOOD)
+    server = forkserver.for_this_thread()
+    killer = threading.Timer(1.0, os.kill, (server.process.pid, signal.SIGKILL))
+    # the judge needs > 1 s: its first test sleeps in the student's code
+    slow = _submission(tmp_path, "slow", replace_function("double", "import time\ntime.sleep(4)\nreturn 2 * x"))
+    runner.grade(CONFIG, MINI, folder, only=["test_double"], warm=True)  # the zygote is ready
+    killer.start()
+    result = runner.grade(CONFIG, MINI, slow, only=["test_double"], warm=True)
+    killer.join()
+    assert result.grader_errors and result.status == "grader-error", _graded(result)
+    after = runner.grade(CONFIG, MINI, folder, warm=True)
+    assert not after.grader_errors and after.score == 100
+    assert forkserver.for_this_thread() is not server
+
+
+@pytest.mark.parametrize("threads", [2])
+def test_each_thread_has_its_own_fork_server(tmp_path, threads):
+    """--jobs N: N threads grade at once, each through a zygote of its own."""
+    folders = [_submission(tmp_path, f"s{i}", GOOD) for i in range(threads)]
+    results, servers = [None] * threads, [None] * threads
+
+    def grade(i):
+        results[i] = runner.grade(CONFIG, MINI, folders[i], only=["test_double"], warm=True)
+        servers[i] = forkserver.for_this_thread().process.pid
+
+    workers = [threading.Thread(target=grade, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert [r.score for r in results] == [40] * threads
+    assert len(set(servers)) == threads
