@@ -63,9 +63,13 @@ class DaskExecutor:
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
         from distributed import as_completed
 
-        # pure=False: a task is a grading to run, never a value to reuse from an earlier batch
-        futures = {self.client.submit(grade_task, t, key=f"grade-{t.student}-{uuid.uuid4().hex[:12]}", pure=False): t
-                   for t in tasks}
+        # pure=False: a task is a grading to run, never a value to reuse from an earlier batch.
+        # The keys form one task group ("grade": Dask's key_split stops at the all-digit word), so
+        # that the scheduler queues a class larger than twice its threads and hands each worker
+        # one student at a time (worker-saturation 1.0): a dying worker takes one student with
+        # it. A group per student ("grade-alice-...") was never queued.
+        futures = {self.client.submit(grade_task, t, key=f"grade-{uuid.uuid4().int % 10**12:012d}-{t.student}",
+                                      pure=False): t for t in tasks}
         for future in as_completed(futures):
             task = futures[future]
             try:

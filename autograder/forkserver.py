@@ -240,12 +240,7 @@ def _judge(channel: socket.socket, zygote: int) -> None:
     except BaseException:  # noqa: BLE001 - the runner reads it in the judge's log
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(code)
+        _exit_now(code)
 
 
 def _receive(channel: socket.socket) -> tuple[dict | None, list[int]]:
@@ -287,15 +282,20 @@ def _fork_spare():
         except BaseException:  # noqa: BLE001 - as a cold worker's uncaught error: to its log
             traceback.print_exc()
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
-            os._exit(code)
+            _exit_now(code)
     os.close(request_read)
     os.close(reply_write)
     return sandbox.SpareWorker(sandbox.Forked(pid), request_write, reply_read)
+
+
+def _exit_now(code: int) -> None:
+    """A fork ends here, output flushed, never returning into the code it was forked from."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # its file may be at its size limit
+            pass
+    os._exit(code)
 
 
 def _close_all_but(*keep: int) -> None:

@@ -237,9 +237,8 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
                         server = forkserver.for_this_thread()
                         spec.model_copy(update={"runner": server.process.pid}).write(job)  # ends with its parent
                         judge = _start_judge(server, args, private, out, report_write)
-                    except (forkserver.ForkServerError, OSError) as error:  # graded cold; the log says why
-                        out.write(f"warm start failed, graded cold: {error}\n".encode())
-                        out.flush()
+                    except (forkserver.ForkServerError, OSError) as error:  # costs time, never a grade
+                        print(f"autograder: warm start failed, grading {submission} cold: {error}", file=sys.stderr)
                 if judge is None:
                     spec.write(job)
                     judge = _start_judge(None, args, private, out, report_write)

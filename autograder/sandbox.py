@@ -184,14 +184,11 @@ class Sandbox:
             self._process, self._requests, self._replies = taken.process, taken.requests, taken.replies
             open(self.log_path, "ab").close()
             setup["birth"] = {"cwd": str(self.scratch), "env": self._environment(), "log": str(self.log_path)}
-            # What the spare already holds resident it shares with the fork server, and a cold
-            # worker's cgroup would have been charged for it (torch): the same allowance in all.
-            shared = int(_resident_mb(taken.process.pid))
-        else:
-            shared = 0
         if self.policy.wants("cgroup") and cgroups.unavailable() is None:
-            self._cgroup = cgroups.Cgroup(self._cgroup_name(), max(64, self.limits.memory_mb - shared),
-                                          self.policy.pids)
+            # The same limit for a spare: torch's memory, which a cold worker's cgroup is charged
+            # for, a spare shares with the fork server, so the machine's memory is bounded alike;
+            # the judge's watch counts it in the spare's RSS, as in a cold worker's.
+            self._cgroup = cgroups.Cgroup(self._cgroup_name(), self.limits.memory_mb, self.policy.pids)
         policy = self._policy()
         self._uid = policy.uid
         if taken is None:

@@ -104,3 +104,35 @@ def test_doctor_as_non_root(tmp_path):
     assert lines["identity"].startswith("missing: the kit does not run as root"), doctor.stdout + doctor.stderr
     assert lines["landlock"].startswith("active") and lines["seccomp"].startswith("active")
     assert doctor.returncode == 1  # a layer is missing
+
+
+def test_warm_batch_as_non_root(tmp_path):
+    """grade-batch forks its judges and workers warm as a non-root user too: the worker's user
+    namespace, Landlock and seccomp are applied after the fork, and the cheat still gets nothing."""
+    course = _course(tmp_path)
+    solution = course / "solutions" / "01_mini" / "mini.py"
+    root = tmp_path / "class"
+    for name in ("good", "cheat"):
+        (root / name).mkdir(parents=True)
+    shutil.copy(solution, root / "good" / "mini.py")
+    steal = f"""
+    def double(x):
+        import os
+        root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open({str(solution)[1:]!r}, os.O_RDONLY, dir_fd=root)
+        return 2 * x if b"BEGIN SOLUTION" in os.read(fd, 100000) else 3 * x
+    """
+    text = solution.read_text()
+    (root / "cheat" / "mini.py").write_text(text.split("def double")[0] + textwrap.dedent(steal)
+                                            + "\ndef normalise" + text.split("def normalise")[1])
+    out = tmp_path / "grades"
+    batch = _as_non_root(["--config", str(course / "grading.yml"), "grade-batch", str(root), "--assignment", "mini",
+                          "--out", str(out)], tmp_path)
+    assert batch.returncode == 0, batch.stderr[-2000:]
+    assert "warm start failed" not in batch.stderr, batch.stderr[-2000:]
+    good = json.loads((out / "good" / "results.json").read_text())
+    cheat = json.loads((out / "cheat" / "results.json").read_text())
+    assert good["score"] == 100
+    assert [t["score"] for t in cheat["tests"] if t["name"] == "test_double"] == [0]
+    report = (out / "good" / "report.md").read_text()
+    assert "| landlock | active" in report and "| seccomp | active" in report

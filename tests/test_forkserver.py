@@ -110,14 +110,15 @@ def test_the_memory_scan_finds_a_planted_needle(tmp_path):
     assert result.tests[0].score == 0, result.tests[0].message
 
 
-def test_no_fork_server_means_a_cold_grading(tmp_path, monkeypatch):
-    """A fork server that cannot start costs time, never a grade."""
+def test_no_fork_server_means_a_cold_grading(tmp_path, monkeypatch, capsys):
+    """A fork server that cannot start costs time, never a grade; the instructor is told."""
     def broken():
         raise forkserver.ForkServerError("the fork server exited: ImportError")
 
     monkeypatch.setattr(forkserver, "for_this_thread", broken)
     result = runner.grade(CONFIG, MINI, _submission(tmp_path, "student", GOOD), only=["test_double"], warm=True)
     assert not result.grader_errors and result.score == 40
+    assert "warm start failed" in capsys.readouterr().err
 
 
 def test_a_killed_zygote_costs_one_grading_at_most(tmp_path):
