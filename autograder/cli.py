@@ -252,7 +252,7 @@ def cmd_grade(cfg, args) -> int:
         else:
             result = runner.grade(cfg, assignment, folder, seed=args.seed, only=only[assignment.id],
                                   artifacts_dir=out, progress=None if args.quiet else _show_progress,
-                                  isolation=args.isolation)
+                                  isolation=args.isolation, warm=args.all)  # --all: six gradings, one fork server
         for notice in result.notices:
             print(f"note: {notice}", file=sys.stderr)
         if out:

@@ -147,7 +147,8 @@ class ForkServer:
         return self._socket.fileno() >= 0 and self.process.poll() is None
 
     def close(self) -> None:
-        """The zygote reads the closed socket as its end: its judge-to-be and spare exit."""
+        """The waiting judge-to-be reads the closed socket as the end and exits, its spare with
+        it; the zygote, told of that exit, finds no one to tell and exits too."""
         self._socket.close()
         if self.process.poll() is None:
             try:

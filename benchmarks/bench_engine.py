@@ -97,11 +97,31 @@ def batch_throughput(students: int) -> None:
               f"warm / cold at --jobs 1: {elapsed['--jobs 1 --cold'] / elapsed['--jobs 1']:.2f}x")
 
 
-def _grade_batch(root: Path, out: Path, *how: str) -> float:
+def _grade_batch(root: Path, out: Path, *how: str, config: Path = EXAMPLE / "grading.yml",
+                 assignment: str = "mini") -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(EXAMPLE / "grading.yml"), "grade-batch",
-                    str(root), "--assignment", "mini", "--out", str(out), *how], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(config), "grade-batch",
+                    str(root), "--assignment", assignment, "--out", str(out), *how], check=True, capture_output=True)
     return time.perf_counter() - started
+
+
+def dask_on_course(assignment: str, students: int = 8) -> None:
+    """--jobs 2 against --scheduler local:2 on copies of a course assignment's reference: gradings
+    of seconds, where the Dask workers' own start (imports, fork servers) weighs less than on mini."""
+    from autograder import config as config_module
+
+    cfg = config_module.load(KIT / "grading.yml")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp, "class")
+        for i in range(students):
+            shutil.copytree(cfg.solution_dir(cfg.get(assignment)), root / f"student{i:02d}")
+        elapsed = {}
+        for label, how in (("--jobs 2", ("--jobs", "2")), ("--scheduler local:2", ("--scheduler", "local:2"))):
+            elapsed[label] = _grade_batch(root, Path(tmp, label.replace(" ", "").replace(":", "")), *how,
+                                          config=KIT / "grading.yml", assignment=assignment)
+            print(f"grade-batch, {students} x {assignment} reference, {label}: {elapsed[label]:.1f} s")
+        ratio = elapsed["--scheduler local:2"] / elapsed["--jobs 2"]
+        print(f"local:2 / --jobs 2 wall time on {assignment}: {ratio:.2f} ({100 * (ratio - 1):+.1f}%)")
 
 
 def dask_throughput(students: int) -> None:
@@ -215,8 +235,13 @@ if __name__ == "__main__":
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--dask", action="store_true", help="only the Dask figures (issue 19), with 12 students")
     parser.add_argument("--fixed-cost", action="store_true", help="only where a one-test grading's time goes")
+    parser.add_argument("--dask-on", metavar="ASSIGNMENT", default=None,
+                        help="only --jobs 2 against --scheduler local:2 on 8 copies of this assignment's reference")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
+    if args.dask_on:
+        dask_on_course(args.dask_on)
+        sys.exit(0)
     if args.fixed_cost:
         fixed_cost()
         sys.exit(0)
