@@ -224,16 +224,7 @@ def _judge(channel: socket.socket, zygote: int) -> None:
             os._exit(0)
         output, report = fds
         os.setsid()  # the runner kills the judge's process group on a timeout
-        os.chdir(request["cwd"])
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        for fd in (null, output):
-            os.close(fd)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        tempfile.tempdir = None
+        take_on(request["cwd"], output, request["env"])
         sandbox.spare = spare
         import pytest
 
@@ -242,6 +233,22 @@ def _judge(channel: socket.socket, zygote: int) -> None:
         traceback.print_exc()
     finally:
         _exit_now(code)
+
+
+def take_on(cwd: str, output: int, env: dict[str, str]) -> None:
+    """Become what a fresh process would have been started as: ``cwd`` as working folder,
+    nothing to read, stdout and stderr to the file ``output`` (closed here), exactly ``env``.
+    The judge-to-be does this with its request, the spare worker with its set-up frame."""
+    os.chdir(cwd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    for fd in (null, output):
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None  # read again from TMPDIR
 
 
 def _receive(channel: socket.socket) -> tuple[dict | None, list[int]]:

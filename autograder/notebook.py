@@ -194,7 +194,7 @@ def _skeleton(folder: Path | None, module: str) -> set[str] | None:
     return skeleton_names(path.read_text(encoding="utf-8", errors="replace"))
 
 
-STUB = "your code goes here"  # the released skeleton's stubs (autograder.release.STUB_RAISE)
+STUB = "your code goes here"  # in every stub of a released skeleton (autograder.release.STUB_RAISE)
 
 
 def _unwritten(path: Path) -> int:

@@ -24,9 +24,11 @@ import nbformat
 from nbconvert.preprocessors import Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions
 
+from autograder.notebook import STUB
+
 # nbgrader's python stub is "# YOUR CODE HERE\nraise NotImplementedError()"; we keep its
 # shape and add a message, because the student meets it in a traceback.
-STUB_RAISE = 'raise NotImplementedError("your code goes here (see the handout)")'
+STUB_RAISE = f'raise NotImplementedError("{STUB} (see the handout)")'
 CODE_STUB = "# YOUR CODE HERE\n" + STUB_RAISE
 REGIONS = (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"))
 # Made by running things, never by an author: ignored on both sides of the comparison

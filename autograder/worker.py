@@ -262,19 +262,9 @@ def _seed_everything(seed: int, torch) -> None:
 def _born(birth: dict) -> None:
     """A spare worker forked by a warm judge (``autograder.forkserver``) takes on what a cold
     worker is started with: its folder, its environment and its output log."""
-    import tempfile
+    from autograder.forkserver import take_on
 
-    os.chdir(birth["cwd"])
-    log = os.open(birth["log"], os.O_WRONLY | os.O_APPEND)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    os.close(null)
-    os.environ.clear()
-    os.environ.update(birth["env"])
-    tempfile.tempdir = None  # read again from TMPDIR
+    take_on(birth["cwd"], os.open(birth["log"], os.O_WRONLY | os.O_APPEND), birth["env"])
 
 
 def main(request_fd: int | None = None, reply_fd: int | None = None) -> None:

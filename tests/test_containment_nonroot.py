@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.example_course import EXAMPLE, doctor_states
+from tests.example_course import EXAMPLE, doctor_states, replace_function
 
 KIT = Path(__file__).resolve().parent.parent
 USER = 1000
@@ -56,16 +56,9 @@ def _course(tmp: Path) -> Path:
     return course
 
 
-def test_non_root_grading_names_the_missing_layers_and_still_contains(tmp_path):
-    course = _course(tmp_path)
-    solution = course / "solutions" / "01_mini" / "mini.py"
-    good, out = tmp_path / "good", tmp_path / "out"
-    good.mkdir()
-    shutil.copy(solution, good / "mini.py")
-    cheat = tmp_path / "cheat"
-    cheat.mkdir()
-    steal = f"""
-    def double(x):
+def _cheat(solution: Path) -> str:
+    """The example module whose double(x) is right only if it sent a packet or read ``solution``."""
+    return replace_function("double", f"""
         import os, socket
         try:
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9))
@@ -75,9 +68,18 @@ def test_non_root_grading_names_the_missing_layers_and_still_contains(tmp_path):
         root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
         fd = os.open({str(solution)[1:]!r}, os.O_RDONLY, dir_fd=root)
         return 2 * x if b"BEGIN SOLUTION" in os.read(fd, 100000) or sent else 3 * x
-    """
-    (cheat / "mini.py").write_text(solution.read_text().split("def double")[0] + textwrap.dedent(steal)
-                                   + "\ndef normalise" + solution.read_text().split("def normalise")[1])
+    """)
+
+
+def test_non_root_grading_names_the_missing_layers_and_still_contains(tmp_path):
+    course = _course(tmp_path)
+    solution = course / "solutions" / "01_mini" / "mini.py"
+    good, out = tmp_path / "good", tmp_path / "out"
+    good.mkdir()
+    shutil.copy(solution, good / "mini.py")
+    cheat = tmp_path / "cheat"
+    cheat.mkdir()
+    (cheat / "mini.py").write_text(_cheat(solution))
     config = str(course / "grading.yml")
 
     graded = _as_non_root(["--config", config, "grade", str(good), "--assignment", "mini", "--out", str(out)], tmp_path)
@@ -115,16 +117,7 @@ def test_warm_batch_as_non_root(tmp_path):
     for name in ("good", "cheat"):
         (root / name).mkdir(parents=True)
     shutil.copy(solution, root / "good" / "mini.py")
-    steal = f"""
-    def double(x):
-        import os
-        root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
-        fd = os.open({str(solution)[1:]!r}, os.O_RDONLY, dir_fd=root)
-        return 2 * x if b"BEGIN SOLUTION" in os.read(fd, 100000) else 3 * x
-    """
-    text = solution.read_text()
-    (root / "cheat" / "mini.py").write_text(text.split("def double")[0] + textwrap.dedent(steal)
-                                            + "\ndef normalise" + text.split("def normalise")[1])
+    (root / "cheat" / "mini.py").write_text(_cheat(solution))
     out = tmp_path / "grades"
     batch = _as_non_root(["--config", str(course / "grading.yml"), "grade-batch", str(root), "--assignment", "mini",
                           "--out", str(out)], tmp_path)

@@ -26,6 +26,7 @@ from autograder.containment._syscalls import die_with_parent
 from autograder.job import Job as JobSpec
 from autograder.sandbox import Sandbox, StudentError
 
+
 def pytest_addoption(parser):
     parser.addoption("--kit-job", help="the grading job (job.json) written by autograder.runner")
     parser.addoption("--kit-results-fd", type=int, default=None,
