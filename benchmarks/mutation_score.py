@@ -32,7 +32,7 @@ def grade_one(course, assignment, bug, seed: int, scratch: Path) -> dict:
     """One bug at one seed: did its named test lose points? (A grading that could not run
     is a row with a grader error, never the end of the whole benchmark.)"""
     try:
-        folder = apply(bug, course.solution_dir(assignment), scratch / f"{bug.name}-seed{seed}")
+        folder = apply(bug, course.solution_dir(assignment), scratch / f"{assignment.id}-{bug.name}-seed{seed}")
         result = runner.grade(course, assignment, folder, only=[bug.test], seed=seed, warm=True)  # a batch
     except Exception as error:  # noqa: BLE001 -- reported with the survivors
         return {"assignment": assignment.id, "bug": bug.name, "test": bug.test, "kind": bug.kind or "formula",
