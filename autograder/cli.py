@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -280,7 +281,7 @@ def _executor(args):
     from autograder.dask_executor import DaskExecutor, SchedulerError
 
     try:
-        return DaskExecutor(args.scheduler)
+        return DaskExecutor(args.scheduler, warm=not args.cold)
     except SchedulerError as error:
         raise UsageError(str(error)) from None
 
@@ -315,36 +316,43 @@ def cmd_grade_batch(cfg, args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     runner.seal(args.root, out)  # the class's submissions and reports: closed to every worker
     executor = _executor(args)
+    closing = None
     try:
         done = batch_module.grade_students(
             cfg, assignment, [(s.name, s) for s in students], out, executor=executor, seed=args.seed, only=only,
             isolation=args.isolation, resume=args.resume, warm=not args.cold,
             progress=lambda n: tqdm(total=n, desc=f"grading {assignment.id}", unit="student", file=sys.stderr))
+        # the reports need the grades, not the executor: a Dask cluster stops while they are written
+        closing = threading.Thread(target=executor.close, name="closing the executor")
+        closing.start()
+        if done.kept:
+            print(f"--resume: kept {len(done.kept)} grade(s) already recorded, graded {len(done.graded)}", file=sys.stderr)
+        graded = {row[0]: row for row in done.rows}
+        ordered = [graded.get(p.name) or (p.name, None, "refused", refused[p.name]) for p in entries
+                   if p.name in graded or p.name in refused]
+        tests = [n for n in assignment.tests if not only or n in only]
+        reports.write_grades_csv(ordered, out / "grades.csv", tests)
+        reports.score_histograms(ordered, tests, out / "scores.png")
+        pairs = _similar(cfg, assignment, students, out / "similar.csv")
+        if args.gradebook:
+            from autograder import gradebook
+
+            gradebook.export(args.gradebook, assignment, {name: r for name, r, _, _ in ordered if r is not None})
+            print(f"nbgrader gradebook: {args.gradebook}")
+        print(reports.batch_table(ordered))
+        print(reports.batch_summary(ordered))
+        print(f"grades: {out / 'grades.csv'}, scores per test: {out / 'scores.png'}")
+        if pairs:
+            from autograder.similarity import NOTICE
+
+            print(f"{len(pairs)} pair(s) of similar submissions in {out / 'similar.csv'}. {NOTICE}")
+        failed = any(status == "grader-error" for _, _, status, _ in ordered)
+        return INTERNAL if failed else OK
     finally:
-        executor.close()
-    if done.kept:
-        print(f"--resume: kept {len(done.kept)} grade(s) already recorded, graded {len(done.graded)}", file=sys.stderr)
-    graded = {row[0]: row for row in done.rows}
-    ordered = [graded.get(p.name) or (p.name, None, "refused", refused[p.name]) for p in entries
-               if p.name in graded or p.name in refused]
-    tests = [n for n in assignment.tests if not only or n in only]
-    reports.write_grades_csv(ordered, out / "grades.csv", tests)
-    reports.score_histograms(ordered, tests, out / "scores.png")
-    pairs = _similar(cfg, assignment, students, out / "similar.csv")
-    if args.gradebook:
-        from autograder import gradebook
-
-        gradebook.export(args.gradebook, assignment, {name: r for name, r, _, _ in ordered if r is not None})
-        print(f"nbgrader gradebook: {args.gradebook}")
-    print(reports.batch_table(ordered))
-    print(reports.batch_summary(ordered))
-    print(f"grades: {out / 'grades.csv'}, scores per test: {out / 'scores.png'}")
-    if pairs:
-        from autograder.similarity import NOTICE
-
-        print(f"{len(pairs)} pair(s) of similar submissions in {out / 'similar.csv'}. {NOTICE}")
-    failed = any(status == "grader-error" for _, _, status, _ in ordered)
-    return INTERNAL if failed else OK
+        if closing is None:
+            executor.close()
+        else:
+            closing.join()
 
 
 def _similar(cfg, assignment, students: list[Path], path: Path) -> list:

@@ -9,6 +9,12 @@ A Dask worker that dies during a task (out of memory, a lost node) makes the sch
 task again elsewhere; ``SCHEDULER_CONFIG`` (set here for ``local:N``, to be set in the
 scheduler's config for a cluster of one's own) allows exactly one retry, after which the task
 fails with ``KilledWorker``: a grader error for that student alone.
+
+Warm gradings (the default) on ``local:N`` give each worker :class:`WarmWorkers`: it starts
+its fork servers as it joins, so that their torch imports overlap the cluster's start instead
+of following the first task. On a cluster of one's own a worker thread starts its fork server
+at its first task, unless the cluster registers the plugin itself
+(``client.register_plugin(WarmWorkers())``).
 """
 
 from __future__ import annotations
@@ -18,21 +24,44 @@ from typing import Iterator
 
 from autograder.batch import Task, grade_task
 
+try:
+    from distributed import WorkerPlugin
+except ImportError:  # DaskExecutor says how to install Dask
+    WorkerPlugin = object
+
 # The scheduler's settings a grading cluster wants (a scheduler of one's own: its dask config):
 # one retry after a worker's death, and one task per worker thread at a time, so that a worker
 # that dies takes exactly one student's grading with it.
 SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
+# local:N forks its worker processes from this one, which has imported Dask and the kit
+# already: spawning fresh interpreters that import them again cost 1.5 s of a 2-core
+# machine's start (benchmarks/bench_engine.py --dask). A worker the nanny restarts after a
+# death is spawned, as Dask does by default.
+LOCAL_CONFIG = {**SCHEDULER_CONFIG, "distributed.worker.multiprocessing-method": "fork"}
 
 
 class SchedulerError(Exception):
     """--scheduler names no usable scheduler; the message is one line."""
 
 
+class WarmWorkers(WorkerPlugin):
+    """Start a Dask worker's fork servers (one per thread) when it joins the cluster, or when
+    this is registered. ``setup`` runs on the worker's event loop, a thread as long-lived as
+    the worker process, which the zygotes' parent-death signal requires."""
+
+    name = "autograder-warm-workers"
+
+    def setup(self, worker) -> None:
+        from autograder import forkserver
+
+        forkserver.prestart(worker.state.nthreads)
+
+
 class DaskExecutor:
     """``--scheduler ADDRESS``: tcp://HOST:PORT of a running scheduler, or local:N for a
     LocalCluster of N worker processes (one grading at a time each) started and stopped here."""
 
-    def __init__(self, scheduler: str):
+    def __init__(self, scheduler: str, warm: bool = True):
         try:
             import dask
             from distributed import Client, LocalCluster
@@ -46,9 +75,10 @@ class DaskExecutor:
                 workers = 0
             if workers < 1:
                 raise SchedulerError(f"--scheduler {scheduler}: local:N needs a whole number of workers, at least 1")
-            with dask.config.set(SCHEDULER_CONFIG):
+            with dask.config.set(LOCAL_CONFIG):
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=40)
+                                            dashboard_address=None, silence_logs=40,
+                                            plugins=(WarmWorkers(),) if warm else ())
             address = self.cluster.scheduler_address
         elif "://" in scheduler:
             address = scheduler

@@ -44,6 +44,7 @@ import traceback
 import weakref
 
 from autograder.containment._syscalls import die_with_parent
+from autograder.containment.policy import base_environment
 
 # What every grading imports, loaded once by the zygote. Only what a cold worker loads
 # anyway (autograder.worker.main's load) or what is public code: never a suite, never
@@ -82,8 +83,6 @@ class ForkServer:
     """One zygote, used by one thread at a time (see :func:`for_this_thread`)."""
 
     def __init__(self, ready_seconds: float = 300.0):
-        from autograder.sandbox import base_environment
-
         self.ready_seconds = ready_seconds
         self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._buffer = b""
@@ -160,15 +159,31 @@ class ForkServer:
 
 _local = threading.local()
 _servers: "weakref.WeakSet[ForkServer]" = weakref.WeakSet()
+_started_ahead: list[ForkServer] = []  # by prestart(), each for the first thread that asks
+_ahead_lock = threading.Lock()
 
 
 def for_this_thread() -> ForkServer:
-    """The calling thread's fork server, started on first use. Per thread, because the zygote
-    dies with the thread that started it (PR_SET_PDEATHSIG follows threads)."""
+    """The calling thread's fork server: one started ahead (:func:`prestart`) if one is left,
+    else one started now. One per thread, because a zygote serves one judge at a time."""
     server = getattr(_local, "server", None)
     if server is None or not server.alive:
-        server = _local.server = ForkServer()
+        with _ahead_lock:
+            ahead = [s for s in _started_ahead if s.alive]
+            server = ahead.pop(0) if ahead else None
+            _started_ahead[:] = ahead
+        _local.server = server = server or ForkServer()
     return server
+
+
+def prestart(count: int) -> None:
+    """Start ``count`` fork servers now, so that their torch imports overlap whatever comes before
+    the first grading (a Dask worker's registration, the class's hashing). Each zygote dies with
+    the thread that started it (PR_SET_PDEATHSIG follows threads): call this from a thread that
+    lives as long as the process, such as its main thread or a Dask worker's event loop."""
+    with _ahead_lock:
+        missing = count - sum(server.alive for server in _servers)  # a thread's own counts too
+        _started_ahead.extend(ForkServer() for _ in range(missing))
 
 
 @atexit.register
@@ -181,7 +196,20 @@ def _close_all() -> None:
 
 
 def main() -> None:
-    """The zygote: preload, then keep one judge-to-be forked ahead, one at a time."""
+    """The zygote: preload, then keep one judge-to-be forked ahead, one at a time, until the
+    runner goes. It then exits at once: finalizing an interpreter that holds torch takes a
+    second, which the runner would wait for at every batch's end."""
+    code = 0
+    try:
+        _serve()
+    except BaseException:  # noqa: BLE001 - the runner reads its last line (ForkServer._why)
+        traceback.print_exc()
+        code = 1
+    finally:
+        _exit_now(code)
+
+
+def _serve() -> None:
     channel = socket.socket(fileno=int(sys.argv[1]))
     die_with_parent(signal.SIGKILL, int(sys.argv[2]))
     import importlib

@@ -28,23 +28,9 @@ from autograder import submission, wire
 from autograder.config import Limits  # noqa: F401  (re-exported: the sandbox's limits are grading.yml's)
 from autograder.containment import WORKER_ID_BASE, Policy
 from autograder.containment import cgroup as cgroups
+from autograder.containment.policy import base_environment
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def base_environment(threads: int = 1) -> dict[str, str]:
-    """The worker's environment, less its folders: all it inherits of the judge's is the
-    choice of GPUs and where their libraries are. The fork server starts with it too."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-        "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-        "MPLBACKEND": "Agg", "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-    }
-    for name in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
 
 
 @dataclass
@@ -161,10 +147,7 @@ class Sandbox:
         uid = WORKER_ID_BASE + os.getpid() if os.geteuid() == 0 and base.wants("identity") else None
         return replace(base, scratch=str(self.scratch), uid=uid, gid=uid, memory_mb=limits.memory_mb,
                        file_mb=limits.file_mb, scratch_mb=limits.scratch_mb, scratch_files=limits.scratch_files,
-                       threads=limits.threads, cgroup=self._cgroup_name() if self._cgroup else None)
-
-    def _cgroup_name(self) -> str:
-        return f"autograder-{os.getpid()}-{self.starts}"
+                       threads=limits.threads, cgroup=self._cgroup.name if self._cgroup else None)
 
     def start(self) -> None:
         global spare
@@ -188,7 +171,8 @@ class Sandbox:
             # The same limit for a spare: torch's memory, which a cold worker's cgroup is charged
             # for, a spare shares with the fork server, so the machine's memory is bounded alike;
             # the judge's watch counts it in the spare's RSS, as in a cold worker's.
-            self._cgroup = cgroups.Cgroup(self._cgroup_name(), self.limits.memory_mb, self.policy.pids)
+            self._cgroup = cgroups.Cgroup(f"autograder-{os.getpid()}-{self.starts}", self.limits.memory_mb,
+                                          self.policy.pids)
         policy = self._policy()
         self._uid = policy.uid
         if taken is None:

@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from autograder import release
-from tests.example_course import EXAMPLE, GOOD, replace_function
+from tests.example_course import EXAMPLE, GOOD, cmdline, replace_function
 
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
-from autograder.dask_executor import SCHEDULER_CONFIG  # noqa: E402
+from autograder.batch import Task  # noqa: E402
+from autograder.dask_executor import SCHEDULER_CONFIG, DaskExecutor  # noqa: E402
 
 CLASS = {
     "alice": GOOD,
@@ -143,3 +144,38 @@ def test_a_killed_dask_worker_loses_no_grade(course, cluster, tmp_path):
     assert cli.returncode == 3  # a grader error: the instructor must look
     reason = next(r for r in csv.DictReader((out / "grades.csv").open()) if r["student"] == "carol")["reason"]
     assert "KilledWorker" in reason
+
+
+def _fork_servers_under(pid: int) -> list[int]:
+    """The zygotes (autograder.forkserver) whose parent is the process ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # not a process, or gone
+            continue
+        if parent == pid and "autograder.forkserver" in cmdline(entry.name):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_a_local_cluster_starts_its_fork_servers_with_its_workers(course, tmp_path, warm):
+    """--scheduler local:N: warm, each worker process starts its fork server as it joins, before
+    any task (WarmWorkers), and grades from it; cold, none is started. Closing the cluster
+    leaves no zygote behind."""
+    executor = DaskExecutor("local:2", warm=warm)
+    try:
+        workers = executor.client.run(os.getpid)
+        assert len(workers) == 2
+        zygotes = {address: _fork_servers_under(pid) for address, pid in workers.items()}
+        assert all(len(found) == (1 if warm else 0) for found in zygotes.values()), zygotes
+        tasks = [Task(str(course["config"]), "mini", name, str(course["root"] / name), str(tmp_path / "out"),
+                      only=("test_double",), warm=warm) for name in ("alice", "bob")]
+        scores = {task.student: outcome["result"]["tests"][0]["score"] for task, outcome in executor.run(tasks)}
+        assert scores == {"alice": 40, "bob": 0}
+        if warm:  # graded from the fork servers started ahead: no other was started
+            assert {address: _fork_servers_under(pid) for address, pid in workers.items()} == zygotes
+    finally:
+        executor.close()
+    assert all(cmdline(str(pid)) == "" for found in zygotes.values() for pid in found)

@@ -8,6 +8,7 @@ the judge then reads the cgroup's OOM counter to tell the student it was memory.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -61,10 +62,16 @@ def unavailable(policy=None) -> str | None:
 
 
 class Cgroup:
-    """memory.limit (no swap beyond it) and pids.max for the processes added to it."""
+    """memory.limit (no swap beyond it) and pids.max for the processes added to it, in cgroups
+    named ``prefix-RANDOM`` (``name``): always new ones. A cgroup of the same prefix may be left
+    over (its removal gave up while a killed worker was exiting, and judges' pids are reused);
+    reusing it would charge its processes to this worker, and the kernel refuses a memory limit
+    above its old memory+swap limit."""
 
-    def __init__(self, name: str, memory_mb: int, pids: int):
+    def __init__(self, prefix: str, memory_mb: int, pids: int):
+        self.name = f"{prefix}-{secrets.token_hex(4)}"
         self.dirs: list[Path] = []
+        name = self.name
         memory, pid_base = _base("memory"), _base("pids")
         limit = str(memory_mb * 2**20)
         if memory and pid_base:
@@ -85,7 +92,7 @@ class Cgroup:
             (self.memory / "pids.max").write_text(str(pids))
 
     def _make(self, path: Path) -> Path:
-        path.mkdir(exist_ok=True)
+        path.mkdir()  # FileExistsError rather than someone else's cgroup
         self.dirs.append(path)
         return path
 

@@ -77,3 +77,19 @@ class Policy:
         for key in ("readable", "hidden", "devices", "layers"):
             data[key] = tuple(data.get(key) or ())
         return cls(**data)
+
+
+def base_environment(threads: int = 1) -> dict[str, str]:
+    """The worker's environment, less its folders: all it inherits of the judge's is the
+    choice of GPUs and where their libraries are. The fork server starts with it too (here,
+    not in the sandbox, so that starting one never imports torch into the batch's process)."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+        "MPLBACKEND": "Agg", "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    }
+    for name in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
