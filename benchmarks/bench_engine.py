@@ -183,6 +183,19 @@ def fixed_cost(repeat: int = 5) -> None:
           f"'import torch, pytest': {_wall([sys.executable, '-c', 'import torch, pytest'], repeat):.2f} s; "
           f"'import autograder.judge.plugin': "
           f"{_wall([sys.executable, '-c', 'import autograder.judge.plugin'], repeat):.2f} s")
+    from autograder import forkserver
+
+    readies, closes = [], []
+    for _ in range(repeat):  # a batch thread's zygote: its start (the preload), and its close at the end
+        started = time.perf_counter()
+        server = forkserver.ForkServer()
+        server.read(60)
+        readies.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        server.close()
+        closes.append(time.perf_counter() - started)
+    print(f"a fork server: ready (torch, pytest... imported) after {statistics.median(readies):.2f} s, "
+          f"closed in {statistics.median(closes):.2f} s")
     cfg = config_module.load(EXAMPLE / "grading.yml")
     with tempfile.TemporaryDirectory() as tmp:
         submission = Path(tmp, "submission")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -156,3 +158,34 @@ def test_each_thread_has_its_own_fork_server(tmp_path, threads):
         worker.join()
     assert [r.score for r in results] == [40] * threads
     assert len(set(servers)) == threads
+
+
+PRESTART = """
+import sys, threading
+from autograder import forkserver
+
+forkserver.prestart(2)
+ahead = sorted(s.process.pid for s in forkserver._started_ahead)
+taken, took, checked = [], threading.Barrier(3), threading.Event()
+
+def grading_thread():  # takes its server, and lives on (as a Dask worker's thread does)
+    taken.append(forkserver.for_this_thread().process.pid)
+    took.wait()
+    checked.wait()
+
+threads = [threading.Thread(target=grading_thread) for _ in range(2)]
+for t in threads:
+    t.start()
+took.wait()
+forkserver.prestart(2)  # both alive, each a thread's own: none more
+print(ahead == sorted(taken), len(set(taken)), sum(s.alive for s in forkserver._servers), "torch" in sys.modules)
+checked.set()
+"""
+
+
+def test_servers_started_ahead_go_to_the_first_threads_that_ask():
+    """prestart(N) (a Dask worker joining, WarmWorkers): the next N threads take those zygotes,
+    one each, and no other is started; the batch's own process never imports torch for it."""
+    done = subprocess.run([sys.executable, "-c", PRESTART], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "2", "2", "False"]
