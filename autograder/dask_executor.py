@@ -39,11 +39,11 @@ SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 1, "distributed.sc
 # 13 ms with these settings: on a busy machine that time is taken from the gradings.
 QUIET_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "5s", "distributed.worker.memory.monitor-interval": "1s"}
-# local:N forks its worker processes from this one, which has imported Dask and the kit
-# already: spawning fresh interpreters that import them again cost 1.5 s of a 2-core
-# machine's start (benchmarks/bench_engine.py --dask). A worker the nanny restarts after a
-# death is spawned, as Dask does by default.
-LOCAL_CONFIG = {**SCHEDULER_CONFIG, **QUIET_CONFIG, "distributed.worker.multiprocessing-method": "fork"}
+# local:N starts its worker processes from multiprocessing's fork server (Dask preloads
+# distributed into it), not as fresh interpreters that each import Dask again. Not by fork
+# from this process: a fork of a process with threads (the cluster's event loop, pytest's)
+# copies locks that other threads hold; one such worker hung for good in a logging lock.
+LOCAL_CONFIG = {**SCHEDULER_CONFIG, **QUIET_CONFIG, "distributed.worker.multiprocessing-method": "forkserver"}
 
 
 class SchedulerError(Exception):
