@@ -177,8 +177,9 @@ def for_this_thread() -> ForkServer:
 
 
 def prestart(count: int) -> None:
-    """Start ``count`` fork servers now, so that their torch imports overlap whatever comes before
-    the first grading (a Dask worker's registration, the class's hashing). Each zygote dies with
+    """Start ``count`` fork servers now (fewer if some are up already, a thread's own included),
+    so that their torch imports overlap whatever comes before the first grading: a Dask
+    worker's registration (``dask_executor.WarmWorkers``). Each zygote dies with
     the thread that started it (PR_SET_PDEATHSIG follows threads): call this from a thread that
     lives as long as the process, such as its main thread or a Dask worker's event loop."""
     with _ahead_lock:

@@ -105,7 +105,25 @@ def _grade_batch(root: Path, out: Path, *how: str, config: Path = EXAMPLE / "gra
     return time.perf_counter() - started
 
 
-def dask_on_course(assignment: str, students: int = 8) -> None:
+def _dask_against_jobs2(root: Path, out: Path, what: str, repeat: int, **grading) -> tuple[float, float]:
+    """--scheduler local:2 and --jobs 2 in turns, ``repeat`` times each on the class ``root`` (a
+    2-core VM's speed drifts by 15% within minutes: one pair of runs proves nothing); prints
+    each run, the medians and the run-by-run ratio; returns the two medians."""
+    runs: dict[str, list[float]] = {"--scheduler local:2": [], "--jobs 2": []}
+    for i in range(repeat):
+        for label in runs:
+            runs[label].append(_grade_batch(root, out / f"{label[2:5]}{i}", *label.split(), **grading))
+    for label, times in runs.items():
+        print(f"grade-batch, {what}, {label}: median {statistics.median(times):.1f} s of "
+              f"{', '.join(f'{t:.1f}' for t in times)}")
+    dask, jobs2 = (statistics.median(times) for times in runs.values())
+    pairs = [d / j for d, j in zip(*runs.values())]
+    print(f"local:2 / --jobs 2 wall time on {what}: medians {dask / jobs2:.2f} ({100 * (dask / jobs2 - 1):+.1f}%), "
+          f"run by run {statistics.median(pairs):.2f} (median of {', '.join(f'{r:.2f}' for r in pairs)})")
+    return dask, jobs2
+
+
+def dask_on_course(assignment: str, repeat: int, students: int = 8) -> None:
     """--jobs 2 against --scheduler local:2 on copies of a course assignment's reference: gradings
     of seconds, where the Dask workers' own start (imports, fork servers) weighs less than on mini."""
     from autograder import config as config_module
@@ -115,20 +133,13 @@ def dask_on_course(assignment: str, students: int = 8) -> None:
         root = Path(tmp, "class")
         for i in range(students):
             shutil.copytree(cfg.solution_dir(cfg.get(assignment)), root / f"student{i:02d}")
-        elapsed = {}
-        for label, how in (("--jobs 2", ("--jobs", "2")), ("--scheduler local:2", ("--scheduler", "local:2"))):
-            elapsed[label] = _grade_batch(root, Path(tmp, label.replace(" ", "").replace(":", "")), *how,
-                                          config=KIT / "grading.yml", assignment=assignment)
-            print(f"grade-batch, {students} x {assignment} reference, {label}: {elapsed[label]:.1f} s")
-        ratio = elapsed["--scheduler local:2"] / elapsed["--jobs 2"]
-        print(f"local:2 / --jobs 2 wall time on {assignment}: {ratio:.2f} ({100 * (ratio - 1):+.1f}%)")
+        _dask_against_jobs2(root, Path(tmp), f"{students} x {assignment} reference", repeat,
+                            config=KIT / "grading.yml", assignment=assignment)
 
 
-def dask_throughput(students: int, repeat: int = 5) -> None:
-    """--jobs 1, then --scheduler local:2 and --jobs 2 in turns, ``repeat`` times each on the same
-    class (a 2-core VM's speed drifts by 15% within minutes: one pair of runs proves nothing);
-    then what one task costs in Dask itself (no-op tasks through a LocalCluster of two
-    processes) and the cluster's start."""
+def dask_throughput(students: int, repeat: int) -> None:
+    """--jobs 1, then --scheduler local:2 against --jobs 2; then what one task costs in Dask
+    itself (no-op tasks through a LocalCluster of two processes) and the cluster's start."""
     from distributed import Client, LocalCluster
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,18 +148,8 @@ def dask_throughput(students: int, repeat: int = 5) -> None:
             shutil.copytree(EXAMPLE / "solutions" / "01_mini", root / f"student{i:02d}")
         jobs1 = _grade_batch(root, Path(tmp, "jobs1"), "--jobs", "1")
         print(f"grade-batch, {students} students, --jobs 1: {jobs1:.1f} s ({students / jobs1 * 60:.1f} students/min)")
-        runs: dict[str, list[float]] = {"--scheduler local:2": [], "--jobs 2": []}
-        for i in range(repeat):
-            for label in runs:
-                runs[label].append(_grade_batch(root, Path(tmp, f"{label[2:5]}{i}"), *label.split()))
-        for label, times in runs.items():
-            print(f"grade-batch, {students} students, {label}: median {statistics.median(times):.1f} s of "
-                  f"{', '.join(f'{t:.1f}' for t in times)}")
-        dask, jobs2 = (statistics.median(times) for times in runs.values())
-        pairs = [d / j for d, j in zip(*runs.values())]
-        print(f"throughput local:2 / --jobs 1: {jobs1 / dask:.2f}x; local:2 / --jobs 2 wall time: medians "
-              f"{dask / jobs2:.2f} ({100 * (dask / jobs2 - 1):+.1f}%), run by run {statistics.median(pairs):.2f} "
-              f"(median of {', '.join(f'{r:.2f}' for r in pairs)})")
+        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), f"{students} students", repeat)
+        print(f"throughput local:2 / --jobs 1: {jobs1 / dask:.2f}x")
         print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
 
     started = time.perf_counter()
@@ -254,14 +255,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--dask", action="store_true", help="only the Dask figures (issue 19), with 12 students")
-    parser.add_argument("--repeat", type=int, default=5, help="--dask: runs of --jobs 2 and local:2 each")
+    parser.add_argument("--repeat", type=int, default=5, help="--dask, --dask-on: runs of --jobs 2 and local:2 each")
     parser.add_argument("--fixed-cost", action="store_true", help="only where a one-test grading's time goes")
     parser.add_argument("--dask-on", metavar="ASSIGNMENT", default=None,
                         help="only --jobs 2 against --scheduler local:2 on 8 copies of this assignment's reference")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
     if args.dask_on:
-        dask_on_course(args.dask_on)
+        dask_on_course(args.dask_on, args.repeat)
         sys.exit(0)
     if args.fixed_cost:
         fixed_cost()

@@ -34,6 +34,19 @@ def cmdline(pid: str) -> str:
         return ""
 
 
+def children() -> dict[int, list[int]]:
+    """The machine's process tree now: {parent pid: [child pids]}."""
+    tree: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``autograder ARGS`` as a user would (a process of its own), with extra ``env``."""
     return subprocess.run([sys.executable, "-m", "autograder.cli", *args], cwd=cwd, capture_output=True, text=True,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder import batch, reports
-from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, replace_function
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, children, cmdline, replace_function
 
 CLASS = {
     "alice": GOOD,
@@ -227,20 +227,8 @@ def test_score_histograms_is_a_png_per_test(tmp_path):
 # --------------------------------------------------------------------------- a killed batch leaves nothing
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
 def _descendants(pid: int) -> list[int]:
-    tree, found, pending = _children(), [], [pid]
+    tree, found, pending = children(), [], [pid]
     while pending:
         for child in tree.get(pending.pop(), []):
             found.append(child)

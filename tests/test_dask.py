@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder import release
-from tests.example_course import EXAMPLE, GOOD, cmdline, replace_function
+from tests.example_course import EXAMPLE, GOOD, children, cmdline, replace_function
 
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
@@ -148,15 +148,7 @@ def test_a_killed_dask_worker_loses_no_grade(course, cluster, tmp_path):
 
 def _fork_servers_under(pid: int) -> list[int]:
     """The zygotes (autograder.forkserver) whose parent is the process ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):  # not a process, or gone
-            continue
-        if parent == pid and "autograder.forkserver" in cmdline(entry.name):
-            found.append(int(entry.name))
-    return found
+    return [child for child in children().get(pid, []) if "autograder.forkserver" in cmdline(str(child))]
 
 
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
