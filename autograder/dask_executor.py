@@ -10,11 +10,15 @@ task again elsewhere; ``SCHEDULER_CONFIG`` (set here for ``local:N``, to be set 
 scheduler's config for a cluster of one's own) allows exactly one retry, after which the task
 fails with ``KilledWorker``: a grader error for that student alone.
 
-Warm gradings (the default) on ``local:N`` give each worker :class:`WarmWorkers`: it starts
-its fork servers as it joins, so that their torch imports overlap the cluster's start instead
-of following the first task. On a cluster of one's own a worker thread starts its fork server
-at its first task, unless the cluster registers the plugin itself
-(``client.register_plugin(WarmWorkers())``).
+Warm gradings (the default) on ``local:N`` give each worker
+:class:`autograder.warm_workers.WarmWorkers`: it starts its fork servers as it joins, so that
+their torch imports overlap the cluster's start instead of following the first task. On a
+cluster of one's own a worker thread starts its fork server at its first task, unless the
+cluster registers the plugin itself (``client.register_plugin(WarmWorkers())``).
+
+This module imports Dask only when an executor is made: ``local:N`` first starts the server its
+worker processes are forked from, whose imports (Dask's, the kit's) then run beside this
+process's on another core instead of after them.
 """
 
 from __future__ import annotations
@@ -23,11 +27,6 @@ import uuid
 from typing import Iterator
 
 from autograder.batch import Task, grade_task
-
-try:
-    from distributed import WorkerPlugin
-except ImportError:  # DaskExecutor says how to install Dask
-    WorkerPlugin = object
 
 # The scheduler's settings a grading cluster wants (a scheduler of one's own: its dask config):
 # one retry after a worker's death, and one task per worker thread at a time, so that a worker
@@ -50,27 +49,18 @@ class SchedulerError(Exception):
     """--scheduler names no usable scheduler; the message is one line."""
 
 
-class WarmWorkers(WorkerPlugin):
-    """Start a Dask worker's fork servers (one per thread) when it joins the cluster, or when
-    this is registered. ``setup`` runs on the worker's event loop, a thread as long-lived as
-    the worker process, which the zygotes' parent-death signal requires."""
-
-    name = "autograder-warm-workers"
-
-    def setup(self, worker) -> None:
-        from autograder import forkserver
-
-        forkserver.prestart(worker.state.nthreads)
-
-
 class DaskExecutor:
     """``--scheduler ADDRESS``: tcp://HOST:PORT of a running scheduler, or local:N for a
     LocalCluster of N worker processes (one grading at a time each) started and stopped here."""
 
     def __init__(self, scheduler: str, warm: bool = True):
+        if scheduler.startswith("local:"):
+            _start_worker_process_server()
         try:
             import dask
             from distributed import Client, LocalCluster
+
+            from autograder.warm_workers import WarmWorkers
         except ImportError:
             raise SchedulerError("--scheduler needs Dask: pip install 'genai-autograder-kit[cluster]'") from None
         self.cluster = None
@@ -120,3 +110,17 @@ class DaskExecutor:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _start_worker_process_server() -> None:
+    """Start multiprocessing's fork server, which local:N's worker processes are forked from
+    (LOCAL_CONFIG), with what they import preloaded: Dask, the plugin, the tasks' module and
+    this CLI (a child of a fork server imports its parent's main module again). Started before
+    this process imports Dask, so that both imports run at once. Dask preloads the server
+    itself when it starts it; one already running is used as it is."""
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["distributed", "autograder.warm_workers", "autograder.batch", "autograder.cli"])
+    multiprocessing.forkserver.ensure_running()

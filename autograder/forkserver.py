@@ -179,7 +179,7 @@ def for_this_thread() -> ForkServer:
 def prestart(count: int) -> None:
     """Start ``count`` fork servers now (fewer if some are up already, a thread's own included),
     so that their torch imports overlap whatever comes before the first grading: a Dask
-    worker's registration (``dask_executor.WarmWorkers``). Each zygote dies with
+    worker's registration (``warm_workers.WarmWorkers``). Each zygote dies with
     the thread that started it (PR_SET_PDEATHSIG follows threads): call this from a thread that
     lives as long as the process, such as its main thread or a Dask worker's event loop."""
     with _ahead_lock:
