@@ -10,15 +10,14 @@ task again elsewhere; ``SCHEDULER_CONFIG`` (set here for ``local:N``, to be set 
 scheduler's config for a cluster of one's own) allows exactly one retry, after which the task
 fails with ``KilledWorker``: a grader error for that student alone.
 
-Warm gradings (the default) on ``local:N`` give each worker
-:class:`autograder.warm_workers.WarmWorkers`: it starts its fork servers as it joins, so that
-their torch imports overlap the cluster's start instead of following the first task. On a
-cluster of one's own a worker thread starts its fork server at its first task, unless the
-cluster registers the plugin itself (``client.register_plugin(WarmWorkers())``).
-
-This module imports Dask only when an executor is made: ``local:N`` first starts the server its
-worker processes are forked from, whose imports (Dask's, the kit's) then run beside this
-process's on another core instead of after them.
+Warm gradings (the default) on ``local:N``: this process starts one fork server per worker
+before anything else (:class:`autograder.forkserver.HandOver`), so that their torch imports
+run while Dask is imported and the cluster starts, and each worker takes one as it joins
+(:class:`autograder.warm_workers.WarmWorkers`). Then the server the worker processes are
+forked from starts, preloaded with Dask and the kit, its imports beside this process's; only
+then does this process import Dask. On a cluster of one's own a worker thread starts its fork
+server at its first task, unless the cluster registers the plugin itself
+(``client.register_plugin(WarmWorkers())``): it then starts them as it joins.
 """
 
 from __future__ import annotations
@@ -54,7 +53,13 @@ class DaskExecutor:
     LocalCluster of N worker processes (one grading at a time each) started and stopped here."""
 
     def __init__(self, scheduler: str, warm: bool = True):
-        if scheduler.startswith("local:"):
+        self.cluster = self.hand_over = self.client = None
+        workers = _local_workers(scheduler)
+        if workers is not None:
+            if warm:  # the workers' zygotes start first: their torch imports run beside all that follows
+                from autograder import forkserver
+
+                self.hand_over = forkserver.HandOver(workers)
             _start_worker_process_server()
         try:
             import dask
@@ -62,19 +67,17 @@ class DaskExecutor:
 
             from autograder.warm_workers import WarmWorkers
         except ImportError:
+            self.close()
             raise SchedulerError("--scheduler needs Dask: pip install 'genai-autograder-kit[cluster]'") from None
-        self.cluster = None
-        if scheduler.startswith("local:"):
+        if workers is not None:
             try:
-                workers = int(scheduler.split(":", 1)[1])
-            except ValueError:
-                workers = 0
-            if workers < 1:
-                raise SchedulerError(f"--scheduler {scheduler}: local:N needs a whole number of workers, at least 1")
-            with dask.config.set(LOCAL_CONFIG):
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=40,
-                                            plugins=(WarmWorkers(),) if warm else ())
+                with dask.config.set(LOCAL_CONFIG):
+                    self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, silence_logs=40,
+                                                plugins=(WarmWorkers(self.hand_over.address),) if warm else ())
+            except BaseException:
+                self.close()
+                raise
             address = self.cluster.scheduler_address
         elif "://" in scheduler:
             address = scheduler
@@ -106,10 +109,26 @@ class DaskExecutor:
             yield task, outcome
 
     def close(self) -> None:
-        if getattr(self, "client", None) is not None:
+        if self.client is not None:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+            _stop_worker_process_server()
+        if self.hand_over is not None:  # after the workers: their zygotes end as they do
+            self.hand_over.close()
+
+
+def _local_workers(scheduler: str) -> int | None:
+    """N of ``local:N``; None for a scheduler's address."""
+    if not scheduler.startswith("local:"):
+        return None
+    try:
+        workers = int(scheduler.split(":", 1)[1])
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise SchedulerError(f"--scheduler {scheduler}: local:N needs a whole number of workers, at least 1")
+    return workers
 
 
 def _start_worker_process_server() -> None:
@@ -124,3 +143,15 @@ def _start_worker_process_server() -> None:
     multiprocessing.get_context("forkserver").set_forkserver_preload(
         ["distributed", "autograder.warm_workers", "autograder.batch", "autograder.cli"])
     multiprocessing.forkserver.ensure_running()
+
+
+def _stop_worker_process_server() -> None:
+    """Stop that server once local:N's workers are gone, here, while the reports are written,
+    rather than after this process exits (it holds this process's output: a caller reading it
+    waited 0.3 s more). CPython stops it in its own tests only, with a private method; the next
+    ensure_running() starts a new one."""
+    import multiprocessing.forkserver
+
+    stop = getattr(multiprocessing.forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()

@@ -24,7 +24,10 @@ The socket carries JSON lines; the zygote writes, the judge-to-be reads its requ
     zygote -> runner   {"exit": CODE, "pid": PID}  that judge has exited (CODE as Popen.returncode)
 
 Each process dies with its parent (PR_SET_PDEATHSIG): the runner's thread, the zygote,
-the judge, the spare, so a killed batch leaves nothing behind.
+the judge, the spare, so a killed batch leaves nothing behind. A zygote may also be started
+by one process and handed to another (:class:`HandOver`: ``--scheduler local:N`` starts its
+Dask workers' zygotes before the workers exist); it then also ends, and its judge with it,
+when the runner's end of the socket closes: a killed taker leaves nothing behind either.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import atexit
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +101,17 @@ class ForkServer:
             theirs.close()
         _servers.add(self)
 
+    @classmethod
+    def adopted(cls, channel: socket.socket, pid: int, ready_seconds: float = 300.0) -> "ForkServer":
+        """The zygote ``pid``, started by another process and handed over with ``channel``
+        (:func:`take_over`). Its parent, which reaps it and keeps its traceback, is the other."""
+        server = cls.__new__(cls)
+        server.ready_seconds, server._socket, server._buffer = ready_seconds, channel, b""
+        server._errors = None
+        server.process = _Stranger(pid)
+        _servers.add(server)
+        return server
+
     def launch(self, args: list[str], cwd: str, env: dict[str, str], output: int, report: int) -> WarmJudge:
         """Start ``pytest.main(args + ["--kit-results-fd", N])`` in ``cwd`` with ``env``, its
         output going to the file ``output`` and N its copy of the pipe ``report``."""
@@ -134,6 +149,8 @@ class ForkServer:
 
     def _why(self) -> str:
         self.close()
+        if self._errors is None:  # adopted: the process that started it has its traceback
+            return ""
         try:
             self._errors.seek(0)
             lines = self._errors.read().decode(errors="replace").strip().splitlines()
@@ -155,6 +172,100 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class _Stranger:
+    """Popen's ``pid``, ``poll``, ``wait`` and ``kill`` for an adopted zygote, which is not
+    this process's child: watched through a pidfd; its exit status is its parent's to read."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+        self._pidfd = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        return self.wait(0) if self.returncode is None else self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.returncode is None:
+            if not select.select([self._pidfd], [], [], timeout)[0]:
+                if timeout == 0:
+                    return None
+                raise subprocess.TimeoutExpired(f"zygote {self.pid}", timeout)
+            self.returncode = 0
+            os.close(self._pidfd)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+
+class HandOver:
+    """``count`` fork servers started here for other processes of this machine, each handed
+    (its socket passed with SCM_RIGHTS) to the first that asks at ``address``
+    (:func:`take_over`): ``--scheduler local:N`` starts them before its Dask workers exist,
+    so that their torch imports overlap the cluster's start. The socket lives in a folder
+    only this user may enter. The zygotes die with the thread that made this (keep it as long
+    as the takers: a process's main thread), or with their taker's end of the socket."""
+
+    def __init__(self, count: int):
+        self._waiting = [ForkServer() for _ in range(count)]
+        self._handed: list[ForkServer] = []
+        self._folder = tempfile.mkdtemp(prefix="autograder-hand-over-")
+        self.address = os.path.join(self._folder, "socket")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.address)
+        self._listener.listen()
+        threading.Thread(target=self._serve, name="fork server hand-over", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with connection:
+                try:
+                    wanted = int(connection.recv(64).decode() or 0)
+                except (OSError, ValueError):
+                    continue
+                given = [server for server in self._waiting[:wanted] if server.alive]
+                del self._waiting[:wanted]
+                try:
+                    socket.send_fds(connection, [json.dumps([s.process.pid for s in given]).encode()],
+                                    [s._socket.fileno() for s in given])
+                except OSError:  # the taker went away: these are nobody's now
+                    for server in given:
+                        server.close()
+                    continue
+                for server in given:
+                    server._socket.close()  # the taker's alone: its closing ends the zygote
+                self._handed += given
+
+    def close(self) -> None:
+        """Stop handing over; close what nobody took; reap the zygotes handed over (each exits
+        when its taker closes its socket or dies)."""
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
+        self._listener.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+        for server in self._waiting + self._handed:
+            server.close()
+
+
+def take_over(address: str, count: int) -> int:
+    """Adopt up to ``count`` fork servers handed over at ``address`` (:class:`HandOver`), for
+    this process's threads as :func:`prestart`'s; return how many came."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(address)
+        connection.sendall(str(count).encode())
+        data, fds, _, _ = socket.recv_fds(connection, 1 << 16, count)
+    pids = json.loads(data) if data else []
+    with _ahead_lock:
+        _started_ahead.extend(ForkServer.adopted(socket.socket(fileno=fd), pid) for fd, pid in zip(fds, pids))
+    return len(fds)
 
 
 _local = threading.local()
@@ -228,11 +339,31 @@ def _serve() -> None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return
-        _, status = os.waitpid(pid, 0)
+        status = _judge_status(pid, channel)
+        if status is None:  # the runner has gone: the judge dies with this process (SIGTERM)
+            return
         try:
             _send(channel, {"exit": os.waitstatus_to_exitcode(status), "pid": pid})
         except OSError:
             return
+
+
+def _judge_status(judge: int, channel: socket.socket) -> int | None:
+    """The judge's wait status, or None if the runner's end of ``channel`` closes first: a
+    zygote handed over outlives its taker (a Dask worker killed mid-grading), and must not
+    let a judge grade on for nobody while the student is graded again elsewhere."""
+    watch = os.pidfd_open(judge)
+    poller = select.poll()
+    poller.register(watch, select.POLLIN)
+    poller.register(channel, 0)  # POLLHUP and POLLERR are always reported
+    try:
+        while True:
+            for fd, _ in poller.poll():
+                if fd == watch:
+                    return os.waitpid(judge, 0)[1]
+                return None
+    finally:
+        os.close(watch)
 
 
 def _send(channel: socket.socket, message: dict) -> None:

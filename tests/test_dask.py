@@ -157,27 +157,42 @@ def _fork_servers_under(pid: int) -> list[int]:
     return [child for child in children().get(pid, []) if "autograder.forkserver" in cmdline(str(child))]
 
 
+def _servers_held(client) -> dict[str, list[int]]:
+    """The zygotes each Dask worker holds (started ahead, or its threads' own), by worker."""
+    def held():
+        from autograder import forkserver
+        return sorted(server.process.pid for server in forkserver._servers if server.alive)
+    return client.run(held)
+
+
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
 def test_a_local_cluster_starts_its_fork_servers_with_its_workers(course, tmp_path, warm):
-    """--scheduler local:N: warm, each worker process starts its fork server as it joins, before
-    any task (WarmWorkers), and grades from it; cold, none is started. Closing the cluster
-    leaves no zygote behind."""
+    """--scheduler local:N: warm, the executor starts one fork server per worker before the
+    workers exist and hands each worker one as it joins (forkserver.HandOver, WarmWorkers);
+    the gradings use those. Cold, none is started. Closing the cluster leaves no zygote behind."""
     executor = DaskExecutor("local:2", warm=warm)
     try:
         workers = executor.client.run(os.getpid)
         assert len(workers) == 2
-        zygotes = {address: _fork_servers_under(pid) for address, pid in workers.items()}
-        assert all(len(found) == (1 if warm else 0) for found in zygotes.values()), zygotes
+        held = _servers_held(executor.client)
+        zygotes = sum(held.values(), [])
+        if warm:  # one each, two of this process's children: none started by a worker
+            assert all(len(pids) == 1 for pids in held.values()) and len(set(zygotes)) == 2, held
+            assert set(zygotes) <= set(_fork_servers_under(os.getpid()))
+        else:
+            assert zygotes == []
+        assert all(_fork_servers_under(pid) == [] for pid in workers.values())
         tasks = [Task(str(course["config"]), "mini", name, str(course["root"] / name), str(tmp_path / "out"),
                       only=("test_double",), warm=warm) for name in ("alice", "bob")]
         scores = {task.student: outcome["result"]["tests"][0]["score"] for task, outcome in executor.run(tasks)}
         assert scores == {"alice": 40, "bob": 0}
-        if warm:  # graded from the fork servers started ahead: no other was started
-            assert {address: _fork_servers_under(pid) for address, pid in workers.items()} == zygotes
+        if warm:  # graded from the zygotes handed over: no other was started
+            assert _servers_held(executor.client) == held
+            assert all(_fork_servers_under(pid) == [] for pid in workers.values())
     finally:
         executor.close()
-    # each zygote dies with its worker (its parent-death signal), a moment after the worker does
+    # each zygote ends with its worker's end of its socket, a moment after the worker does
     gone_by = time.monotonic() + 15
-    while any(cmdline(str(pid)) for found in zygotes.values() for pid in found) and time.monotonic() < gone_by:
+    while any(cmdline(str(pid)) for pid in zygotes) and time.monotonic() < gone_by:
         time.sleep(0.1)
-    assert all(cmdline(str(pid)) == "" for found in zygotes.values() for pid in found)
+    assert all(cmdline(str(pid)) == "" for pid in zygotes)

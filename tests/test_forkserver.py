@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from autograder import forkserver, runner
-from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, replace_function
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, children, cmdline, replace_function
 
 
 def _submission(tmp_path, name: str, source: str, extra: dict[str, str] | None = None):
@@ -189,3 +191,66 @@ def test_servers_started_ahead_go_to_the_first_threads_that_ask():
     done = subprocess.run([sys.executable, "-c", PRESTART], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "2", "2", "False"]
+
+
+TAKER = """
+import sys
+from pathlib import Path
+from autograder import config, forkserver, runner
+
+course = config.load(sys.argv[3])
+assert forkserver.take_over(sys.argv[1], 1) == 1
+print("took", flush=True)
+runner.grade(course, course.get("mini"), Path(sys.argv[2]), only=["test_double"], warm=True)
+print("graded", flush=True)
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    tree, found, todo = children(), set(), [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _grading(zygote: int) -> bool:
+    """A judge of ``zygote`` has its request: it works in its grading's folder, not in /."""
+    try:
+        return any(os.readlink(f"/proc/{judge}/cwd") != "/" for judge in children().get(zygote, []))
+    except OSError:
+        return False
+
+
+def test_a_zygote_handed_over_ends_its_judge_when_its_taker_dies(tmp_path):
+    """HandOver (local:N): a zygote started here and taken by another process (a Dask worker)
+    outlives that taker. Killed mid-grading, the taker must take the grading with it: the
+    zygote sees the taker's end of its socket close and ends, its judge and the student's
+    worker with it; nothing grades on for nobody while the student is graded again elsewhere."""
+    course = tmp_path / "course"
+    shutil.copytree(EXAMPLE, course)
+    yml = course / "grading.yml"
+    yml.write_text(yml.read_text().replace("probe_seconds: 8", "probe_seconds: 120"))  # it would grade on for long
+    slow = _submission(tmp_path, "slow", replace_function("double", "import time\ntime.sleep(110)\nreturn 2 * x"))
+    hand_over = forkserver.HandOver(1)
+    try:
+        zygote = hand_over._waiting[0].process.pid
+        taker = subprocess.Popen([sys.executable, "-c", TAKER, hand_over.address, str(slow), str(yml)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert taker.stdout.readline().strip() == "took", taker.stderr.read()
+        grading_by = time.monotonic() + 120
+        while not _grading(zygote) and time.monotonic() < grading_by:
+            time.sleep(0.2)
+        assert _grading(zygote), _descendants(zygote)
+        time.sleep(3)  # the student's code is asleep in its probe
+        tree = _descendants(zygote)  # the judge, and the student's worker under it
+        assert len(tree) >= 2, tree
+        taker.kill()
+        taker.wait()
+        gone_by = time.monotonic() + 10
+        while any(cmdline(str(pid)) for pid in tree | {zygote}) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert [pid for pid in tree | {zygote} if cmdline(str(pid))] == []
+    finally:
+        hand_over.close()
