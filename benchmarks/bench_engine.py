@@ -7,9 +7,10 @@ Targets (issue 2): 1 MB probe round trip median < 20 ms; torch imported once per
 assignment; grade-batch --jobs 2 at least 1.7x the throughput of --jobs 1 on 2 cores.
 Target (issue 9): the containment layers add under 100 ms to a worker's start.
 Targets (issue 19, ``--dask``): 12 students, --scheduler local:2 within 10% of --jobs 2, and
-under 1 s of Dask overhead per task; ``--dask-on ASSIGNMENT --students 12`` measures the same on
-a course assignment, whose gradings of seconds are the issue's case (``--dask``'s one-test
-toy class of 0.6 s gradings is the worst case, where Dask's own start weighs most). Target (issue 19, ``--fixed-cost``): a warm one-test
+under 1 s of Dask overhead per task. ``--dask`` measures them on a one-test toy class (gradings
+of 0.6 s: the worst case, where Dask's own start weighs most), then on 12 copies of the
+autoencoders reference (gradings of seconds, the issue's case); ``--dask-on ASSIGNMENT`` on
+``--students`` copies of another. Target (issue 19, ``--fixed-cost``): a warm one-test
 grading (judge and worker forked from the fork server) under 1.5 s.
 """
 
@@ -125,7 +126,7 @@ def _dask_against_jobs2(root: Path, out: Path, what: str, repeat: int, **grading
     return dask, jobs2
 
 
-def dask_on_course(assignment: str, repeat: int, students: int = 8) -> None:
+def dask_on_course(assignment: str, repeat: int, students: int = 12) -> None:
     """--jobs 2 against --scheduler local:2 on copies of a course assignment's reference: gradings
     of seconds, where the Dask workers' own start (imports, fork servers) weighs less than on mini."""
     from autograder import config as config_module
@@ -135,13 +136,17 @@ def dask_on_course(assignment: str, repeat: int, students: int = 8) -> None:
         root = Path(tmp, "class")
         for i in range(students):
             shutil.copytree(cfg.solution_dir(cfg.get(assignment)), root / f"student{i:02d}")
-        _dask_against_jobs2(root, Path(tmp), f"{students} x {assignment} reference", repeat,
-                            config=KIT / "grading.yml", assignment=assignment)
+        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), f"{students} x {assignment} reference", repeat,
+                                          config=KIT / "grading.yml", assignment=assignment)
+        print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
 
 
-def dask_throughput(students: int, repeat: int) -> None:
-    """--jobs 1, then --scheduler local:2 against --jobs 2; then what one task costs in Dask
-    itself (no-op tasks through a LocalCluster of two processes) and the cluster's start."""
+def dask_throughput(students: int, repeat: int, assignment: str = "autoencoders") -> None:
+    """The issue's figures twice: on a one-test toy class (gradings of 0.6 s, where Dask's own
+    start weighs most: the worst case), --jobs 1, then --scheduler local:2 against --jobs 2;
+    then the same against --jobs 2 on copies of a course assignment's reference (gradings of
+    seconds, the issue's case). Last, what one task costs in Dask itself (no-op tasks through
+    a LocalCluster of two processes) and the cluster's start."""
     from distributed import Client, LocalCluster
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,10 +154,11 @@ def dask_throughput(students: int, repeat: int) -> None:
         for i in range(students):
             shutil.copytree(EXAMPLE / "solutions" / "01_mini", root / f"student{i:02d}")
         jobs1 = _grade_batch(root, Path(tmp, "jobs1"), "--jobs", "1")
-        print(f"grade-batch, {students} students, --jobs 1: {jobs1:.1f} s ({students / jobs1 * 60:.1f} students/min)")
-        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), f"{students} students", repeat)
+        print(f"grade-batch, {students} toy students, --jobs 1: {jobs1:.1f} s ({students / jobs1 * 60:.1f} students/min)")
+        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), f"{students} toy students", repeat)
         print(f"throughput local:2 / --jobs 1: {jobs1 / dask:.2f}x")
         print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
+    dask_on_course(assignment, repeat, students)
 
     started = time.perf_counter()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -255,8 +261,9 @@ def simulate_course(gradings: int = 2400, processes: int = 100, seconds=(20.0, 6
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--students", type=int, default=8)
-    parser.add_argument("--dask", action="store_true", help="only the Dask figures (issue 19), with 12 students")
+    parser.add_argument("--students", type=int, default=None, help="the class's size (8; --dask-on: 12)")
+    parser.add_argument("--dask", action="store_true",
+                        help="only the Dask figures (issue 19), with 12 students: a toy class, then 12 x autoencoders")
     parser.add_argument("--repeat", type=int, default=5, help="--dask, --dask-on: runs of --jobs 2 and local:2 each")
     parser.add_argument("--fixed-cost", action="store_true", help="only where a one-test grading's time goes")
     parser.add_argument("--dask-on", metavar="ASSIGNMENT", default=None,
@@ -265,7 +272,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
     if args.dask_on:
-        dask_on_course(args.dask_on, args.repeat, args.students)
+        dask_on_course(args.dask_on, args.repeat, args.students or 12)
         sys.exit(0)
     if args.fixed_cost:
         fixed_cost()
@@ -276,4 +283,4 @@ if __name__ == "__main__":
         sys.exit(0)
     containment_setup()
     probe_overhead()
-    batch_throughput(args.students)
+    batch_throughput(args.students or 8)

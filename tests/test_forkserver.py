@@ -252,5 +252,6 @@ def test_a_zygote_handed_over_ends_its_judge_when_its_taker_dies(tmp_path):
         while any(cmdline(str(pid)) for pid in tree | {zygote}) and time.monotonic() < gone_by:
             time.sleep(0.1)
         assert [pid for pid in tree | {zygote} if cmdline(str(pid))] == []
+        assert forkserver.take_over(hand_over.address, 1) == 0  # one was offered, and taken: a late worker starts its own
     finally:
         hand_over.close()
