@@ -171,6 +171,7 @@ class Sandbox:
             # The same limit for a spare: torch's memory, which a cold worker's cgroup is charged
             # for, a spare shares with the fork server, so the machine's memory is bounded alike;
             # the judge's watch counts it in the spare's RSS, as in a cold worker's.
+            cgroups.remove_orphans("autograder-")
             self._cgroup = cgroups.Cgroup(f"autograder-{os.getpid()}-{self.starts}", self.limits.memory_mb,
                                           self.policy.pids)
         policy = self._policy()

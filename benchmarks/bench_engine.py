@@ -103,9 +103,15 @@ def batch_throughput(students: int) -> None:
 def _grade_batch(root: Path, out: Path, *how: str, config: Path = EXAMPLE / "grading.yml",
                  assignment: str = "mini") -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(config), "grade-batch",
-                    str(root), "--assignment", assignment, "--out", str(out), *how], check=True, capture_output=True)
-    return time.perf_counter() - started
+    done = subprocess.run([sys.executable, "-m", "autograder.cli", "--config", str(config), "grade-batch",
+                           str(root), "--assignment", assignment, "--out", str(out), *how], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:  # a benchmark of a failing batch measures nothing: say why, and stop
+        failed = [line for line in (out / "grades.csv").read_text().splitlines() if ",graded," not in line][1:] \
+            if (out / "grades.csv").is_file() else []
+        sys.exit(f"grade-batch {' '.join(how)} exited with {done.returncode}\n" + "\n".join(failed[:5])
+                 + "\n" + "\n".join(done.stderr.strip().splitlines()[-15:]))
+    return elapsed
 
 
 def _dask_against_jobs2(root: Path, out: Path, what: str, repeat: int, **grading) -> tuple[float, float]:

@@ -10,6 +10,8 @@ new worker.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from autograder.containment import cgroup
@@ -44,3 +46,23 @@ def test_the_name_given_to_the_worker_is_the_cgroups_own():
         assert all(folder.name == group.name for folder in group.dirs)
     finally:
         group.remove()
+
+
+def test_the_cgroups_of_a_judge_that_is_gone_are_removed(tmp_path):
+    """A judge killed mid-grading leaves its worker's cgroup behind: the next judge removes it.
+    The cgroups of a judge that lives, and names of another kind, are left alone."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    orphan = cgroup.Cgroup(f"autograder-test-orphans-{dead_pid}-1", 64, 16)
+    alive = cgroup.Cgroup(f"autograder-test-orphans-{os.getpid()}-1", 64, 16)
+    other = cgroup.Cgroup("autograder-test-orphans-x", 64, 16)
+    try:
+        assert cgroup.remove_orphans("autograder-test-orphans-") == len(orphan.dirs)
+        assert not any(folder.exists() for folder in orphan.dirs)
+        assert all(folder.exists() for folder in alive.dirs + other.dirs)
+    finally:
+        for group in (orphan, alive, other):
+            group.remove()

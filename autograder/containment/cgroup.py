@@ -124,6 +124,26 @@ class Cgroup:
                     time.sleep(0.02)
 
 
+def remove_orphans(prefix: str) -> int:
+    """Remove the empty cgroups named ``<prefix><PID>-...`` whose maker, process PID, is gone;
+    return how many. A judge killed mid-grading exits without removing its worker's cgroup,
+    and a removal gives up after a second while a killed worker is still exiting: 150 were
+    left in a day of batches and tests here. One whose maker lives (or whose pid was reused)
+    is left alone, and the kernel refuses to remove one that still holds a process."""
+    removed = 0
+    for base in {_base("memory"), _base("pids"), None if _base("memory") else _base("")} - {None}:
+        for folder in base.glob(f"{prefix}*"):
+            maker = folder.name[len(prefix):].split("-", 1)[0]
+            if not maker.isdigit() or Path(f"/proc/{maker}").exists():
+                continue
+            try:
+                folder.rmdir()
+                removed += 1
+            except OSError:  # still holds a process, or another judge removed it first
+                pass
+    return removed
+
+
 def apply(policy) -> str:
     """The judge placed the worker in its cgroup before sending the policy; report it."""
     if not policy.cgroup:
