@@ -229,8 +229,11 @@ class HandOver:
                     wanted = int(connection.recv(64).decode() or 0)
                 except (OSError, ValueError):
                     continue
-                given = [server for server in self._waiting[:wanted] if server.alive]
-                del self._waiting[:wanted]
+                offered, self._waiting = self._waiting[:wanted], self._waiting[wanted:]
+                given = [server for server in offered if server.alive]
+                for server in offered:
+                    if not server.alive:  # died waiting: reaped now, the taker starts its own
+                        server.close()
                 try:
                     socket.send_fds(connection, [json.dumps([s.process.pid for s in given]).encode()],
                                     [s._socket.fileno() for s in given])
@@ -352,7 +355,10 @@ def _judge_status(judge: int, channel: socket.socket) -> int | None:
     """The judge's wait status, or None if the runner's end of ``channel`` closes first: a
     zygote handed over outlives its taker (a Dask worker killed mid-grading), and must not
     let a judge grade on for nobody while the student is graded again elsewhere."""
-    watch = os.pidfd_open(judge)
+    try:
+        watch = os.pidfd_open(judge)
+    except OSError:  # a kernel before 5.3: the runner is this zygote's parent, which it dies with
+        return os.waitpid(judge, 0)[1]
     poller = select.poll()
     poller.register(watch, select.POLLIN)
     poller.register(channel, 0)  # POLLHUP and POLLERR are always reported

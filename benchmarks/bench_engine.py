@@ -132,18 +132,25 @@ def _dask_against_jobs2(root: Path, out: Path, what: str, repeat: int, **grading
     return dask, jobs2
 
 
-def dask_on_course(assignment: str, repeat: int, students: int = 12) -> None:
-    """--jobs 2 against --scheduler local:2 on copies of a course assignment's reference: gradings
-    of seconds, where the Dask workers' own start (imports, fork servers) weighs less than on mini."""
+def dask_on_course(assignment: str, repeat: int, students: int = 12, jobs1: bool = False) -> None:
+    """--jobs 2 against --scheduler local:2 on copies of a course assignment's reference (and,
+    with ``jobs1``, --jobs 1 once): gradings of seconds, where the Dask workers' own start
+    (imports, fork servers) weighs less than on mini."""
     from autograder import config as config_module
 
     cfg = config_module.load(KIT / "grading.yml")
+    what = f"{students} x {assignment} reference"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp, "class")
         for i in range(students):
             shutil.copytree(cfg.solution_dir(cfg.get(assignment)), root / f"student{i:02d}")
-        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), f"{students} x {assignment} reference", repeat,
-                                          config=KIT / "grading.yml", assignment=assignment)
+        course = {"config": KIT / "grading.yml", "assignment": assignment}
+        if jobs1:
+            one = _grade_batch(root, Path(tmp, "jobs1"), "--jobs", "1", **course)
+            print(f"grade-batch, {what}, --jobs 1: {one:.1f} s ({students / one * 60:.1f} students/min)")
+        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), what, repeat, **course)
+        if jobs1:
+            print(f"throughput local:2 / --jobs 1: {one / dask:.2f}x")
         print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
 
 
@@ -164,7 +171,7 @@ def dask_throughput(students: int, repeat: int, assignment: str = "autoencoders"
         dask, jobs2 = _dask_against_jobs2(root, Path(tmp), f"{students} toy students", repeat)
         print(f"throughput local:2 / --jobs 1: {jobs1 / dask:.2f}x")
         print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
-    dask_on_course(assignment, repeat, students)
+    dask_on_course(assignment, repeat, students, jobs1=True)
 
     started = time.perf_counter()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
