@@ -114,10 +114,15 @@ def _grade_batch(root: Path, out: Path, *how: str, config: Path = EXAMPLE / "gra
     return elapsed
 
 
-def _dask_against_jobs2(root: Path, out: Path, what: str, repeat: int, **grading) -> tuple[float, float]:
+def _dask_against_jobs2(root: Path, out: Path, what: str, repeat: int, jobs1: bool = False, **grading) -> None:
     """--scheduler local:2 and --jobs 2 in turns, ``repeat`` times each on the class ``root`` (a
-    2-core VM's speed drifts by 15% within minutes: one pair of runs proves nothing); prints
-    each run, the medians and the run-by-run ratio; returns the two medians."""
+    2-core VM's speed drifts by 15% within minutes: one pair of runs proves nothing), after
+    --jobs 1 once if ``jobs1``; prints each run, the medians, the run-by-run ratio and what
+    Dask costs per task."""
+    students = sum(1 for _ in root.iterdir())
+    if jobs1:
+        one = _grade_batch(root, out / "jobs1", "--jobs", "1", **grading)
+        print(f"grade-batch, {what}, --jobs 1: {one:.1f} s ({students / one * 60:.1f} students/min)")
     runs: dict[str, list[float]] = {"--scheduler local:2": [], "--jobs 2": []}
     for i in range(repeat):
         for label in runs:
@@ -129,7 +134,9 @@ def _dask_against_jobs2(root: Path, out: Path, what: str, repeat: int, **grading
     pairs = [d / j for d, j in zip(*runs.values())]
     print(f"local:2 / --jobs 2 wall time on {what}: medians {dask / jobs2:.2f} ({100 * (dask / jobs2 - 1):+.1f}%), "
           f"run by run {statistics.median(pairs):.2f} (median of {', '.join(f'{r:.2f}' for r in pairs)})")
-    return dask, jobs2
+    if jobs1:
+        print(f"throughput local:2 / --jobs 1: {one / dask:.2f}x")
+    print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
 
 
 def dask_on_course(assignment: str, repeat: int, students: int = 12, jobs1: bool = False) -> None:
@@ -139,38 +146,27 @@ def dask_on_course(assignment: str, repeat: int, students: int = 12, jobs1: bool
     from autograder import config as config_module
 
     cfg = config_module.load(KIT / "grading.yml")
-    what = f"{students} x {assignment} reference"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp, "class")
         for i in range(students):
             shutil.copytree(cfg.solution_dir(cfg.get(assignment)), root / f"student{i:02d}")
-        course = {"config": KIT / "grading.yml", "assignment": assignment}
-        if jobs1:
-            one = _grade_batch(root, Path(tmp, "jobs1"), "--jobs", "1", **course)
-            print(f"grade-batch, {what}, --jobs 1: {one:.1f} s ({students / one * 60:.1f} students/min)")
-        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), what, repeat, **course)
-        if jobs1:
-            print(f"throughput local:2 / --jobs 1: {one / dask:.2f}x")
-        print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
+        _dask_against_jobs2(root, Path(tmp), f"{students} x {assignment} reference", repeat, jobs1,
+                            config=KIT / "grading.yml", assignment=assignment)
 
 
 def dask_throughput(students: int, repeat: int, assignment: str = "autoencoders") -> None:
     """The issue's figures twice: on a one-test toy class (gradings of 0.6 s, where Dask's own
     start weighs most: the worst case), --jobs 1, then --scheduler local:2 against --jobs 2;
-    then the same against --jobs 2 on copies of a course assignment's reference (gradings of
-    seconds, the issue's case). Last, what one task costs in Dask itself (no-op tasks through
-    a LocalCluster of two processes) and the cluster's start."""
+    then the same on copies of a course assignment's reference (gradings of seconds, the
+    issue's case). Last, what one task costs in Dask itself (no-op tasks through a LocalCluster
+    of two processes) and the cluster's start."""
     from distributed import Client, LocalCluster
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp, "class")
         for i in range(students):
             shutil.copytree(EXAMPLE / "solutions" / "01_mini", root / f"student{i:02d}")
-        jobs1 = _grade_batch(root, Path(tmp, "jobs1"), "--jobs", "1")
-        print(f"grade-batch, {students} toy students, --jobs 1: {jobs1:.1f} s ({students / jobs1 * 60:.1f} students/min)")
-        dask, jobs2 = _dask_against_jobs2(root, Path(tmp), f"{students} toy students", repeat)
-        print(f"throughput local:2 / --jobs 1: {jobs1 / dask:.2f}x")
-        print(f"Dask's cost per task against --jobs 2 (cluster start included): {2 * (dask - jobs2) / students:+.2f} s")
+        _dask_against_jobs2(root, Path(tmp), f"{students} toy students", repeat, jobs1=True)
     dask_on_course(assignment, repeat, students, jobs1=True)
 
     started = time.perf_counter()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from autograder import config as config_module
@@ -45,6 +46,38 @@ def children() -> dict[int, list[int]]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         tree.setdefault(ppid, []).append(int(entry))
     return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now: its children, theirs, and so on."""
+    tree, found, pending = children(), [], [pid]
+    while pending:
+        for child in tree.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def running(pids) -> list[int]:
+    """Those of ``pids`` still running (a zombie has finished)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def still_running_after(pids, seconds: float) -> list[int]:
+    """Wait up to ``seconds`` for ``pids`` to end (a process killed by its parent's death, say,
+    ends a moment after it); return those still running then."""
+    deadline = time.monotonic() + seconds
+    while running(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running(pids)
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder import batch, reports
-from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, children, cmdline, replace_function
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, descendants, replace_function, still_running_after
 
 CLASS = {
     "alice": GOOD,
@@ -227,28 +227,6 @@ def test_score_histograms_is_a_png_per_test(tmp_path):
 # --------------------------------------------------------------------------- a killed batch leaves nothing
 
 
-def _descendants(pid: int) -> list[int]:
-    tree, found, pending = children(), [], [pid]
-    while pending:
-        for child in tree.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
-
-
-def _running(pids) -> list[int]:
-    """Those of ``pids`` still running (a zombie has finished)."""
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
 def _is_worker(pid: int) -> bool:
     """A cold worker by its command line, a warm one (forked) by its folder."""
     if "autograder.worker" in cmdline(str(pid)):
@@ -278,14 +256,14 @@ def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path, start):
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and cli.poll() is None:
-            graders = _descendants(cli.pid)
+            graders = descendants(cli.pid)
             if any(_is_worker(pid) for pid in graders):
                 break
             time.sleep(0.2)
         else:
             pytest.fail("the student's worker never started")
         time.sleep(2)  # well into the hanging probe
-        graders = {pid: cmdline(str(pid)) for pid in _descendants(cli.pid)}
+        graders = {pid: cmdline(str(pid)) for pid in descendants(cli.pid)}
     finally:
         cli.kill()
         cli.wait()
@@ -293,10 +271,8 @@ def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path, start):
         assert any("--kit-job" in command for command in graders.values()), "no judge found under the CLI"
     else:  # the zygote, the judge it forked and the worker the judge forked
         assert sum("autograder.forkserver" in command for command in graders.values()) >= 3, graders
-    deadline = time.monotonic() + 60  # far below the 300 s the hanging probe would be given
-    while _running(graders) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = {pid: cmdline(str(pid))[:80] for pid in _running(graders)}
+    # 60 s: far below the 300 s the hanging probe would be given
+    left = {pid: cmdline(str(pid))[:80] for pid in still_running_after(graders, 60)}
     for pid in left:  # never leave them to the rest of the run
         try:
             os.kill(pid, signal.SIGKILL)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder import release
-from tests.example_course import EXAMPLE, GOOD, children, cmdline, replace_function
+from tests.example_course import EXAMPLE, GOOD, children, cmdline, replace_function, still_running_after
 
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
@@ -192,7 +192,4 @@ def test_a_local_cluster_starts_its_fork_servers_with_its_workers(course, tmp_pa
     finally:
         executor.close()
     # each zygote ends with its worker's end of its socket, a moment after the worker does
-    gone_by = time.monotonic() + 15
-    while any(cmdline(str(pid)) for pid in zygotes) and time.monotonic() < gone_by:
-        time.sleep(0.1)
-    assert all(cmdline(str(pid)) == "" for pid in zygotes)
+    assert still_running_after(zygotes, 15) == []

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from autograder import forkserver, runner
-from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, children, cmdline, replace_function
+from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, children, descendants, replace_function, still_running_after
 
 
 def _submission(tmp_path, name: str, source: str, extra: dict[str, str] | None = None):
@@ -206,15 +206,6 @@ print("graded", flush=True)
 """
 
 
-def _descendants(pid: int) -> set[int]:
-    tree, found, todo = children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def _grading(zygote: int) -> bool:
     """A judge of ``zygote`` has its request: it works in its grading's folder, not in /."""
     try:
@@ -242,16 +233,13 @@ def test_a_zygote_handed_over_ends_its_judge_when_its_taker_dies(tmp_path):
         grading_by = time.monotonic() + 120
         while not _grading(zygote) and time.monotonic() < grading_by:
             time.sleep(0.2)
-        assert _grading(zygote), _descendants(zygote)
+        assert _grading(zygote), descendants(zygote)
         time.sleep(3)  # the student's code is asleep in its probe
-        tree = _descendants(zygote)  # the judge, and the student's worker under it
+        tree = descendants(zygote)  # the judge, and the student's worker under it
         assert len(tree) >= 2, tree
         taker.kill()
         taker.wait()
-        gone_by = time.monotonic() + 10
-        while any(cmdline(str(pid)) for pid in tree | {zygote}) and time.monotonic() < gone_by:
-            time.sleep(0.1)
-        assert [pid for pid in tree | {zygote} if cmdline(str(pid))] == []
+        assert still_running_after([zygote, *tree], 10) == []
         assert forkserver.take_over(hand_over.address, 1) == 0  # one was offered, and taken: a late worker starts its own
     finally:
         hand_over.close()

@@ -130,8 +130,10 @@ def remove_orphans(prefix: str) -> int:
     and a removal gives up after a second while a killed worker is still exiting: 150 were
     left in a day of batches and tests here. One whose maker lives (or whose pid was reused)
     is left alone, and the kernel refuses to remove one that still holds a process."""
+    memory, pids = _base("memory"), _base("pids")
+    bases = [memory, pids] if memory and pids else [_base("")]  # v1, else v2: as Cgroup chooses
     removed = 0
-    for base in {_base("memory"), _base("pids"), None if _base("memory") else _base("")} - {None}:
+    for base in filter(None, bases):
         for folder in base.glob(f"{prefix}*"):
             maker = folder.name[len(prefix):].split("-", 1)[0]
             if not maker.isdigit() or Path(f"/proc/{maker}").exists():
