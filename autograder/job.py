@@ -38,6 +38,7 @@ class Job(_Frozen):
     only: list[str] = []
     policy: dict[str, Any]          # autograder.containment.Policy.to_dict()
     runner: int = 0                 # the pid that started the judge: the judge ends with it
+    secret: str = ""                # keys the grading's hidden data variants (autograder.runner.grading_secret)
 
     @field_validator("artifacts", "submission", "workdir", "probes")
     @classmethod

@@ -117,6 +117,26 @@ def readable_meta():
         torch.distributions.Distribution.set_default_validate_args(validate)
 
 
+def shuffled_weights(module, generator=None):
+    """A copy of the student's trained ``module`` whose every parameter has its entries
+    shuffled: the same values at the same scale, none of the learned arrangement.
+
+    A probe runs the same generation on the trained module and on this copy, and the judge
+    scores both: quality that survives the shuffle did not come from the trained weights (an
+    exact sampler, shipped data replayed, an output that ignores its parameters)."""
+    import copy
+
+    import torch
+
+    twin = copy.deepcopy(module)
+    with torch.no_grad():
+        for p in twin.parameters():
+            flat = p.detach().reshape(-1)
+            order = torch.randperm(flat.numel(), generator=generator).to(flat.device)
+            p.copy_(flat[order].reshape(p.shape))
+    return twin
+
+
 def registry(module: types.ModuleType) -> dict:
     """The probes a suite declares: the public functions defined in its probes module."""
     return {name: value for name, value in vars(module).items()

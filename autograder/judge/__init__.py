@@ -5,14 +5,14 @@ never shows an expected value, a threshold or a hidden input. ``expect`` judges 
 ``outputs`` many functions' outputs at once.
 """
 
-from autograder.judge.expect import (describe_value, digit_grid, expect_close, expect_finite, expect_meta,
-                                     expect_same, expect_tensor, fails, parity_devices, plottable, tier)
+from autograder.judge.expect import (describe_value, digit_grid, expect_close, expect_finite, expect_learned,
+                                     expect_meta, expect_same, expect_tensor, fails, parity_devices, plottable, tier)
 from autograder.judge.outputs import (changed_inputs, expect_structure, on_device, output_problems,
                                       recorded_groups, score_checks)
 from autograder.sandbox import StudentError
 from autograder.wire import MetaTensor, Raised, Unsupported
 
-__all__ = ["expect_tensor", "expect_close", "expect_same", "expect_meta", "expect_finite", "parity_devices",
+__all__ = ["expect_tensor", "expect_close", "expect_same", "expect_meta", "expect_finite", "expect_learned", "parity_devices",
            "expect_structure", "output_problems", "on_device", "score_checks", "changed_inputs", "recorded_groups",
            "StudentError", "MetaTensor", "Raised", "Unsupported", "describe_value", "tier", "digit_grid", "plottable",
            "fails"]

@@ -129,6 +129,23 @@ def tier(value: float, tiers, *, higher_is_better: bool) -> float:
     return 0.0
 
 
+def expect_learned(trained, shuffled, shuffled_credit: float, *, name: str) -> None:
+    """Quality must come from the trained weights. ``trained`` and ``shuffled`` are what the
+    same generation made with the student's trained network and with a copy whose weights
+    were shuffled (``autograder.worker.shuffled_weights``); ``shuffled_credit`` is the credit
+    the copy's outputs earn under the test's own tiers. Fails when the outputs are the same
+    (they ignore the network) or when the shuffled copy still earns credit (the quality
+    comes from somewhere else: an exact sampler, replayed data)."""
+    a = trained if isinstance(trained, torch.Tensor) else None
+    b = shuffled if isinstance(shuffled, torch.Tensor) else None
+    if a is not None and b is not None and a.shape == b.shape and bool(torch.equal(a, b)):
+        raise AssertionError(f"{name} gives the same outputs when the trained network's weights are shuffled: "
+                             "generate through the trained network, from the noise or inputs it is given")
+    if shuffled_credit > 0:
+        raise AssertionError(f"{name} scores as well with the trained network's weights shuffled: the quality "
+                             "must come from what the network learned, not from elsewhere")
+
+
 def digit_grid(images, rows: int, cols: int, pad: int = 1, side: int = 8):
     """(N, side*side) images in [0, 1] -> one (H, W) numpy picture, a dark frame around each."""
     import numpy as np

@@ -194,6 +194,18 @@ def seed(request) -> int:
 
 
 @pytest.fixture
+def secret_rng(request, seed):
+    """A numpy Generator the worker cannot predict: seeded from the grading's secret (never
+    in the worker's reach) and this test's seed. The hidden variants of a test's data (a
+    rotated ring, a drawn language, permuted digits) come from it, so that sampling the
+    public distribution or replaying shipped data earns nothing. Same grading, same draws."""
+    import numpy as np
+
+    digest = hashlib.sha256(f"{request.config._kit_job.spec.secret}:{seed}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "big"))
+
+
+@pytest.fixture
 def worker(request, seed) -> Worker:
     return Worker(request.config._kit_job.sandbox, seed)
 

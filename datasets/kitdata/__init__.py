@@ -10,6 +10,7 @@ Face's ``datasets``). Submodules (imported on first use, so ``import kitdata`` i
 * ``kitdata.mnist``    MNIST / Fashion-MNIST through torchvision, only when present locally
 * ``kitdata.mnist_features``  FID-lite on MNIST: an extractor built once from the local files
 * ``kitdata.features`` the shipped small digit classifier used as FID-lite's feature extractor
+* ``kitdata.variants`` hidden variants of the data above, drawn by a judge from the grading's secret
 * ``kitdata.metrics``  FID-lite, KID, precision / recall, density / coverage, memorisation,
                        mode coverage, mean log-density
 * ``python -m kitdata.build_features``  rebuild the shipped feature-extractor weights
@@ -17,7 +18,8 @@ Face's ``datasets``). Submodules (imported on first use, so ``import kitdata`` i
 """
 import importlib
 
-_SUBMODULES = ("digits", "toy2d", "mnist", "mnist_features", "features", "metrics", "text", "labelled2d", "planted")
+_SUBMODULES = ("digits", "toy2d", "mnist", "mnist_features", "features", "metrics", "text", "labelled2d", "planted",
+               "variants")
 __all__ = list(_SUBMODULES)
 
 

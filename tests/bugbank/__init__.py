@@ -28,6 +28,14 @@ KINDS = {
     "one_run": "a difference in quality that one run cannot tell from noise",
     "device": "only wrong on another device or dtype",
     "dimension": "a wrong dimension, a changed input, a hidden state, a dropped mode",
+    "state": "keeps state between calls: a result cached by shape, size or length and reused",
+    "structure": "a missing part of the model (a bias, a term) that learned quality hardly shows",
+    "statistics": "an effect too small for a statistical check (N vs N-1, a slightly wrong variance)",
+    "global_seed": "generator=None not drawing from torch's global generator (a fixed or private one)",
+    "mode": "forward depends on train() / eval() mode where the handout says it must not",
+    "prior": "samples from a modified prior or noise (truncated, shrunk) instead of the model's own",
+    "sequence": "text and sequence edges: a tokenizer that changes the text, positions from the wrong end, "
+                "top_k beyond the vocabulary, counts on the wrong device",
 }
 
 
