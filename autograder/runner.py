@@ -156,6 +156,7 @@ def _judge_environment() -> dict[str, str]:
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = "1"
     env.pop("PYTHONOPTIMIZE", None)  # -O would strip the suites' assert statements
+    env.pop(SECRET_VARIABLE, None)   # the judge gets the grading's secret in its job, hashed, and no more
     env.setdefault("MPLBACKEND", "Agg")
     return env
 

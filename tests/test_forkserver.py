@@ -104,6 +104,28 @@ def test_a_warm_worker_holds_nothing_hidden(tmp_path, monkeypatch):
         assert result.tests[0].score == 40, (warm, result.tests[0].message)
 
 
+def test_no_worker_holds_the_grading_secret(tmp_path, monkeypatch):
+    """The key of the hidden data variants travels in the judge's job: a worker that held it
+    could draw the variants itself. The scan looks for the secret as the job spells it; the
+    submission builds both needles from masked bytes, so it never holds either itself."""
+    monkeypatch.setenv(runner.SECRET_VARIABLE, "a course's own secret")
+    secret = runner.grading_secret(CONFIG, EXAMPLE / "suite")[:24].encode()
+    control = hashlib.sha256(b"control").hexdigest()[:24].encode()
+    masked = {word: bytes(b ^ 0x5A for b in value) for word, value in (("planted", secret), ("control", control))}
+    scan = SCAN.replace("    return hashlib.sha256(word.encode()).hexdigest()[:24].encode()",
+                        f"    return bytes(b ^ 0x5A for b in {masked!r}[word])")
+    assert scan != SCAN
+    folder = _submission(tmp_path, "scanner", replace_function("double", scan))
+    for warm in (True, False):
+        result = runner.grade(CONFIG, MINI, folder, only=["test_double"], warm=warm)
+        assert not result.grader_errors, result.grader_errors
+        assert result.tests[0].score == 40, (warm, result.tests[0].message)
+    # the negative case: a worker that does hold the secret (read from its own file) loses the points
+    keeps = scan.replace("import ctypes, hashlib, os", "import ctypes, hashlib, os\nkept = open('notes.txt').read()")
+    keeper = _submission(tmp_path, "keeper", replace_function("double", keeps), {"notes.txt": secret.decode()})
+    assert runner.grade(CONFIG, MINI, keeper, only=["test_double"], warm=True).tests[0].score == 0
+
+
 def test_the_memory_scan_finds_a_planted_needle(tmp_path):
     """The negative case: a submission that keeps the needle in memory itself loses the points."""
     keeps = SCAN.replace("import ctypes, hashlib, os", "import ctypes, hashlib, os\nkept = open('notes.txt').read()")
