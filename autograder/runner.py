@@ -9,6 +9,7 @@ The runner never imports student code either; it reads the judge's JSON-lines fi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import select
 import shutil
@@ -182,20 +183,22 @@ def _start_judge(server, args: list[str], private: Path, output, report: int):
 SECRET_VARIABLE = "AUTOGRADER_SECRET"
 
 
-def grading_secret(config: Config, suite: Path) -> str:
+def grading_secret(assignment: Assignment, suite: Path) -> str:
     """The key from which a judge draws the hidden variants of its data (the ``secret_rng``
     fixture): the rotated ring, the drawn language, the permuted digits.
 
-    It must be something no student can read, yet the same on every machine that grades the
-    course, so that a grade is reproducible: ``$AUTOGRADER_SECRET`` where the instructor
-    sets one, otherwise a hash of what students never get (grading.yml and the hidden
-    suite). A course whose grading.yml and suites are public should set the variable."""
+    It must be something no student can read, yet the same wherever the course is graded
+    (here, on Dask, in a Gradescope zip), so that a grade is reproducible:
+    ``$AUTOGRADER_SECRET`` where the instructor sets one, otherwise a hash of what students
+    never get: the assignment's thresholds and its hidden suite. A course whose grading.yml
+    and suites are public should set the variable."""
     digest = hashlib.sha256()
     chosen = os.environ.get(SECRET_VARIABLE, "")
     if chosen:
         digest.update(b"variable\0" + chosen.encode())
     else:
-        digest.update(b"files\0" + config.path.read_bytes())
+        hidden = json.dumps({"id": assignment.id, "thresholds": assignment.thresholds}, sort_keys=True, default=str)
+        digest.update(b"files\0" + hidden.encode())
         for path in sorted(p for p in suite.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             rel = path.relative_to(suite).as_posix().encode()
             data = path.read_bytes()
@@ -250,7 +253,7 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
                    modules=assignment.modules, limits=assignment.limits, seed=seed,
                    thresholds={} if public else assignment.thresholds, artifacts=str(artifacts), only=only or [],
                    policy=_policy(config, suite, layers, strict).to_dict(), runner=os.getpid(),
-                   secret="" if public else grading_secret(config, suite))
+                   secret="" if public else grading_secret(assignment, suite))
         args = _judge_args(suite, job, ini)
         log = private / "judge.log"
         report_read, report_write = os.pipe()  # the judge's report: a pipe the worker never holds

@@ -109,7 +109,7 @@ def test_no_worker_holds_the_grading_secret(tmp_path, monkeypatch):
     could draw the variants itself. The scan looks for the secret as the job spells it; the
     submission builds both needles from masked bytes, so it never holds either itself."""
     monkeypatch.setenv(runner.SECRET_VARIABLE, "a course's own secret")
-    secret = runner.grading_secret(CONFIG, EXAMPLE / "suite")[:24].encode()
+    secret = runner.grading_secret(MINI, EXAMPLE / "suite")[:24].encode()
     control = hashlib.sha256(b"control").hexdigest()[:24].encode()
     masked = {word: bytes(b ^ 0x5A for b in value) for word, value in (("planted", secret), ("control", control))}
     scan = SCAN.replace("    return hashlib.sha256(word.encode()).hexdigest()[:24].encode()",

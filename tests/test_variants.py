@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import config, runner
+from autograder import runner
 from autograder.judge import expect_learned
 from autograder.worker import shuffled_weights
 from kitdata import toy2d, variants
-from tests.example_course import CONFIG, EXAMPLE
+from tests.example_course import EXAMPLE, MINI
 
 
 def test_pixel_permutation_is_undone_exactly_on_numpy_and_torch():
@@ -71,15 +71,16 @@ def test_the_grading_secret_is_hidden_files_or_the_instructors_own(tmp_path, mon
     suite.mkdir()
     for name in ("probes.py", "test_mini.py"):
         (suite / name).write_text((EXAMPLE / "suite" / name).read_text())
-    course = config.load(CONFIG.path)
-    files = runner.grading_secret(course, suite)
-    assert files == runner.grading_secret(course, suite)            # reproducible
+    files = runner.grading_secret(MINI, suite)
+    assert files == runner.grading_secret(MINI, suite)              # reproducible
     (suite / "test_mini.py").write_text((suite / "test_mini.py").read_text() + "\n# edited\n")
-    assert runner.grading_secret(course, suite) != files             # keyed by what students never get
+    assert runner.grading_secret(MINI, suite) != files               # keyed by what students never get
+    retuned = MINI.model_copy(update={"thresholds": {**MINI.thresholds, "tolerance": 0.5}})
+    assert runner.grading_secret(retuned, suite) != runner.grading_secret(MINI, suite)
     monkeypatch.setenv(runner.SECRET_VARIABLE, "the course's own")
-    chosen = runner.grading_secret(course, suite)
+    chosen = runner.grading_secret(MINI, suite)
     (suite / "test_mini.py").write_text((suite / "test_mini.py").read_text() + "\n# again\n")
-    assert runner.grading_secret(course, suite) == chosen not in (files,)
+    assert runner.grading_secret(MINI, suite) == chosen not in (files,)
 
 
 def test_shuffled_weights_keeps_the_values_and_loses_the_arrangement():
