@@ -11,8 +11,9 @@ and returns the ``Result`` as a plain dict; this process then writes the student
 place), so a batch killed at any moment keeps every grade that had arrived.
 
 ``--resume`` skips a student only when the record's *key* matches: the content hash of their
-submission, the kit's version and the grading's hash (suite files, the assignment's entry in
-grading.yml, seed, --tests). Anything else is graded again. ``grades.csv`` is rebuilt from the
+submission (every name and file, each with its length), the kit's version and the grading's
+hash (suite files, the assignment's entry in grading.yml, seed, --tests, the grading's secret,
+the engine's and kitdata's code). Anything else is graded again. ``grades.csv`` is rebuilt from the
 records at the end, so a resumed batch ends with the grades a clean run gives.
 
 Records live in ``out/.records``, never in ``out/NAME``: the student's worker may write
@@ -33,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
+import kitdata
 from autograder import reports, runner
 from autograder.config import Assignment, Config
 from autograder.runner import Result, TestResult
@@ -125,16 +127,23 @@ def kit_version() -> str:
         return "unknown"
 
 
+def _field(hasher, data: bytes) -> None:
+    """One field of a key: its length, then its bytes. With lengths no two different sequences
+    of fields hash alike (a separator byte could also occur inside a file or a name)."""
+    hasher.update(len(data).to_bytes(8, "big") + data)
+
+
 def _hash_folder(folder: Path, hasher, max_bytes: int, max_entries: int) -> None:
-    """Every regular file's relative path and bytes, in a fixed order (links are refused by inventory)."""
+    """Every entry's relative path, kind and (for a file) bytes, in a fixed order (links are
+    refused by inventory)."""
     for path, is_folder in sorted(inventory(folder, max_bytes, max_entries)):
-        hasher.update(path.encode() + (b"/\0" if is_folder else b"\0"))
+        _field(hasher, path.encode("utf-8", "surrogateescape"))
+        _field(hasher, b"folder" if is_folder else b"file")
         if not is_folder:
             fd = os.open(folder / path, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as source:
-                while chunk := source.read(1 << 20):
-                    hasher.update(chunk)
-            hasher.update(b"\0")
+                data = source.read()
+            _field(hasher, data)
 
 
 def submission_hash(folder: Path, assignment: Assignment) -> str:
@@ -143,13 +152,31 @@ def submission_hash(folder: Path, assignment: Assignment) -> str:
     return hasher.hexdigest()
 
 
+# The code a grade depends on besides the suite: the engine (the judge's checks, the wire, the
+# worker's probes' helpers) and kitdata (the metrics, the feature extractor's weights, the data).
+# A fixed metric must regrade, not leave old grades in place.
+CODE = (Path(runner.__file__).parent, Path(kitdata.__file__).parent)
+
+
+def _hash_code(hasher) -> None:
+    for root in CODE:
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".npz")
+                           and "__pycache__" not in p.parts and "suites" not in p.relative_to(root).parts):
+            _field(hasher, path.relative_to(root.parent).as_posix().encode())
+            _field(hasher, path.read_bytes())
+
+
 def grading_hash(cfg: Config, assignment: Assignment, seed: int, only) -> str:
     """What else decides a grade: the suite's files, the assignment's entry in grading.yml
-    (points, limits, thresholds), the seed and the tests chosen."""
+    (points, limits, thresholds), the seed, the tests chosen, the grading's secret (the hidden
+    data variants are drawn from it) and the engine's and kitdata's code."""
     hasher = hashlib.sha256()
-    _hash_folder(Path(cfg.suite_dir(assignment)), hasher, 1 << 34, 100_000)
-    hasher.update(assignment.model_dump_json().encode())
-    hasher.update(json.dumps([seed, sorted(only or [])]).encode())
+    suite = Path(cfg.suite_dir(assignment))
+    _hash_folder(suite, hasher, 1 << 34, 100_000)
+    _field(hasher, assignment.model_dump_json().encode())
+    _field(hasher, json.dumps([seed, sorted(only or [])]).encode())
+    _field(hasher, hashlib.sha256(runner.grading_secret(assignment, suite).encode()).digest())
+    _hash_code(hasher)
     return hasher.hexdigest()
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import batch, reports
+from autograder import batch, reports, runner
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, descendants, replace_function, still_running_after
 
 CLASS = {
@@ -98,6 +98,44 @@ def test_submission_hash_sees_content_and_names(tmp_path):
     (folder / "mini.py").write_text(GOOD)
     (folder / "notes.txt").write_text("")
     assert batch.submission_hash(folder, MINI) != first
+
+
+def test_submission_hash_tells_apart_what_separators_would_merge(tmp_path):
+    """A file's bytes may hold a separator and the next file's name: with lengths in the key,
+    {vae.py: X, vae.pz: Y} and {vae.py: X + NUL + "vae.pz" + NUL + Y} are two submissions."""
+    two, one = tmp_path / "two", tmp_path / "one"
+    two.mkdir(), one.mkdir()
+    (two / "mini.py").write_bytes(b"X")
+    (two / "mini.pz").write_bytes(b"Y")
+    (one / "mini.py").write_bytes(b"X\0mini.pz\0Y")
+    assert batch.submission_hash(one, MINI) != batch.submission_hash(two, MINI)
+    empty_folder, empty_file = tmp_path / "f", tmp_path / "g"
+    (empty_folder / "a").mkdir(parents=True)
+    empty_file.mkdir()
+    (empty_file / "a").write_bytes(b"")
+    assert batch.submission_hash(empty_folder, MINI) != batch.submission_hash(empty_file, MINI)
+
+
+def test_grading_hash_sees_the_engine_and_kitdata_code(tmp_path, monkeypatch):
+    """A fixed metric or judge check regrades: the key hashes the code a grade depends on."""
+    import shutil
+
+    import kitdata
+
+    code = tmp_path / "kitdata"
+    shutil.copytree(Path(kitdata.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(batch, "CODE", (code,))
+    base = batch.grading_hash(CONFIG, MINI, 0, None)
+    metrics = code / "metrics.py"
+    metrics.write_text(metrics.read_text() + "\n# a fix\n")
+    assert batch.grading_hash(CONFIG, MINI, 0, None) != base
+
+
+def test_grading_hash_sees_the_grading_secret(monkeypatch):
+    monkeypatch.delenv(runner.SECRET_VARIABLE, raising=False)
+    base = batch.grading_hash(CONFIG, MINI, 0, None)
+    monkeypatch.setenv(runner.SECRET_VARIABLE, "another course's")
+    assert batch.grading_hash(CONFIG, MINI, 0, None) != base
 
 
 def test_grading_hash_sees_seed_tests_and_suite(tmp_path):
