@@ -103,15 +103,30 @@ def skeleton_names(source: str) -> set[str]:
     """The functions and classes a skeleton module defines at top level."""
     try:
         return _defined(ast.parse(source))
-    except SyntaxError:
+    except (SyntaxError, MemoryError, RecursionError):
         return set()
 
 
-def _parse(text: str) -> ast.Module | None:
+# Bounds on what the grader parses, checked before the parser runs: a notebook is the
+# student's data, and the parser's own limits (a MemoryError for 100,000 unary minus signs, a
+# RecursionError for 200,000 attribute accesses) must end that student's grading with one
+# line, never the grader. A real graded cell is a few hundred lines.
+MAX_CELLS = 10_000
+MAX_CELL_CHARS = 1_000_000
+
+
+def _parse(text: str, where: str = "", number: int = 0) -> ast.Module | None:
+    """The cell's syntax tree; None for a syntax error (graded as the same .py would be)."""
+    if len(text) > MAX_CELL_CHARS:
+        raise SubmissionError(f"{where} cell {number}: {len(text)} characters, more than the grader reads in "
+                              f"one cell ({MAX_CELL_CHARS}); split it, or move data into a file")
     try:
         return ast.parse(text)
     except SyntaxError:
         return None
+    except (MemoryError, RecursionError) as error:
+        raise SubmissionError(f"{where} cell {number}: nested too deeply for the grader to read "
+                              f"({type(error).__name__}); write the expression in several statements") from None
 
 
 def _only_imports(tree: ast.Module | None) -> bool:
@@ -127,7 +142,7 @@ def _names_in_unparsable(text: str) -> list[str]:
 def _stand_ins(text: str, number: int, where: str) -> tuple[str, str] | None:
     """For a graded cell with a magic or shell escape: stand-ins for its functions and the notice.
     None when the cell is plain Python, or merely broken Python (graded as a .py would be)."""
-    if _parse(text) is not None:
+    if _parse(text, where, number) is not None:
         return None
     magic = next((line.strip() for line in text.split("\n") if MAGIC_LINE.search(line)), None)
     if magic is None:
@@ -140,8 +155,8 @@ def _stand_ins(text: str, number: int, where: str) -> tuple[str, str] | None:
     return code, message
 
 
-def _defines(text: str) -> set[str]:
-    tree = _parse(text)
+def _defines(text: str, where: str, number: int) -> set[str]:
+    tree = _parse(text, where, number)
     return _defined(tree) if tree else set(_names_in_unparsable(text))
 
 
@@ -150,8 +165,8 @@ def _fallback(code: list[tuple[int, str]], names: set[str], where: str) -> tuple
     classes, and the cells of imports only (the given imports); never any other cell."""
     graded, found = [], set()
     for number, text in code:
-        defined = _defines(text) & names
-        if defined or _only_imports(_parse(text)):
+        defined = _defines(text, where, number) & names
+        if defined or _only_imports(_parse(text, where, number)):
             graded.append((number, text))
             found |= defined
     if not found:
@@ -168,7 +183,11 @@ def extract(data: bytes, where: str, names: set[str] | None = None) -> Extracted
 
     ``names`` are the skeleton's functions and classes, used only when no cell carries
     nbgrader's solution metadata."""
-    code = [(number, cell) for number, cell in enumerate(read(data, where), 1) if cell.get("cell_type") == "code"]
+    cells = read(data, where)
+    if len(cells) > MAX_CELLS:
+        raise SubmissionError(f"{where}: {len(cells)} cells, more than the grader reads ({MAX_CELLS}); "
+                              "copy your code into the released notebook")
+    code = [(number, cell) for number, cell in enumerate(cells, 1) if cell.get("cell_type") == "code"]
     notices = []
     if any(_nbgrader(cell).get("solution") is True for _, cell in code):
         graded = [(number, _text(cell.get("source"))) for number, cell in code if _is_graded(cell)]

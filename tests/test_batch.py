@@ -317,3 +317,22 @@ def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path, start):
         except ProcessLookupError:
             pass
     assert left == {}
+
+
+def test_a_notebook_that_breaks_the_parser_is_one_students_row(tmp_path):
+    """A graded cell of 100,000 unary minus signs ends that student's grading with one line; the
+    similarity step, which reads the same notebook, and the rest of the class go on."""
+    root, out = tmp_path / "class", tmp_path / "grades"
+    (root / "alice").mkdir(parents=True)
+    (root / "alice" / "mini.py").write_text(GOOD)
+    (root / "mallory").mkdir()
+    cell = {"cell_type": "code", "metadata": {"nbgrader": {"solution": True, "grade_id": "mini-double"}},
+            "source": "x = " + "-" * 100_000 + "1\n", "outputs": [], "execution_count": None}
+    (root / "mallory" / "mini.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+                                                             "nbformat_minor": 5}))
+    done = subprocess.run(batch_command(root, out), capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in done.stderr and done.returncode != 3, done.stderr
+    assert (out / "similar.csv").is_file() and (out / "grades.csv").is_file()
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    assert rows["alice"]["score"] == "100"
+    assert rows["mallory"]["status"] == "refused" and "cell 1: nested too deeply" in rows["mallory"]["reason"]

@@ -199,6 +199,34 @@ def test_bad_notebooks_are_one_line_refusals(data, message):
     assert "\n" not in str(raised.value)
 
 
+HOSTILE_CELLS = {
+    # the parser's own limits: 100,000 unary minus signs (MemoryError), 200,000 attributes (RecursionError)
+    "unary-minus": ("x = " + "-" * 100_000 + "1\n", r"^vae.ipynb cell 2: nested too deeply for the grader to read"),
+    "attribute-chain": ("x = a" + ".b" * 200_000 + "\n", r"^vae.ipynb cell 2: nested too deeply for the grader to read"),
+    "huge": ("x = 1\n" * 400_000, r"^vae.ipynb cell 2: \d+ characters, more than the grader reads in one cell"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CELLS))
+def test_cells_that_break_the_parser_are_that_students_refusal(case):
+    """A graded cell the parser cannot take is one line naming the cell, never a crash of the
+    grading (or, through the similarity step, of the class's batch)."""
+    text, message = HOSTILE_CELLS[case]
+    data = notebook_bytes(GIVEN, code_cell(text, solution=True, grade_id="vae-hostile"))
+    with pytest.raises(SubmissionError, match=message) as raised:
+        notebook.extract(data, "vae.ipynb", names={"VAE"})
+    assert "\n" not in str(raised.value)
+    unmarked = notebook_bytes(code_cell(text))  # the fallback reads every cell that defines a function
+    with pytest.raises(SubmissionError, match=message.replace("cell 2", "cell 1")):
+        notebook.extract(unmarked, "vae.ipynb", names={"VAE"})
+
+
+def test_too_many_cells_is_a_refusal():
+    data = notebook_bytes(GIVEN, GRADED, *[code_cell("pass\n")] * 20_000)
+    with pytest.raises(SubmissionError, match=r"^vae.ipynb: 20002 cells, more than the grader reads"):
+        notebook.extract(data, "vae.ipynb", names={"VAE"})
+
+
 @pytest.mark.parametrize("cell", [
     {"cell_type": "code", "source": ["def area(r):\n", 7, None], "metadata": {"nbgrader": {"solution": True}}},
     {"cell_type": "code", "source": 12, "metadata": {"nbgrader": "yes"}},
