@@ -7,7 +7,7 @@ Each student is one :class:`Task` (small and picklable: paths and plain values),
 (:class:`LocalExecutor`, ``--jobs N``) or a Dask worker (:class:`autograder.dask_executor.
 DaskExecutor`, ``--scheduler``). The task writes the student's reports under ``out/NAME``
 and returns the ``Result`` as a plain dict; this process then writes the student's
-*record* (``out/.records/NAME.json``: written to a temporary name, fsynced, renamed into
+*record* (``out/.records/<hash of NAME>.json``, the name inside: written to a temporary name, fsynced, renamed into
 place), so a batch killed at any moment keeps every grade that had arrived.
 
 ``--resume`` skips a student only when the record's *key* matches: the content hash of their
@@ -180,17 +180,25 @@ def grading_hash(cfg: Config, assignment: Assignment, seed: int, only) -> str:
     return hasher.hexdigest()
 
 
+def record_path(records: Path, name: str) -> Path:
+    """Where a student's record lives: a name of fixed length derived from theirs, so that
+    no legal folder name (251 bytes, dots, look-alikes) makes a file name too long or two
+    students share a record. The name itself is kept inside the record."""
+    return records / (hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:40] + ".json")
+
+
 def write_record(records: Path, name: str, record: dict) -> None:
     """Write to a temporary name, fsync, rename into place, fsync the folder: either the
     whole record is there after a crash, or none of it."""
     records.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=records)
+    target = record_path(records, name)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=records)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(record, out)
+            json.dump({**record, "student": name}, out)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, records / f"{name}.json")
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -203,9 +211,10 @@ def write_record(records: Path, name: str, record: dict) -> None:
 
 def read_record(records: Path, name: str) -> dict | None:
     try:
-        return json.loads((records / f"{name}.json").read_text(encoding="utf-8"))
+        record = json.loads(record_path(records, name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # none, or unreadable: grade again
+    return record if isinstance(record, dict) and record.get("student") == name else None
 
 
 def row_of(name: str, record: dict) -> Row:

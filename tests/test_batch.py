@@ -44,7 +44,8 @@ def batch_command(root: Path, out: Path, *extra: str) -> list[str]:
 
 
 def records(out: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in (out / batch.RECORDS).glob("*.json")}
+    found = [json.loads(p.read_text()) for p in (out / batch.RECORDS).glob("*.json")]
+    return {r["student"]: r for r in found}
 
 
 def scores(out: Path) -> dict[str, str]:
@@ -163,10 +164,21 @@ def test_records_are_whole_or_absent(tmp_path):
     records_dir = tmp_path / batch.RECORDS
     batch.write_record(records_dir, "alice", {"status": "graded", "reason": "", "result": None, "key": {"a": 1}})
     assert batch.read_record(records_dir, "alice")["key"] == {"a": 1}
-    assert [p.name for p in records_dir.iterdir()] == ["alice.json"]
-    (records_dir / "bob.json").write_text('{"status": "gra')  # torn by hand: read as no record
+    assert [p for p in records_dir.iterdir()] == [batch.record_path(records_dir, "alice")]
+    batch.record_path(records_dir, "bob").write_text('{"status": "gra')  # torn by hand: read as no record
     assert batch.read_record(records_dir, "bob") is None
     assert batch.read_record(records_dir, "carol") is None
+
+
+def test_any_legal_name_has_a_record_of_its_own(tmp_path):
+    """A 251-byte name once made the record's temporary name too long (every --resume failed at
+    that student); names that differ only by an invisible character are two records."""
+    records_dir = tmp_path / batch.RECORDS
+    names = ["a" * 251, "alice", "alice\u200b", "alice ", "-rf", "..x", "grades.csv"]
+    for n, name in enumerate(names):
+        batch.write_record(records_dir, name, {"status": "graded", "reason": str(n), "result": None, "key": {}})
+    assert [batch.read_record(records_dir, name)["reason"] for name in names] == [str(n) for n in range(len(names))]
+    assert len(list(records_dir.iterdir())) == len(names)
 
 
 def test_resume_keeps_only_matching_records(tmp_path, monkeypatch):
