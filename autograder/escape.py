@@ -27,6 +27,48 @@ def one_line(text, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def student_name(text, limit: int = MAX_MESSAGE) -> str:
+    """A student's (folder) name as it must be shown: every character a reader could not see or
+    tell apart from another written as an escape. Control and format characters (a zero-width
+    space), combining marks, spaces other than an inner ASCII space, a leading or trailing space
+    and the backslash itself become ``\\uXXXX`` (``\\\\``), so ``alice``, ``alice\\u200b`` and
+    ``alice\\u0020`` stay three names in every report."""
+    text = str(text)
+    shown = []
+    for i, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        edge = i == 0 or i == len(text) - 1
+        if ch == "\\":
+            shown.append("\\\\")
+        elif category[0] in "CZ" and not (ch == " " and not edge) or category == "Mn":
+            shown.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            shown.append(ch)
+    text = "".join(shown)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Letters of other scripts drawn like Latin ones (Unicode's confusables, the common part).
+_HOMOGLYPHS = str.maketrans("аеорсухіјԁһӏѕԛԝαοτνκ", "aeopcyxijdhlsqwaotvk")
+
+
+def look_alike_key(name: str) -> str:
+    """What a name looks like on a screen: compatibility forms folded (NFKC), case folded,
+    invisible characters, spaces and combining marks dropped, common homoglyphs mapped to Latin."""
+    folded = unicodedata.normalize("NFKC", str(name)).casefold()
+    kept = "".join(ch for ch in unicodedata.normalize("NFD", folded)
+                   if unicodedata.category(ch)[0] not in "CZ" and unicodedata.category(ch) != "Mn")
+    return kept.translate(_HOMOGLYPHS)
+
+
+def look_alike_groups(names) -> list[list[str]]:
+    """Groups of two or more different names that look the same (``look_alike_key``)."""
+    groups: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        groups.setdefault(look_alike_key(name), []).append(name)
+    return [group for group in groups.values() if len(group) > 1]
+
+
 def markdown(text) -> str:
     """One line, with every character markdown or HTML would interpret escaped."""
     return _MARKDOWN.sub(r"\\\1", one_line(text))

@@ -16,7 +16,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from autograder.escape import block, markdown, one_line, xml
+from autograder.escape import block, look_alike_groups, markdown, one_line, student_name, xml
 from autograder.runner import Result
 
 STUDENT_VISIBLE = ("visible",)
@@ -163,7 +163,7 @@ def batch_table(rows: list[tuple[str, Result | None, str, str]]) -> str:
     lines = [f"{'student':<24} {'score':>15}  {'status':<13} reason"]
     for student, result, status, reason in rows:
         score = f"{result.score:g} / {result.max_score:g}" if result else "-"
-        lines.append(f"{one_line(student, 24):<24} {score:>15}  {status:<13} {one_line(reason, 100)}")
+        lines.append(f"{student_name(student, 24):<24} {score:>15}  {status:<13} {one_line(reason, 100)}")
     return "\n".join(lines)
 
 
@@ -181,7 +181,7 @@ def write_grades_csv(rows: list[tuple[str, Result | None, str, str]], path: Path
         writer = csv.writer(out)
         writer.writerow(["student", "score", "max_score", "status", "reason", *test_names])
         for student, result, status, reason in rows:
-            cells = [spreadsheet_cell(one_line(student)), "0", "", status, spreadsheet_cell(one_line(reason))]
+            cells = [spreadsheet_cell(student_name(student)), "0", "", status, spreadsheet_cell(one_line(reason))]
             if result is not None:
                 by_name = {t.name: t.score for t in result.tests}
                 cells[1:3] = f"{result.score:g}", f"{result.max_score:g}"
@@ -197,13 +197,17 @@ FAILURE_KINDS = {"timeout": "timeout", "memory": "memory", "import-error": "impo
 
 
 def batch_summary(rows: list[tuple[str, Result | None, str, str]], slowest: int = 5) -> str:
-    """The slowest students (a hint of where the batch's time went) and the failures by kind."""
+    """The slowest students (a hint of where the batch's time went), the failures by kind, and
+    names that look alike (``alice`` and ``alice`` with a zero-width space are two folders)."""
     timed = sorted((r.execution_time, name) for name, r, _, _ in rows if r is not None)[::-1][:slowest]
-    lines = ["slowest: " + (", ".join(f"{one_line(name, 24)} {seconds:.1f} s" for seconds, name in timed) or "-")]
+    lines = ["slowest: " + (", ".join(f"{student_name(name, 24)} {seconds:.1f} s" for seconds, name in timed) or "-")]
     counts = {kind: [name for name, _, status, _ in rows if status == kind] for kind in FAILURE_KINDS}
-    failures = [f"{label} {len(counts[kind])} ({', '.join(one_line(n, 24) for n in counts[kind][:5])}"
+    failures = [f"{label} {len(counts[kind])} ({', '.join(student_name(n, 24) for n in counts[kind][:5])}"
                 f"{', ...' if len(counts[kind]) > 5 else ''})" for kind, label in FAILURE_KINDS.items() if counts[kind]]
     lines.append("failures: " + ("; ".join(failures) if failures else "none"))
+    for group in look_alike_groups(name for name, _, _, _ in rows):
+        lines.append("look-alike names (different folders, check they are different students): "
+                     + ", ".join(student_name(n, 40) for n in group))
     return "\n".join(lines)
 
 

@@ -348,3 +348,18 @@ def test_a_notebook_that_breaks_the_parser_is_one_students_row(tmp_path):
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     assert rows["alice"]["score"] == "100"
     assert rows["mallory"]["status"] == "refused" and "cell 1: nested too deeply" in rows["mallory"]["reason"]
+
+
+def test_look_alike_names_stay_apart_in_every_output(tmp_path):
+    """'alice', 'alice' + a zero-width space and 'alice ' once all read 'alice' in grades.csv,
+    with three different grades. Now each is written visibly, and the batch flags the group."""
+    root, out = tmp_path / "class", tmp_path / "grades"
+    names = {"alice": GOOD, "alice\u200b": CLASS["carol"], "alice ": CLASS["carol"]}
+    for name, source in names.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "mini.py").write_text(source)
+    done = subprocess.run(batch_command(root, out), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    shown = [r["student"] for r in csv.DictReader((out / "grades.csv").open())]
+    assert sorted(shown) == ["alice", "alice\\u0020", "alice\\u200b"]
+    assert "look-alike names" in done.stdout and "alice\\u200b" in done.stdout

@@ -172,3 +172,22 @@ def test_fence_rules(tmp_path):
     with pytest.raises(PermissionError, match="signalling other processes"):
         fence("os.kill", (1, 9))
     fence("open", (str(scratch / "data.txt"), "r", 0))  # allowed: no exception
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("alice", "alice"), ("alice\u200b", "alice\\u200b"), ("alice ", "alice\\u0020"), (" bob", "\\u0020bob"),
+    ("Mary Ann", "Mary Ann"), ("x\u00a0y", "x\\u00a0y"), ("Jose\u0301", "Jose\\u0301"), ("José", "José"),
+    ("a\\b", "a\\\\b"), ("a\x1b[31mb", "a\\u001b[31mb"), ("\U000e0041x", "\\U000e0041x"),
+])
+def test_student_names_are_shown_with_every_invisible_character_escaped(name, shown):
+    from autograder.escape import student_name
+
+    assert student_name(name) == shown
+
+
+def test_look_alike_names_are_grouped():
+    from autograder.escape import look_alike_groups
+
+    names = ["alice", "alice\u200b", "alice ", "\u0430lice", "\uff41lice", "bob", "carol", "Carol"]
+    assert look_alike_groups(names) == [["alice", "alice\u200b", "alice ", "\u0430lice", "\uff41lice"], ["carol", "Carol"]]
+    assert look_alike_groups(["alice", "bob", "alice"]) == []   # the same name twice is one name
