@@ -43,6 +43,13 @@ from autograder.submission import SubmissionError, inventory
 # One row per student: (name, Result or None, status, reason) -- what reports.write_grades_csv takes.
 Row = tuple[str, "Result | None", str, str]
 RECORDS = ".records"
+STUDENTS = "students"   # out/students/NAME: student-named paths apart from the class's own files
+
+
+def report_folder(out: Path, student: str) -> Path:
+    """Where a student's reports go: a folder named ``grades.csv`` or ``scores.png`` can never
+    take the place of a class file."""
+    return Path(out) / STUDENTS / student
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ def grade_task(task: Task) -> dict:
     try:
         cfg = config_module.load(task.config)
         assignment = cfg.get(task.assignment)
-        out = Path(task.out) / task.student
+        out = report_folder(Path(task.out), task.student)
         result = runner.grade(cfg, assignment, Path(task.folder), seed=task.seed,
                               only=list(task.only) if task.only else None, artifacts_dir=out,
                               isolation=task.isolation, warm=task.warm)

@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from autograder.batch import report_folder
 from autograder.submission import SubmissionError, copy
 
 FEEDBACK_FILES = ("feedback.md",)
@@ -77,7 +78,7 @@ def _stage(submitted: Path, assignment_id: str, staging: Path) -> dict[str, str]
 def _place_feedback(out: Path, course: Path, assignment_id: str, students: list[str]) -> int:
     placed = 0
     for student in students:
-        report = out / student
+        report = report_folder(out, student)
         if not (report / "feedback.md").is_file():
             continue
         target = course / "feedback" / student / assignment_id

@@ -363,3 +363,20 @@ def test_look_alike_names_stay_apart_in_every_output(tmp_path):
     shown = [r["student"] for r in csv.DictReader((out / "grades.csv").open())]
     assert sorted(shown) == ["alice", "alice\\u0020", "alice\\u200b"]
     assert "look-alike names" in done.stdout and "alice\\u200b" in done.stdout
+
+
+def test_student_folders_named_like_class_files_are_graded_like_anyone(tmp_path):
+    """A student folder named grades.csv, scores.png or similar.csv once made the batch exit 3
+    (IsADirectoryError), losing that class file and every one after it; and one of 251 bytes
+    (a legal name) lost grades.csv."""
+    root, out = tmp_path / "class", tmp_path / "grades"
+    names = ["grades.csv", "scores.png", "similar.csv", "students", "-x", "b" * 251]
+    for name in names:
+        (root / name).mkdir(parents=True)
+        (root / name / "mini.py").write_text(GOOD)
+    done = subprocess.run(batch_command(root, out), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert all((out / f).is_file() for f in ("grades.csv", "scores.png", "similar.csv"))
+    rows = {r["student"]: r["score"] for r in csv.DictReader((out / "grades.csv").open())}
+    assert rows == {("'" + name if name.startswith("-") else name): "100" for name in names}  # not a formula
+    assert (out / "students" / ("b" * 251) / "results.json").is_file()

@@ -111,7 +111,7 @@ def test_batch_survives_broken_and_hanging_students(tmp_path):
     assert set(rows) == {"alice", "bob", "carol", "dave"}
     assert rows["alice"]["score"] == "100" and rows["alice"]["test_double"] == "40"
     assert rows["bob"]["score"] == rows["carol"]["score"] == rows["dave"]["score"] == "0"
-    carol = json.loads((out / "carol" / "results.json").read_text())
+    carol = json.loads((out / "students" / "carol" / "results.json").read_text())
     assert "did not finish within" in carol["tests"][0]["output"]
     assert "grading mini" in run.stderr  # the progress bar
     from nbgrader.api import Gradebook

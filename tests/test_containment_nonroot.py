@@ -123,9 +123,9 @@ def test_warm_batch_as_non_root(tmp_path):
                           "--out", str(out)], tmp_path)
     assert batch.returncode == 0, batch.stderr[-2000:]
     assert "warm start failed" not in batch.stderr, batch.stderr[-2000:]
-    good = json.loads((out / "good" / "results.json").read_text())
-    cheat = json.loads((out / "cheat" / "results.json").read_text())
+    good = json.loads((out / "students" / "good" / "results.json").read_text())
+    cheat = json.loads((out / "students" / "cheat" / "results.json").read_text())
     assert good["score"] == 100
     assert [t["score"] for t in cheat["tests"] if t["name"] == "test_double"] == [0]
-    report = (out / "good" / "report.md").read_text()
+    report = (out / "students" / "good" / "report.md").read_text()
     assert "| landlock | active" in report and "| seccomp | active" in report

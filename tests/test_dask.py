@@ -100,7 +100,7 @@ def test_dask_gives_the_grades_of_jobs_1(course, cluster):
     assert expected["alice"]["score"] == "100" and expected["bob"]["score"] == "0"
     assert {s: expected[s]["status"] for s in ("dave", "erin")} == {"dave": "timeout", "erin": "memory"}
     assert expected["carol"]["test_double"] == "0" and expected["carol"]["status"] == "graded"
-    assert (course["tmp"] / "dask" / "alice" / "results.json").is_file()  # the reports, written by the workers
+    assert (course["tmp"] / "dask" / "students" / "alice" / "results.json").is_file()  # the reports, written by the workers
 
 
 def _kill_workers_running(client, plan: dict[str, int], cli: subprocess.Popen) -> dict[str, int]:

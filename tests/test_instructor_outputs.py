@@ -91,7 +91,7 @@ def _rows(graded) -> dict[str, dict]:
 
 
 def _results(graded, student: str) -> dict:
-    return json.loads((graded["out"] / student / "results.json").read_text())
+    return json.loads((graded["out"] / "students" / student / "results.json").read_text())
 
 
 # 1. partial credit is neither passed nor failed ------------------------------------------
@@ -103,13 +103,13 @@ def test_partial_credit_shows_as_partial_everywhere(graded):
     assert bob["output"].startswith("20 of 40 points")  # ...with the points in the message
     assert {t["name"]: t for t in _results(graded, "bob")["tests"]}["test_double"]["status"] == "passed"
 
-    junit = junitparser.JUnitXml.fromfile(str(graded["out"] / "bob" / "junit.xml"))
+    junit = junitparser.JUnitXml.fromfile(str(graded["out"] / "students" / "bob" / "junit.xml"))
     cases = {case.name: case for suite in junit for case in suite}
     assert not cases["test_normalise"].is_passed
     assert "20 of 40 points" in cases["test_normalise"].result[0].message
     assert cases["test_double"].is_passed
 
-    feedback = (graded["out"] / "bob" / "feedback.md").read_text()
+    feedback = (graded["out"] / "students" / "bob" / "feedback.md").read_text()
     line = next(line for line in feedback.splitlines() if "`test_normalise`" in line)
     assert "partial" in line and "20 / 40" in line
     assert "passed" in next(line for line in feedback.splitlines() if "`test_double`" in line)
