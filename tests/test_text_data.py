@@ -36,7 +36,8 @@ def _brute_force(lang: SyntheticLanguage):
     for (w, c) in states:
         dist = {}
         for a in range(L):
-            pa = (1 - lang.eps) * (a == w[0]) + lang.eps / L
+            q = lang.fresh[a] if lang.fresh is not None else 1 / L
+            pa = (1 - lang.eps) * (a == w[0]) + lang.eps * q
             for c2 in (0, 1):
                 pc = lang.flip if c2 != c else 1 - lang.flip
                 dist[(a, c2)] = pa * pc
@@ -67,6 +68,37 @@ def test_closed_form_matches_brute_force(lag):
     assert h_bigram == pytest.approx(lang.bigram_entropy(), abs=1e-9)
     # The stationary law is uniform, as the card argues (so the process starts in it).
     assert np.allclose(pi, 1.0 / len(pi), atol=1e-9)
+
+
+@pytest.mark.parametrize("lag", [2, 3])
+def test_closed_form_matches_brute_force_with_a_drawn_fresh_law(lag):
+    """The graded variants draw the fresh-letter law: the closed forms must hold for it too,
+    and the stationary law is then i.i.d. fresh letters (times a uniform case)."""
+    lang = SyntheticLanguage(letters="abc", lag=lag, eps=0.3, flip=0.2, fresh=(0.5, 0.3, 0.2))
+    h, h_bigram, pi = _brute_force(lang)
+    assert h == pytest.approx(lang.entropy_rate(), abs=1e-9)
+    assert h_bigram == pytest.approx(lang.bigram_entropy(), abs=1e-9)
+    L = lang.n_letters
+    states = [(w, c) for w in itertools.product(range(L), repeat=lag) for c in (0, 1)]
+    iid = np.array([0.5 * np.prod([lang.fresh[a] for a in w]) for w, _ in states])
+    assert np.allclose(pi, iid, atol=1e-9)
+
+
+def test_drawn_languages_differ_from_the_public_one_and_repeat_by_seed():
+    drawn = [kt.draw_language(np.random.default_rng(seed)) for seed in range(30)]
+    assert all(d.lag != LANGUAGE.lag and d.fresh is not None for d in drawn)
+    assert len({(d.lag, d.eps) for d in drawn}) == 30
+    assert kt.draw_language(np.random.default_rng(3)) == drawn[3]
+    for d in drawn:   # the suite's gap: the best bigram stays well above the entropy rate
+        assert d.bigram_entropy() - d.entropy_rate() > 0.5
+
+
+def test_entropy_rate_of_a_drawn_language_matches_monte_carlo():
+    lang = kt.draw_language(np.random.default_rng(1))
+    text = lang.sample(200_000, seed=4)
+    nll = lang.token_nll(text)[lang.lag:]
+    se = nll.std(ddof=1) / math.sqrt(len(nll))
+    assert abs(nll.mean() - lang.entropy_rate()) < 4 * se and se < 5e-3
 
 
 # ----------------------------------------------------------------------------- Monte Carlo

@@ -13,6 +13,12 @@ Every character carries two independent streams:
 The character is the letter written in its case, so the alphabet has 16 characters,
 e.g. ``"cAbhgdEcabhgdecaBHGD..."``.
 
+A fresh letter may also be drawn from a non-uniform law ``fresh`` (a probability per
+letter); the default is uniform. :func:`draw_language` draws a whole language (fresh law,
+``eps``, ``flip``, ``lag``) from a random generator: a grader uses it to train and score
+models on a language that is drawn anew for each grading, so knowing the default language
+(whose sampler and exact conditionals ship with the kit) is worth nothing there.
+
 Why the entropy rate is what :meth:`SyntheticLanguage.entropy_rate` says
 -----------------------------------------------------------------------
 The two streams are independent, so the entropy rate of the characters is the sum of the
@@ -33,6 +39,11 @@ The case chain is a binary Markov chain that switches with probability ``flip``:
     h_case = -(1 - flip) ln(1 - flip) - flip ln(flip)
 
     entropy_rate = h_letter + h_case          (= 0.8038 + 0.3251 = 1.1289 nats/char)
+
+With a fresh law ``q`` the same argument holds with ``q`` in place of the uniform law
+(``lag`` consecutive letters are i.i.d. ``q``), and::
+
+    h_letter = sum_a q(a) H((1 - eps) [. = a] + eps q)
 
 A **bigram** model (the next character given the previous one) cannot do better than
 ``H(X_t | X_{t-1}) = ln L + h_case = 2.4045`` nats/char, because for ``lag >= 2`` the
@@ -100,6 +111,7 @@ class SyntheticLanguage:
     lag: int = 7
     eps: float = 0.2
     flip: float = 0.1
+    fresh: tuple | None = None     # law of a fresh letter, one probability per letter; None: uniform
 
     def __post_init__(self):
         if len(set(self.letters)) != len(self.letters) or not self.letters.islower():
@@ -108,6 +120,10 @@ class SyntheticLanguage:
             raise ValueError("lag must be >= 2")
         if not (0.0 < self.eps <= 1.0 and 0.0 < self.flip < 1.0):
             raise ValueError("need 0 < eps <= 1 and 0 < flip < 1")
+        if self.fresh is not None:
+            q = np.asarray(self.fresh, dtype=np.float64)
+            if q.shape != (len(self.letters),) or not (q > 0).all() or abs(q.sum() - 1.0) > 1e-9:
+                raise ValueError("fresh must hold one positive probability per letter, summing to 1")
 
     # ---- the alphabet -------------------------------------------------------------
     @property
@@ -120,14 +136,30 @@ class SyntheticLanguage:
         return len(self.letters)
 
     # ---- exact information quantities (nats per character) -----------------------
+    def fresh_probs(self) -> np.ndarray:
+        """The law of a fresh letter (float64, (L,)): ``fresh``, or uniform."""
+        if self.fresh is None:
+            return np.full(self.n_letters, 1.0 / self.n_letters)
+        return np.asarray(self.fresh, dtype=np.float64)
+
     def _echo_probs(self) -> tuple[float, float]:
-        """(p of repeating the letter lag back, p of each of the other L - 1 letters)."""
+        """(p of repeating the letter lag back, p of each of the other L - 1 letters), for a
+        uniform fresh law."""
         other = self.eps / self.n_letters
         return 1.0 - self.eps + other, other
 
     def letter_entropy_rate(self) -> float:
-        same, other = self._echo_probs()
-        return -same * math.log(same) - (self.n_letters - 1) * other * math.log(other)
+        if self.fresh is None:
+            same, other = self._echo_probs()
+            return -same * math.log(same) - (self.n_letters - 1) * other * math.log(other)
+        q = self.fresh_probs()
+        rows = (1.0 - self.eps) * np.eye(self.n_letters) + self.eps * q[None, :]   # p(. | echoed a)
+        return float(q @ -(rows * np.log(rows)).sum(1))
+
+    def fresh_entropy(self) -> float:
+        """``H(q)``: entropy of one letter (a fresh draw, or any letter under the stationary law)."""
+        q = self.fresh_probs()
+        return float(-(q * np.log(q)).sum())
 
     def case_entropy_rate(self) -> float:
         return _binary_entropy(self.flip)
@@ -138,7 +170,7 @@ class SyntheticLanguage:
 
     def bigram_entropy(self) -> float:
         """``H(X_t | X_{t-1})`` under the stationary law: the best any bigram model can do."""
-        return math.log(self.n_letters) + self.case_entropy_rate()
+        return self.fresh_entropy() + self.case_entropy_rate()
 
     def window_entropy(self, block_size: int) -> float:
         """Best achievable mean NLL over the ``block_size`` targets of a training window.
@@ -152,8 +184,8 @@ class SyntheticLanguage:
         return (short * self.bigram_entropy() + (block_size - short) * self.entropy_rate()) / block_size
 
     def unigram_entropy(self) -> float:
-        """``H(X_t)``: the best any model that ignores the past can do (uniform alphabet)."""
-        return math.log(2 * self.n_letters)
+        """``H(X_t)``: the best any model that ignores the past can do (the case is 1/2)."""
+        return self.fresh_entropy() + math.log(2.0)
 
     # ---- sampling ----------------------------------------------------------------
     def sample(self, n_tokens: int, seed: int = 0) -> str:
@@ -174,7 +206,10 @@ class SyntheticLanguage:
         # copies the letter lag back. Along each residue class t = r (mod lag) the letters
         # therefore equal the most recent fresh draw: a forward fill.
         fresh = (t < lag) | (fresh_u < self.eps)
-        draw = np.minimum((letter_u * L).astype(np.int64), L - 1)
+        if self.fresh is None:
+            draw = np.minimum((letter_u * L).astype(np.int64), L - 1)
+        else:   # inverse of the fresh law's distribution function
+            draw = np.minimum(np.searchsorted(np.cumsum(self.fresh_probs()), letter_u, side="right"), L - 1)
         letters = np.empty(n, dtype=np.int64)
         for r in range(min(lag, n)):
             idx = t[r::lag]
@@ -195,7 +230,7 @@ class SyntheticLanguage:
 
         Conditioned only on the characters of ``text`` before ``t``, as a perfect model
         reading this text (or this window of a longer text) from its first character
-        would be: for ``t < lag`` the letter is uniform (the letters it would echo are not
+        would be: for ``t < lag`` the letter follows the fresh law (the letters it would echo are not
         in the text and are independent of those that are) and the first case is 1/2.
         Its mean over positions ``t >= lag`` is the entropy rate in expectation.
         """
@@ -203,12 +238,12 @@ class SyntheticLanguage:
         n = len(codes)
         L = self.n_letters
         letters, upper = codes % L, codes // L
-        same, other = self._echo_probs()
+        q = self.fresh_probs()
         nll = np.empty(n, dtype=np.float64)
-        nll[: self.lag] = math.log(L)
+        nll[: self.lag] = -np.log(q[letters[: self.lag]])
         if n > self.lag:
             echo = letters[self.lag:] == letters[: -self.lag]
-            nll[self.lag:] = np.where(echo, -math.log(same), -math.log(other))
+            nll[self.lag:] = -np.log((1.0 - self.eps) * echo + self.eps * q[letters[self.lag:]])
         if n:
             nll[0] += math.log(2.0)
             switched = upper[1:] != upper[:-1]
@@ -229,6 +264,30 @@ class SyntheticLanguage:
 
 
 LANGUAGE = SyntheticLanguage()
+
+# The ranges draw_language draws from. The default language's lag (7) is left out, so that
+# its exact conditionals predict the wrong echo on every drawn language; lags of 9 and more
+# are left out too (a 2-layer TinyGPT does not always find them within a few hundred steps).
+DRAWN_LAGS = (3, 4, 5, 6, 8)
+DRAWN_EPS = (0.12, 0.32)
+DRAWN_FLIP = (0.05, 0.2)
+DRAWN_FRESH_CONCENTRATION = 2.0
+
+
+def draw_language(rng) -> SyntheticLanguage:
+    """A language drawn from ``rng`` (a ``numpy.random.Generator``): the same letters, a
+    fresh-letter law from a symmetric Dirichlet(2) (redrawn until no letter is below a
+    quarter of the uniform 1/L), ``eps`` and ``flip`` uniform in DRAWN_EPS and DRAWN_FLIP,
+    ``lag`` from DRAWN_LAGS. Its exact entropy rate, token NLLs and sampler are the class's."""
+    L = len(LETTERS)
+    while True:
+        q = rng.dirichlet(np.full(L, DRAWN_FRESH_CONCENTRATION))
+        if q.min() >= 0.25 / L:
+            break
+    q = q / q.sum()
+    return SyntheticLanguage(letters=LETTERS, lag=int(rng.choice(DRAWN_LAGS)),
+                             eps=float(rng.uniform(*DRAWN_EPS)), flip=float(rng.uniform(*DRAWN_FLIP)),
+                             fresh=tuple(float(x) for x in q))
 
 
 @functools.lru_cache(maxsize=2)

@@ -166,4 +166,137 @@ BUGS = [
         old="windows = ids[(starts[:, None] + offsets).to(ids.device)]",
         new="windows = torch.tensor([ids[i:i + block_size + 1].tolist() for i in starts.tolist()])",
         why="rebuilds the windows from Python lists: the batch lands on the CPU, not on ids' device"),
+    # ---- bugs of the classes no earlier test was written against --------------------------------
+    # state kept between calls
+    Bug("encode_memo_shared", test="test_tokenizer_roundtrip", file=F, kind="state",
+        old="""        unk = self.unk_id
+        return torch.tensor([self.stoi.get(c, unk) for c in text], dtype=torch.long)""",
+        new="""        cache = globals().setdefault("_ENCODED", {})   # encode each string once
+        if text not in cache:
+            unk = self.unk_id
+            cache[text] = torch.tensor([self.stoi.get(c, unk) for c in text], dtype=torch.long)
+        return cache[text].clone()""",
+        why="memoises encode by the string in a module-level dict: a second tokenizer gets the first one's ids"),
+    Bug("vocabulary_grows_across_tokenizers", test="test_tokenizer_roundtrip", file=F, kind="state",
+        old="        self.chars = sorted(set(text))\n",
+        new="""        CharTokenizer.seen = getattr(CharTokenizer, "seen", set()) | set(text)
+        self.chars = sorted(CharTokenizer.seen)
+""",
+        why="keeps the vocabulary in a class attribute that grows with every text seen"),
+    Bug("bigram_counts_accumulate", test="test_bigram_entropy", file=F, kind="state",
+        old="        counts = torch.zeros(V * V, dtype=torch.float64, device=ids.device)\n",
+        new="""        if not hasattr(self, "counts"):
+            self.counts = torch.zeros(V * V, dtype=torch.float64, device=ids.device)
+        counts = self.counts
+""",
+        why="keeps the pair counts on the model: a second fit adds to the first one's counts"),
+    Bug("positions_cached_first_length", test="test_causality", file=F, kind="state",
+        old="        pos = torch.arange(T, device=idx.device)\n",
+        new="""        if not hasattr(self, "_pos"):
+            self._pos = torch.arange(T, device=idx.device)
+        pos = self._pos
+""",
+        why="caches the position ids at the first call's length and reuses them for every length"),
+    Bug("get_batch_offsets_cached", test="test_batches", file=F, kind="state",
+        old="    offsets = torch.arange(block_size + 1)\n",
+        new="    offsets = globals().setdefault(\"_OFFSETS\", torch.arange(block_size + 1))\n",
+        why="caches the window offsets at the first call's block_size"),
+    # text and sequence edges
+    Bug("encode_strips_text", test="test_tokenizer_roundtrip", file=F, kind="sequence",
+        old="for c in text], dtype=torch.long)", new="for c in text.strip()], dtype=torch.long)",
+        why="strips whitespace at the ends of the text before encoding"),
+    Bug("decode_strips_text", test="test_tokenizer_roundtrip", file=F, kind="sequence",
+        old='return "".join(self.itos[i] for i in ids)', new='return "".join(self.itos[i] for i in ids).strip()',
+        why="strips whitespace at the ends of the decoded text"),
+    Bug("encode_normalises_newlines", test="test_tokenizer_roundtrip", file=F, kind="sequence",
+        old="for c in text], dtype=torch.long)", new='for c in text.replace("\\r\\n", "\\n")], dtype=torch.long)',
+        why="turns Windows line ends into \\n while encoding: the text changes length"),
+    Bug("encode_drops_unknown", test="test_tokenizer_unknown", file=F, kind="sequence",
+        old="[self.stoi.get(c, unk) for c in text]", new="[self.stoi[c] for c in text if c in self.stoi]",
+        why="skips characters missing from the vocabulary instead of mapping them to unk_id"),
+    Bug("bigram_drops_last_pair", test="test_bigram_entropy", file=F, kind="sequence",
+        old="ids[:-1] * V + ids[1:], torch.ones(len(ids) - 1,", new="ids[:-2] * V + ids[1:-1], torch.ones(len(ids) - 2,",
+        why="off by one at the end of the text: the last pair is never counted"),
+    Bug("positions_from_the_end", test="test_causality", file=F, kind="sequence",
+        old="pos = torch.arange(T, device=idx.device)",
+        new="pos = torch.arange(self.block_size - T, self.block_size, device=idx.device)",
+        why="takes the last T position embeddings: a short input is read as the end of a block"),
+    Bug("positions_reversed", test="test_causality", file=F, kind="sequence",
+        old="pos = torch.arange(T, device=idx.device)", new="pos = torch.arange(T - 1, -1, -1, device=idx.device)",
+        why="counts positions back from the last token, so a token's position changes as the text grows"),
+    Bug("generate_crops_from_the_start", test="test_generate_greedy", file=F, kind="sequence",
+        old="logits = model(idx[:, -model.block_size:])[:, -1, :]", new="logits = model(idx[:, :model.block_size])[:, -1, :]",
+        why="crops the context to the first block_size tokens instead of the last"),
+    Bug("top_k_beyond_vocabulary_raises", test="test_generate_top_k", file=F, kind="sequence",
+        old="min(top_k, logits.size(-1))", new="top_k",
+        why="torch.topk with a k larger than the vocabulary raises"),
+    Bug("top_k_capped_below_vocabulary", test="test_generate_top_k", file=F, kind="sequence",
+        old="min(top_k, logits.size(-1))", new="min(top_k, logits.size(-1) - 1)",
+        why="caps k at V - 1: a top_k of the vocabulary's size drops the least likely token"),
+    # generator=None and torch's global seed
+    Bug("generate_seeds_its_own_generator", test="test_generate_reproducible", file=F, kind="global_seed",
+        old="""    for _ in range(max_new_tokens):
+        logits = model(""", new="""    if generator is None:
+        generator = torch.Generator().manual_seed(0)   # reproducible by default
+    for _ in range(max_new_tokens):
+        logits = model(""",
+        why="generator=None draws from a private generator with a fixed seed, not torch's global one"),
+    Bug("generate_fresh_generator", test="test_generate_reproducible", file=F, kind="global_seed",
+        old="nxt = torch.multinomial(probs, 1, generator=generator)",
+        new="nxt = torch.multinomial(probs, 1, generator=generator or torch.Generator())",
+        why="generator=None uses a new torch.Generator (always the same default seed) at every step"),
+    Bug("get_batch_private_generator", test="test_batches", file=F, kind="global_seed",
+        old="starts = torch.randint(0, len(ids) - block_size, (batch_size,), generator=generator)",
+        new="starts = torch.randint(0, len(ids) - block_size, (batch_size,), "
+            "generator=generator or torch.Generator().manual_seed(1234))",
+        why="generator=None falls back to a fixed-seed generator: every call without one gives the same batch"),
+    # train() / eval() mode
+    Bug("attention_dropout", test="test_logits_shapes", file=F, kind="mode",
+        old="y = (att @ v).transpose(1, 2)", new="y = (F.dropout(att, p=0.1, training=self.training) @ v).transpose(1, 2)",
+        why="dropout on the attention weights: forward differs between train() and eval()"),
+    Bug("embedding_dropout", test="test_logits_shapes", file=F, kind="mode",
+        old="x = self.tok_emb(idx) + self.pos_emb(pos)",
+        new="x = F.dropout(self.tok_emb(idx) + self.pos_emb(pos), p=0.1, training=self.training)",
+        why="dropout on the embeddings: forward differs between train() and eval()"),
+    Bug("mask_only_in_training", test="test_logits_shapes", file=F, kind="mode",
+        old='        scores = scores.masked_fill(future, float("-inf"))\n',
+        new='        if self.training:\n            scores = scores.masked_fill(future, float("-inf"))\n',
+        why="applies the causal mask only in training mode"),
+    # training mechanics
+    Bug("batch_consecutive_rows", test="test_batches", file=F, kind="mechanics",
+        old="starts = torch.randint(0, len(ids) - block_size, (batch_size,), generator=generator)",
+        new="starts = (torch.randint(0, max(1, len(ids) - block_size - batch_size + 1), (1,), generator=generator) "
+            "+ torch.arange(batch_size)) % (len(ids) - block_size)",
+        why="one random start and the batch_size windows after it: the rows of a batch are neighbours"),
+    Bug("batch_back_to_back_windows", test="test_batches", file=F, kind="mechanics",
+        old="starts = torch.randint(0, len(ids) - block_size, (batch_size,), generator=generator)",
+        new="starts = torch.randint(0, max(1, len(ids) - block_size * batch_size), (1,), generator=generator) "
+            "+ block_size * torch.arange(batch_size) % (len(ids) - block_size)",
+        why="one random start and back-to-back windows after it, as a data loader over a contiguous chunk"),
+    Bug("optimizer_in_loop", test="test_train_loop", file=F, kind="mechanics",
+        old="""    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    losses = []
+    for _ in range(steps):
+""", new="""    losses = []
+    for _ in range(steps):
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+""",
+        why="creates the optimiser inside the loop: AdamW's moments restart at every step"),
+    Bug("zero_grad_after_backward", test="test_train_loop", file=F, kind="mechanics",
+        old="""        opt.zero_grad(set_to_none=True)
+        loss.backward()
+""", new="""        loss.backward()
+        opt.zero_grad(set_to_none=True)
+""",
+        why="clears the gradients between backward() and step(): no step moves the weights"),
+    # extreme inputs (float32; logits / temperature reach ~3e3 at temperature 1e-3 and logits of ~3;
+    # logits of 200 in lm_loss)
+    Bug("generate_manual_softmax", test="test_generate_greedy", file=F, kind="extreme",
+        old="probs = torch.softmax(logits, dim=-1)",
+        new="probs = logits.exp() / logits.exp().sum(dim=-1, keepdim=True)",
+        why="softmax by hand without subtracting the max: exp overflows at a small temperature"),
+    Bug("loss_manual_logsumexp", test="test_loss", file=F, kind="extreme",
+        old="return F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))",
+        new="return (logits.exp().sum(-1).log() - logits.gather(-1, targets[..., None])[..., 0]).mean()",
+        why="log-sum-exp by hand without the max: overflows for logits above ~88 in float32"),
 ]

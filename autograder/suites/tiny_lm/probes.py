@@ -6,7 +6,7 @@ test_tiny_lm.py. The worker seeds torch/random/numpy with the test's seed before
 import torch
 
 import kitdata.text as kt
-from autograder.worker import student
+from autograder.worker import shuffled_weights, student
 
 
 def _tl():
@@ -74,14 +74,30 @@ def tokenizer(train_text, strings):
     return out
 
 
+def tokenizers(texts, strings):
+    """One tokenizer per text, all built before any is used; each encodes and decodes every
+    string of ``strings`` (a second tokenizer must not inherit the first one's vocabulary)."""
+    tl = _tl()
+    toks = [tl.CharTokenizer(t) for t in texts]
+    out = []
+    for tok in toks:
+        ids = [tok.encode(s) for s in strings]
+        out.append({"vocab_size": tok.vocab_size, "ids": ids, "decoded": [tok.decode(i) for i in ids]})
+    return out
+
+
 # ---------------------------------------------------------------------------------- bigram
-def bigram(text, alpha):
-    """Fit the student's bigram on text; return its logits at every position, its rows for
-    every id (the unknown token's included) and the char->id map."""
+def bigram(text, alpha, first_fit=None):
+    """Fit the student's bigram on text (after a first fit of the same model on first_fit,
+    text made of the same characters, when given); return its logits at every position, its
+    rows for every id (the unknown token's included) and the char->id map."""
     tl = _tl()
     tok = tl.CharTokenizer(text)
     ids = tok.encode(text)
-    model = tl.BigramLM(tok.vocab_size).fit(ids, alpha=alpha)
+    model = tl.BigramLM(tok.vocab_size)
+    if first_fit is not None:
+        model.fit(tok.encode(first_fit), alpha=alpha)
+    model = model.fit(ids, alpha=alpha)
     with torch.no_grad():
         logits = model(ids[None, :-1])
         rows = model(torch.arange(tok.vocab_size)[None, :])
@@ -91,15 +107,19 @@ def bigram(text, alpha):
 
 
 # ---------------------------------------------------------------------------------- data and loss
-def batches(ids, batch_size, block_size, n_batches, generator_seeds):
+def batches(ids, batch_size, block_size, n_batches, generator_seeds, global_seeds=()):
     """n_batches calls of get_batch per generator seed, each with a fresh generator (the
-    global RNG moves on between them)."""
+    global RNG moves on between them); then, per global seed, n_batches calls with
+    generator=None after torch.manual_seed(that seed)."""
     tl = _tl()
     runs = []
     for s in generator_seeds:
         g = torch.Generator().manual_seed(s)
         runs.append([tl.get_batch(ids, batch_size, block_size, g) for _ in range(n_batches)])
         torch.rand(7)
+    for s in global_seeds:
+        torch.manual_seed(s)
+        runs.append([tl.get_batch(ids, batch_size, block_size) for _ in range(n_batches)])
     return runs
 
 
@@ -132,14 +152,21 @@ def initial_logits(vocab_size, block_size, idx):
 
 
 # ---------------------------------------------------------------------------------- the transformer
-def logits_shapes(vocab_size, block_size, shapes):
+def logits_shapes(vocab_size, block_size, shapes, idx=None):
+    """Logits for random inputs of each shape (eval mode); with idx, also the logits of idx
+    in eval() and in train() mode."""
     model = _model(vocab_size, block_size)
     model.eval()
     out = []
     with torch.no_grad():
         for b, t in shapes:
             out.append(model(torch.randint(0, vocab_size, (b, t))))
-    return out
+        if idx is None:
+            return out
+        evaluated = model(idx)
+        model.train()
+        trained_mode = model(idx)
+    return {"shapes": out, "eval": evaluated, "train": trained_mode}
 
 
 def attention_module(n_embd, n_head, xs, gain):
@@ -175,6 +202,7 @@ def causality(vocab_size, block_size, idx, replacements):
     T = idx.shape[1]
     with torch.no_grad():
         base = model(idx)
+        prefixes = [model(idx[:, :t]) for t in range(1, T)]
         after = []
         for t in range(T - 1):
             changed = idx.clone()
@@ -183,7 +211,7 @@ def causality(vocab_size, block_size, idx, replacements):
         first = idx.clone()
         first[:, 0] = replacements[:, 0]
         first_changed = model(first)
-    return {"base": base, "after": after, "first_changed": first_changed}
+    return {"base": base, "after": after, "first_changed": first_changed, "prefixes": prefixes}
 
 
 def device_forward(device, vocab_size, block_size, idx, targets):
@@ -221,16 +249,16 @@ def device_train_step(device, vocab_size, block_size, batch_size, n_ids):
 _TRAINED: dict = {}
 
 
-def train_and_evaluate(steps, batch_size, block_size, n_samples, sample_len, seed):
-    """Train the student's TinyGPT with the student's loop on the kit's training corpus.
+def train_and_evaluate(train_text, alphabet, steps, batch_size, block_size, n_samples, sample_len, seed):
+    """Train the student's TinyGPT with the student's loop on ``train_text``, which the judge
+    drew from a language of its own choosing (never the kit's corpus).
 
-    Returns the training losses, the alphabet's ids and (for feedback only, None if they
+    Returns the training losses, the ids of ``alphabet`` and (for feedback only, None if they
     fail) a few generated samples; the model, the tokenizer and the bigram are kept for
     :func:`heldout_outputs`, which gets the held-out text from the judge once training is
     over (no training step can see it).
     """
     tl = _tl()
-    train_text = kt.load_corpus("train")
     tok = tl.CharTokenizer(train_text)
     train_ids = tok.encode(train_text)
     model = tl.TinyGPT(tl.GPTConfig(vocab_size=tok.vocab_size, block_size=block_size))
@@ -238,7 +266,7 @@ def train_and_evaluate(steps, batch_size, block_size, n_samples, sample_len, see
                       generator=torch.Generator().manual_seed(seed))
     model.eval()
     _TRAINED.update(model=model, tok=tok, train_ids=train_ids)
-    result = {"losses": losses, "alphabet_ids": tok.encode(kt.LANGUAGE.alphabet), "samples": None}
+    result = {"losses": losses, "alphabet_ids": tok.encode(alphabet), "samples": None}
     try:
         prompt = train_ids[: n_samples * 8].view(n_samples, 8)
         out = tl.generate(model, prompt, sample_len, temperature=1.0,
@@ -249,18 +277,22 @@ def train_and_evaluate(steps, batch_size, block_size, n_samples, sample_len, see
     return result
 
 
-def heldout_outputs(held_text, n_windows, block_size):
-    """The trained model's and the student's bigram's raw logits on ``n_windows`` held-out
-    windows of ``block_size + 1`` characters (the judge scores them), and the first layer's
-    attention map on one window (feedback only)."""
+def heldout_outputs(held_text, n_windows, block_size, shuffle_seed):
+    """The trained model's, a copy's with its weights shuffled (``shuffled_weights``) and the
+    student's bigram's raw logits on ``n_windows`` held-out windows of ``block_size + 1``
+    characters (the judge scores them), and the first layer's attention map on one window
+    (feedback only)."""
     tl = _tl()
     model, tok = _TRAINED["model"], _TRAINED["tok"]
     windows = tok.encode(held_text[: n_windows * (block_size + 1)]).view(n_windows, block_size + 1)
+    twin = shuffled_weights(model, generator=torch.Generator().manual_seed(shuffle_seed))
     with torch.no_grad():
         logits = model(windows[:, :-1])
+        shuffled_logits = twin(windows[:, :-1])
         bigram = tl.BigramLM(tok.vocab_size).fit(_TRAINED["train_ids"])
         bigram_logits = bigram(windows[:, :-1])
-    result = {"logits": logits, "bigram_logits": bigram_logits, "attention": None}
+    result = {"logits": logits, "shuffled_logits": shuffled_logits, "bigram_logits": bigram_logits,
+              "attention": None}
     try:
         with torch.no_grad():
             _, attention = model(windows[:1, :-1], return_attention=True)
@@ -271,6 +303,17 @@ def heldout_outputs(held_text, n_windows, block_size):
 
 
 # ---------------------------------------------------------------------------------- generation
+def generate_global(table, block_size, prompt, max_new_tokens, global_seeds):
+    """The student's generate() with generator=None on a TableLM, after
+    torch.manual_seed(s) for each s of global_seeds."""
+    tl = _tl()
+    outs = []
+    for s in global_seeds:
+        torch.manual_seed(s)
+        outs.append(tl.generate(TableLM(table, block_size), prompt.clone(), max_new_tokens, temperature=1.0))
+    return outs
+
+
 def generate(table, block_size, prompt, max_new_tokens, temperature, top_k, seeds, record=False):
     """The student's generate() on a TableLM, once per generator seed in `seeds`; with
     record, also the contexts the model was given (for the last seed)."""
