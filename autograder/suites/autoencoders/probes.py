@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from autograder.wire import Raised
-from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
+from autograder.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
+                               student)
 
 X_DIM = 64
 
@@ -146,6 +147,25 @@ def architecture(x: torch.Tensor, z_big: torch.Tensor) -> dict:
 
     out["decode_big"] = attempt_detached(big_decode)
 
+    def structure():
+        """What the layers imply: the code is any real vector (no activation after the encoder's
+        last layer), both halves are nonlinear (a ReLU inside each), and the decoder has no
+        dropout (decode is the same in train mode)."""
+        torch.manual_seed(torch.initial_seed())
+        model = ae.Autoencoder(x_dim=X_DIM, z_dim=24, hidden=40, dropout=0.5)
+        xs = (x - 0.5) * 40.0
+        zs = torch.linspace(-6.0, 6.0, 24 * 6).reshape(6, 24) * torch.linspace(1.0, -1.0, 24)
+        with torch.no_grad():
+            model.train()
+            decode_train = [model.decode(zs), model.decode(zs)]
+            model.eval()
+            return {"codes": model.encode(xs), "codes_mid": model.encode(0.5 * (xs + xs.flip(0))),
+                    "codes_ends": [model.encode(xs), model.encode(xs.flip(0))],
+                    "decode_mid": model.decode(0.5 * (zs + zs.flip(0))),
+                    "decode_ends": [model.decode(zs), model.decode(zs.flip(0))], "decode_train": decode_train}
+
+    out["structure"] = attempt_detached(structure)
+
     def linear_params():
         model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=3)
         return {name: tuple(p.shape) for name, p in model.named_parameters()}
@@ -179,15 +199,22 @@ def recon(x_hat, x):
     return student("autoencoders").reconstruction_loss(x_hat, x)
 
 
-def noise(kind: str, x: torch.Tensor, level: float, seeds: list) -> dict:
+def noise(kind: str, x: torch.Tensor, level: float, seeds: list, global_seed: int | None = None) -> dict:
     """gaussian_noise / masking_noise on the judge's x: one call per generator seed in
-    `seeds` (None: no generator), each on its own copy; "after" is what the calls left in x."""
+    `seeds` (None: no generator), each on the same x; "after" is what the calls left in x;
+    "global": two calls without a generator, each right after torch.manual_seed(global_seed)."""
     ae = _ae()
     fn = ae.gaussian_noise if kind == "gaussian" else ae.masking_noise
     outs, copy = [], x.clone()
     for s in seeds:
         outs.append(attempt_detached(lambda: fn(copy, level) if s is None else fn(copy, level, generator=_gen(s))))
-    return {"outputs": outs, "after": copy}
+    out = {"outputs": outs, "after": copy}
+    if global_seed is not None:
+        def seeded():
+            torch.manual_seed(global_seed)
+            return fn(x.clone(), level)
+        out["global"] = [attempt_detached(seeded), attempt_detached(seeded)]
+    return out
 
 
 # --------------------------------------------------------------------------- devices
@@ -275,47 +302,50 @@ def reconstruct_mode(x: torch.Tensor) -> dict:
 
 
 # --------------------------------------------------------------------------- learned quality
+#
+# The training data arrive as arguments: the judge draws them from this grading's hidden
+# variant (permuted digits, a transformed mixture). After training, the judge's inputs go
+# through the trained model and through a copy with its weights shuffled, so that the judge
+# can tell quality that comes from the weights from quality that comes from elsewhere.
 
 _KEPT: dict = {}
 
 
-def train_linear(seed: int, z_dim: int, steps: int, batch_size: int, lr: float) -> list:
-    """LinearAutoencoder(64, z_dim, mean=training mean) trained by the student's train on the
-    training digits; the model is kept for :func:`linear_heldout`."""
-    import kitdata.digits
+def _both(model, run) -> dict:
+    """run(model) on the trained model and on its shuffled twin (a fixed shuffle)."""
+    trained = attempt_detached(lambda: run(model))
+    return {"trained": trained,
+            "shuffled": attempt_detached(lambda: run(shuffled_weights(model, generator=_gen(12345))))}
 
+
+def train_linear(seed: int, z_dim: int, steps: int, batch_size: int, lr: float, x: torch.Tensor) -> list:
+    """LinearAutoencoder(64, z_dim, mean=the data's mean) trained by the student's train on the
+    judge's training digits x; the model is kept for :func:`linear_heldout`."""
     ae = _ae()
     torch.manual_seed(seed)
-    x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
     model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=z_dim, mean=x.mean(0))
     losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr))
     _KEPT["linear"] = model
     return losses
 
 
-def linear_heldout(x_held: torch.Tensor) -> object:
-    """The kept linear autoencoder's reconstructions of the judge's held-out digits."""
-    model = _KEPT["linear"]
-    model.eval()
-    with torch.no_grad():
-        return attempt_detached(lambda: model(x_held))
+def linear_heldout(x_held: torch.Tensor) -> dict:
+    """The kept linear autoencoder's reconstructions of the judge's held-out digits (trained and
+    shuffled)."""
+    def run(model):
+        model.eval()
+        with torch.no_grad():
+            return model(x_held.clone())
+    return _both(_KEPT["linear"], run)
 
 
-def train_dae(seed: int, data_name: str, sigma: float, steps: int, batch_size: int, lr: float,
-              z_dim: int, hidden: int, n_data: int = 0) -> list:
+def train_dae(seed: int, sigma: float, steps: int, batch_size: int, lr: float, z_dim: int, hidden: int,
+              x: torch.Tensor) -> list:
     """The student's Autoencoder trained as a denoiser by the student's train, with the
-    student's gaussian_noise(x, sigma) as the corruption, on the training digits
-    ("digits") or on n_data draws from kitdata.toy2d.ring8() ("ring8"). Kept for
+    student's gaussian_noise(x, sigma) as the corruption, on the judge's data x. Kept for
     :func:`dae_outputs`."""
-    import kitdata.digits
-    import kitdata.toy2d
-
     ae = _ae()
     torch.manual_seed(seed)
-    if data_name == "digits":
-        x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
-    else:
-        x = torch.from_numpy(kitdata.toy2d.ring8().sample(n_data))
     model = ae.Autoencoder(x_dim=x.shape[1], z_dim=z_dim, hidden=hidden)
     losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr,
                               corrupt=lambda b: ae.gaussian_noise(b, sigma)))
@@ -323,48 +353,60 @@ def train_dae(seed: int, data_name: str, sigma: float, steps: int, batch_size: i
     return losses
 
 
-def dae_outputs(inputs: list) -> list:
-    """reconstruct(kept DAE, x) for each of the judge's inputs, in order."""
-    model = _KEPT["dae"]
+def dae_outputs(inputs: list) -> dict:
+    """reconstruct(kept DAE, x) for each of the judge's inputs, in order, with the trained model
+    and with its shuffled twin."""
     ae = _ae()
-    return [attempt_detached(lambda: ae.reconstruct(model, x)) for x in inputs]
+    out = _both(_KEPT["dae"], lambda model: [attempt_detached(lambda: ae.reconstruct(model, x.clone())) for x in inputs])
+    return {key: value if isinstance(value, list) else [value] * len(inputs) for key, value in out.items()}
 
 
 # --------------------------------------------------------------------------- generation
 
 
-def latent_draws(z_dim: int, n: int, codes: torch.Tensor, seed_a: int, seed_b: int) -> dict:
+def latent_draws(z_dim: int, n: int, codes: torch.Tensor, seed_a: int, seed_b: int,
+                 other_codes: list, global_seed: int) -> dict:
     """sample_random_latents / sample_fitted_latents on the grader's LatentReader (z is read
     back from the first z_dim outputs): with no generator, twice with one seed, once with
-    another, and again with no generator."""
+    another, and again with no generator; then with no generator after torch.manual_seed
+    (twice: the global generator decides those draws); the fitted one also on each of
+    other_codes (same or other shapes)."""
     ae = _ae()
     model = LatentReader(z_dim)
     codes_copy = codes.clone()
     out = {}
+
+    def seeded(fn):
+        torch.manual_seed(global_seed)
+        return fn(None)
+
     for name, fn in (("random", lambda g: ae.sample_random_latents(model, n, generator=g)),
                      ("fitted", lambda g: ae.sample_fitted_latents(model, codes_copy, n, generator=g))):
         out[name] = [attempt_detached(lambda: fn(None)), attempt_detached(lambda: fn(_gen(seed_a))),
                      attempt_detached(lambda: fn(_gen(seed_a))), attempt_detached(lambda: fn(_gen(seed_b))),
                      attempt_detached(lambda: fn(None))]
+        out[name + "_global"] = [attempt_detached(lambda: seeded(fn)), attempt_detached(lambda: seeded(fn))]
     out["codes_after"] = codes_copy
+    out["other"] = []
+    for other in other_codes:
+        reader = LatentReader(other.shape[1], dtype=other.dtype)
+        out["other"].append(attempt_detached(
+            lambda: ae.sample_fitted_latents(reader, other.clone(), n, generator=_gen(seed_b))))
     return out
 
 
-def generate_with_ae(seed: int, steps: int, n: int, z_dim: int) -> dict:
-    """A plain Autoencoder trained by the student's train on the training digits, then n
-    decodes of random latents (N(0, I)) and of latents from the Gaussian fitted to the
-    training codes, and the codes' first two coordinates (for the feedback's picture)."""
-    import kitdata.digits
-
+def generate_with_ae(seed: int, steps: int, n: int, z_dim: int, x: torch.Tensor) -> dict:
+    """A plain Autoencoder trained by the student's train on the judge's training digits x,
+    then n decodes of random latents (N(0, I)) and of latents from the Gaussian fitted to the
+    training codes, by the trained model and by its shuffled twin (the same codes and the
+    same generator seed), and the codes' first two coordinates (for the feedback's picture)."""
     ae = _ae()
     torch.manual_seed(seed)
-    x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
     model = ae.Autoencoder(x_dim=X_DIM, z_dim=z_dim, hidden=128)
     ae.train(model, x, steps, batch_size=64, lr=2e-3)
     model.eval()
     with torch.no_grad():
         codes = model.encode(x)
-    g = _gen(seed + 1)
-    return {"random": attempt_detached(lambda: ae.sample_random_latents(model, n, generator=g)),
-            "fitted": attempt_detached(lambda: ae.sample_fitted_latents(model, codes, n, generator=g)),
-            "codes": codes.detach()}
+    random = _both(model, lambda m: ae.sample_random_latents(m, n, generator=_gen(seed + 1)))
+    fitted = _both(model, lambda m: ae.sample_fitted_latents(m, codes.clone(), n, generator=_gen(seed + 2)))
+    return {"random": random, "fitted": fitted, "codes": codes.detach()}

@@ -6,10 +6,16 @@ Conventions judged (handout.md): squared error summed over pixels, one value per
 the training loss is its batch mean against the clean target; corruption only on the
 model's input in training; no corruption and no dropout in ``reconstruct``.
 
+Learned quality is judged on data drawn in the judge from this grading's hidden variant
+(``secret_rng``): the digits under a pixel permutation (an MLP learns them exactly as well;
+undone here before FID-lite), the 2-D ring rotated, scaled, shifted and reweighted (its
+Bayes denoiser computed here). They reach the worker only as probe arguments, and every
+quality is measured on the trained model and on a copy with its weights shuffled.
+
 Statistical checks. Every test on random draws (z-test of a mean, chi-square test of a
-variance, Kolmogorov-Smirnov, binomial test of a masking fraction, correlation) runs at
-alpha = 1e-7: with fewer than 60 such tests in the suite, a correct solution fails one
-with probability below 6e-6. The draws come from the worker's seeded RNG or from
+variance, Kolmogorov-Smirnov, binomial test of a masking fraction or of a tail count,
+correlation) runs at alpha = 1e-7: with fewer than 160 such tests in the suite, a correct solution fails one
+with probability below 1.6e-5. The draws come from the worker's seeded RNG or from
 generators seeded by the judge, so a given grader seed always gives the same verdict.
 """
 
@@ -23,7 +29,7 @@ import torch
 from scipy import stats
 
 from autograder.judge import (Raised, StudentError, changed_inputs, describe_value, digit_grid, expect_close,
-                              expect_same, expect_tensor, fails, on_device, output_problems, parity_devices,
+                              expect_learned, expect_same, expect_tensor, fails, on_device, output_problems, parity_devices,
                               plottable, recorded_groups, score_checks, tier)
 from ref_autoencoders import (adam_first_step, bayes_denoiser, grader_corrupt, heldout_digits, mlp_weights,
                               noisy_score, normal_tests, pca_optimum, ref_recon, ref_train_loss,
@@ -77,7 +83,8 @@ def test_shapes(worker, seed, credit, batch, z_dim, hidden):
 
 def test_architecture(worker, seed, credit):
     """The handout's Autoencoder: its parameter count follows z_dim and hidden, dropout
-    works in train mode only, the decoder has no output activation; LinearAutoencoder has
+    works in train mode only and only in the encoder, neither the code nor the decoder's
+    output has an activation, encoder and decoder are each nonlinear; LinearAutoencoder has
     two bias-free weight matrices."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(6, X_DIM, generator=g)
@@ -121,6 +128,7 @@ def test_architecture(worker, seed, credit):
     elif float(big.double().abs().max()) < 5.0:
         problems.append("Autoencoder.decode stays bounded for huge codes: no activation after the decoder's "
                         "last layer (the Gaussian mean is any real number)")
+    problems += _structure_problems(out.get("structure"))
     params = out.get("linear_params")
     if isinstance(params, Raised):
         problems.append(f"LinearAutoencoder raised {params}")
@@ -128,7 +136,42 @@ def test_architecture(worker, seed, credit):
             or len(params) != 2:
         problems.append("LinearAutoencoder(64, 3) should have exactly two weight matrices (64 -> 3 and 3 -> 64) "
                         "and no biases")
-    score_checks(problems, 4, credit)
+    score_checks(problems, 7, credit)
+
+
+def _structure_problems(out) -> list[str]:
+    """Three checks on Autoencoder(64, 24, 40, dropout=0.5): the code is any real vector, both
+    halves are nonlinear, the decoder has no dropout. Structure a learned-quality test hardly
+    sees (a ReLU on a 16-d code, a linear decoder still denoise the digits)."""
+    if isinstance(out, Raised):
+        return [f"Autoencoder raised {out}"] * 3
+    try:
+        if not isinstance(out, dict):
+            fails(f"Autoencoder: expected its outputs, got {describe_value(out)}")
+        codes = expect_tensor(out.get("codes"), name="Autoencoder.encode", shape=(6, 24)).double()
+        mid_c = expect_tensor(out.get("codes_mid"), name="Autoencoder.encode", shape=(6, 24)).double()
+        ends_c = [expect_tensor(v, name="Autoencoder.encode", shape=(6, 24)).double() for v in out.get("codes_ends")]
+        mid_d = expect_tensor(out.get("decode_mid"), name="Autoencoder.decode", shape=(6, X_DIM)).double()
+        ends_d = [expect_tensor(v, name="Autoencoder.decode", shape=(6, X_DIM)).double() for v in out.get("decode_ends")]
+        train_d = [expect_tensor(v, name="Autoencoder.decode", shape=(6, X_DIM)) for v in out.get("decode_train")]
+    except (AssertionError, TypeError) as error:
+        return [str(error).split(chr(10))[0]] * 3
+    problems = []
+    # inputs 40 times the pixel range: an unbounded code has entries of both signs far beyond 1
+    if not bool(torch.isfinite(codes).all()) or float(codes.min()) >= 0 or float(codes.abs().max()) < 5.0:
+        problems.append("Autoencoder.encode: the code should be any real vector (no activation after the "
+                        "encoder's last layer)")
+
+    def affine(mid, ends):
+        gap = float((mid - 0.5 * (ends[0] + ends[1])).abs().max())
+        return gap <= 1e-4 * (1.0 + float(torch.stack(ends).abs().max()))
+
+    if affine(mid_c, ends_c) or affine(mid_d, ends_d):
+        problems.append("Autoencoder: the encoder and the decoder should each have a ReLU between their two "
+                        "Linear layers (one of them is a linear map)")
+    if not torch.equal(train_d[0], train_d[1]):
+        problems.append("Autoencoder.decode is random in train mode: dropout belongs in the encoder only")
+    return problems
 
 
 def test_linear_autoencoder(worker, seed):
@@ -195,38 +238,47 @@ def test_reconstruction_loss(worker, seed, credit):
 # --------------------------------------------------------------------------- corruption
 
 
-def _noise_call(worker, kind, x, level, seeds):
-    out = worker.call("noise", kind, x, level, seeds)
+def _noise_call(worker, kind, x, level, seeds, global_seed=None):
+    """The outputs for each seed in `seeds`, then (with global_seed) the two calls made right
+    after torch.manual_seed(global_seed)."""
+    out = worker.call("noise", kind, x, level, seeds, global_seed)
     fn = "gaussian_noise" if kind == "gaussian" else "masking_noise"
     if not isinstance(out, dict) or not isinstance(out.get("outputs"), list) or len(out["outputs"]) != len(seeds):
         fails(f"{fn}: expected its outputs, got {describe_value(out)}")
-    for o in out["outputs"]:
+    extra = out.get("global", []) if global_seed is not None else []
+    if not isinstance(extra, list) or len(extra) != (2 if global_seed is not None else 0):
+        fails(f"{fn}: expected its outputs, got {describe_value(extra)}")
+    for o in out["outputs"] + extra:
         if isinstance(o, Raised):
             fails(f"{fn} raised {o}")
     expect_same(out.get("after"), x, name=f"the x given to {fn} (corrupt a copy, never x in place)")
-    return [expect_tensor(o, name=fn, shape=tuple(x.shape), dtype=x.dtype) for o in out["outputs"]]
+    return [expect_tensor(o, name=fn, shape=tuple(x.shape), dtype=x.dtype) for o in out["outputs"] + extra]
 
 
 def _generator_checks(fn, outs):
-    """outs: no generator, seed a, seed a again, seed b, no generator again."""
+    """outs: no generator, seed a, seed a again, seed b, no generator again, and (when there
+    are 7) two calls without a generator each right after the same torch.manual_seed."""
     if torch.equal(outs[0], outs[4]):
         fails(f"{fn}: two calls without a generator give the same draws: draw fresh noise on every call")
     if not torch.equal(outs[1], outs[2]):
         fails(f"{fn}: two calls with generators of the same seed differ: draw with the generator given")
     if torch.equal(outs[1], outs[3]) or torch.equal(outs[0], outs[1]):
         fails(f"{fn}: the generator given does not decide the draws")
+    if len(outs) == 7 and not torch.equal(outs[5], outs[6]):
+        fails(f"{fn}: without a generator the draws should come from torch's global generator "
+              "(torch.manual_seed must fix them)")
 
 
 def test_gaussian_noise(worker, seed):
     """x_tilde - x is N(0, sigma^2) entry by entry (mean, variance, normality at alpha = 1e-7,
     for sigma 0.3 and 2.5 in float64), independent of x and across entries; sigma = 0 returns
-    x; x is never changed; a generator decides the draws."""
+    x; x is never changed; a generator decides the draws, torch's global one without it."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(400, X_DIM, generator=g, dtype=F64)
     x[::2] = 0.0                                   # half the rows black: the noise must not depend on x
     a, b = (int(v) for v in torch.randint(0, 2**31, (2,), generator=g))
     for sigma in (0.3, 2.5):
-        outs = _noise_call(worker, "gaussian", x, sigma, [None, a, a, b, None])
+        outs = _noise_call(worker, "gaussian", x, sigma, [None, a, a, b, None], global_seed=a % 100003)
         eps = (outs[0] - x) / sigma
         for part, label in ((eps, "all entries"), (eps[::2], "black pixels"), (eps[1::2], "grey pixels")):
             failed = normal_tests(part, ALPHA)
@@ -247,12 +299,12 @@ def test_gaussian_noise(worker, seed):
 def test_masking_noise(worker, seed):
     """Each entry is zeroed with probability p, independently (binomial tests at alpha = 1e-7
     for p = 0.25 and 0.7, also per row and per column), kept exactly otherwise; p = 0 and
-    p = 1; x is never changed; a generator decides the draws."""
+    p = 1; x is never changed; a generator decides the draws, torch's global one without it."""
     g = torch.Generator().manual_seed(seed)
     x = 0.05 + 0.95 * torch.rand(300, X_DIM, generator=g, dtype=F64)     # no zero pixel in x
     a, b = (int(v) for v in torch.randint(0, 2**31, (2,), generator=g))
     for p in (0.25, 0.7):
-        outs = _noise_call(worker, "masking", x, p, [None, a, a, b, None])
+        outs = _noise_call(worker, "masking", x, p, [None, a, a, b, None], global_seed=b % 100003)
         out = outs[0]
         dropped = out == 0
         kept = ~dropped
@@ -357,6 +409,11 @@ def _mechanics_problems(out, w, data, steps, size, lr, corrupted: bool) -> list[
     if corrupted and len({r for rows in batches for r in rows}) < data.shape[0]:
         problems.append(f"train: in {steps} steps the minibatches never reached some rows of the data: "
                         "draw them uniformly from all the rows")
+    n = data.shape[0]
+    runs = sum(any(set(rows) == {(start + k) % n for k in range(size)} for start in range(n)) for rows in batches)
+    if corrupted and runs > len(batches) // 2:     # uniform draws: a run of 6 of 13 rows about once in 800
+        problems.append("train: the minibatches are runs of consecutive rows of the data: draw the rows "
+                        "uniformly at random")
     if corrupted and int(out.get("calls", -1)) != steps:
         problems.append(f"train should call corrupt once per step (on the clean minibatch), called it "
                         f"{out.get('calls')} times in {steps} steps")
@@ -403,9 +460,9 @@ def test_train_mechanics(worker, seed, credit):
     """The student's train on the grader's model (a fixed tanh MLP, deterministic loss) and
     data from the seed, with the grader's corruption and without: exactly `steps` Adam
     steps of learning rate `lr`, the model in training mode, its input corrupt(x) of
-    `batch_size` rows, batches reaching every row, corrupt called once per step, and the
-    returned losses equal to the mean squared error against the clean x (the judge's
-    recomputation)."""
+    `batch_size` rows drawn at random (not runs of consecutive rows), batches reaching every
+    row, corrupt called once per step, and the returned losses equal to the mean squared
+    error against the clean x (the judge's recomputation)."""
     g = torch.Generator().manual_seed(seed)
     n, size, steps = MECHANICS["rows"], MECHANICS["batch"], MECHANICS["steps"]
     w = mlp_weights(seed, x_dim=MECHANICS["x_dim"], hidden=MECHANICS["hidden"])
@@ -416,7 +473,7 @@ def test_train_mechanics(worker, seed, credit):
     plain = _mechanics_problems(worker.call("train_mechanics", w, data, 4, size + 1, lr, False),
                                 w, data, 4, size + 1, lr, False)
     problems += [p + " (corrupt=None)" for p in plain[:1]]
-    score_checks(problems, 7, credit)
+    score_checks(problems, 8, credit)
 
 
 def test_reconstruct(worker, seed):
@@ -466,24 +523,54 @@ def _heldout_error(out, x_held, name):
     return float(ref_recon(got, x_held).mean())
 
 
+def _pair(out, name):
+    """The trained model's and the shuffled twin's outputs from a probe's {"trained", "shuffled"}."""
+    if not isinstance(out, dict) or "trained" not in out or "shuffled" not in out:
+        fails(f"{name}: expected its outputs, got {describe_value(out)}")
+    return out["trained"], out["shuffled"]
+
+
+def _shuffled_value(compute):
+    """The shuffled twin's score, inf when its outputs cannot be scored (no credit either way)."""
+    try:
+        value = compute()
+    except (AssertionError, StudentError, TypeError, ValueError, RuntimeError):
+        return float("inf")
+    return value if math.isfinite(value) else float("inf")
+
+
+def _secret_digits(secret_rng):
+    """This grading's pixel permutation and the training and held-out digits under it."""
+    from kitdata import variants
+
+    perm = variants.PixelPermutation(secret_rng)
+    x_held, y_held = heldout_digits()
+    return perm, perm.apply(train_digits()).contiguous(), perm.apply(x_held).contiguous(), y_held
+
+
 @pytest.mark.parametrize("z_dim", [2, 5])
-def test_linear_ae_matches_pca(worker, seed, thresholds, credit, artifacts, z_dim):
+def test_linear_ae_matches_pca(worker, seed, secret_rng, thresholds, credit, artifacts, z_dim):
     """A linear autoencoder with a z_dim bottleneck, trained by the student's train for a
-    fixed budget on the centred training digits, reaches the exact optimum: its held-out
-    squared error (summed over pixels, mean over digits) is scored by its relative gap to
-    the held-out error of the best rank-z_dim projection (PCA of the training covariance)."""
-    x_train = train_digits()
-    x_held, _ = heldout_digits()
+    fixed budget on this grading's training digits (a pixel permutation drawn for the
+    grading), reaches the exact optimum: its held-out squared error (summed over pixels, mean
+    over digits) is scored by its relative gap to the held-out error of the best rank-z_dim
+    projection (PCA of the same training data). The same model with its weights shuffled
+    must lose that quality."""
+    _, x_train, x_held, _ = _secret_digits(secret_rng)
     losses = worker.call("train_linear", seed, z_dim, int(thresholds["linear_steps"]),
-                         int(thresholds["linear_batch_size"]), float(thresholds["linear_lr"]))
+                         int(thresholds["linear_batch_size"]), float(thresholds["linear_lr"]), x_train)
     if isinstance(losses, Raised):
         fails(f"train raised {losses}")
-    error = _heldout_error(worker.call("linear_heldout", x_held), x_held, "LinearAutoencoder")
+    trained, shuffled = _pair(worker.call("linear_heldout", x_held), "LinearAutoencoder")
+    error = _heldout_error(trained, x_held, "LinearAutoencoder")
     best = pca_optimum(x_train, x_held, z_dim)
     gap = (error - best["heldout_error"]) / best["heldout_error"]
+    gap_shuffled = _shuffled_value(lambda: (_heldout_error(shuffled, x_held, "LinearAutoencoder")
+                                            - best["heldout_error"]) / best["heldout_error"])
     artifacts.note(f"linear AE, z_dim {z_dim}: held-out squared error {error:.4f} per digit; the best rank-{z_dim} "
                    f"projection (PCA) {best['heldout_error']:.4f}, on the training data the sum of the trailing "
-                   f"eigenvalues {best['train_error']:.4f}; gap {100 * gap:+.2f}%")
+                   f"eigenvalues {best['train_error']:.4f}; gap {100 * gap:+.2f}% (weights shuffled: "
+                   f"{100 * gap_shuffled:+.0f}%)")
     if z_dim == 2:
         _losses_figure(artifacts, losses, "linear_ae_loss.png", "your linear AE's training loss (z_dim 2)",
                        "squared error per digit")
@@ -492,7 +579,9 @@ def test_linear_ae_matches_pca(worker, seed, thresholds, credit, artifacts, z_di
     if gap < -float(thresholds["linear_gap_floor"]):
         fails("the linear autoencoder beats the best rank-z_dim projection by far: it is not a rank-z_dim "
               "linear map of the input")
-    fraction = tier(gap, thresholds["linear_gap_tiers"], higher_is_better=False)
+    tiers = thresholds["linear_gap_tiers"]
+    expect_learned(trained, shuffled, tier(gap_shuffled, tiers, higher_is_better=False), name="LinearAutoencoder")
+    fraction = tier(gap, tiers, higher_is_better=False)
     if 0 < fraction < 1:
         credit(fraction, f"the linear AE's held-out error is {100 * gap:.1f}% above PCA's: close, not there")
     if fraction > 0:
@@ -501,38 +590,48 @@ def test_linear_ae_matches_pca(worker, seed, thresholds, credit, artifacts, z_di
           "is the data centred, the model linear, and train() minimising the squared error?")
 
 
-def _dae_run(worker, seed, thresholds, prefix, data_name, n_data=0):
-    return worker.call("train_dae", seed, data_name, float(thresholds[f"{prefix}_sigma"]),
-                       int(thresholds[f"{prefix}_steps"]), int(thresholds[f"{prefix}_batch_size"]),
-                       float(thresholds[f"{prefix}_lr"]), int(thresholds[f"{prefix}_z_dim"]),
-                       int(thresholds[f"{prefix}_hidden"]), n_data)
+def _dae_run(worker, seed, thresholds, prefix, x_train, sigma):
+    return worker.call("train_dae", seed, sigma, int(thresholds[f"{prefix}_steps"]),
+                       int(thresholds[f"{prefix}_batch_size"]), float(thresholds[f"{prefix}_lr"]),
+                       int(thresholds[f"{prefix}_z_dim"]), int(thresholds[f"{prefix}_hidden"]), x_train)
 
 
-def test_dae_digits(worker, seed, thresholds, credit, artifacts):
+def _dae_outputs(worker, inputs):
+    """reconstruct on each of the judge's inputs: (trained outputs, shuffled twin's outputs)."""
+    trained, shuffled = _pair(worker.call("dae_outputs", inputs), "reconstruct")
+    if not isinstance(trained, list) or len(trained) != len(inputs):
+        fails(f"reconstruct: expected its outputs, got {describe_value(trained)}")
+    if not isinstance(shuffled, list) or len(shuffled) != len(inputs):
+        shuffled = [shuffled] * len(inputs)
+    return trained, shuffled
+
+
+def test_dae_digits(worker, seed, secret_rng, thresholds, credit, artifacts):
     """The student's Autoencoder trained as a denoiser (gaussian_noise of sigma) by the
-    student's train; held-out digits corrupted by the judge's noise go through
-    reconstruct. Scored: the held-out denoising error divided by the noisy input's own
-    error (sigma^2 per pixel), in tiers calibrated on the reference and variants; the same
-    input twice must give the same output (no corruption at evaluation time)."""
-    x_held, y_held = heldout_digits()
+    student's train on this grading's training digits (a pixel permutation drawn for the
+    grading); held-out digits under the same permutation, corrupted by the judge's noise, go
+    through reconstruct. Scored: the held-out denoising error divided by the noisy input's
+    own error (sigma^2 per pixel), in tiers calibrated on the reference and variants; the
+    same input twice must give the same output (no corruption at evaluation time); the same
+    model with its weights shuffled must lose the quality."""
+    perm, x_train, x_held, y_held = _secret_digits(secret_rng)
     sigma = float(thresholds["dae_sigma"])
-    losses = _dae_run(worker, seed, thresholds, "dae", "digits")
+    losses = _dae_run(worker, seed, thresholds, "dae", x_train, sigma)
     if isinstance(losses, Raised):
         fails(f"train raised {losses}")
-    g = torch.Generator().manual_seed(seed + 11)
+    g = torch.Generator().manual_seed(int(secret_rng.integers(2**31)))
     noisy = x_held + sigma * torch.randn(x_held.shape, generator=g)
-    outs = worker.call("dae_outputs", [noisy, noisy])
-    if not isinstance(outs, list) or len(outs) != 2:
-        fails(f"reconstruct: expected its outputs, got {describe_value(outs)}")
+    outs, twins = _dae_outputs(worker, [noisy, noisy])
     error = _heldout_error(outs[0], x_held, "reconstruct (the trained denoiser)")
     second = expect_tensor(outs[1], name="reconstruct (the trained denoiser)", shape=tuple(x_held.shape))
     noisy_error = float(ref_recon(noisy, x_held).mean())
     ratio = error / noisy_error
+    ratio_shuffled = _shuffled_value(lambda: _heldout_error(twins[0], x_held, "reconstruct") / noisy_error)
     psnr_in, psnr_out = (10 * math.log10(X_DIM / e) if e > 0 else float("inf") for e in (noisy_error, error))
 
     plt = _fig()
     shown = torch.stack([torch.nonzero(y_held == c)[0, 0] for c in range(10)])
-    rows = torch.cat([x_held[shown], noisy[shown], outs[0][shown] if isinstance(outs[0], torch.Tensor) else noisy[shown]])
+    rows = perm.undo(torch.cat([x_held[shown], noisy[shown], outs[0][shown].float()]))    # the usual layout
     image = digit_grid(rows.double(), 3, 10)
     fig, ax = plt.subplots(figsize=(image.shape[1] / 12 + 1, image.shape[0] / 12 + 0.6))
     ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -541,10 +640,14 @@ def test_dae_digits(worker, seed, thresholds, credit, artifacts):
     artifacts.figure("dae_digits.png", fig)
     _losses_figure(artifacts, losses, "dae_loss.png", "your denoiser's training loss", "squared error per digit")
     artifacts.note(f"denoising the held-out digits: squared error {error:.3f} per digit against {noisy_error:.3f} for "
-                   f"the noisy input (ratio {ratio:.3f}; PSNR {psnr_in:.1f} dB -> {psnr_out:.1f} dB)")
+                   f"the noisy input (ratio {ratio:.3f}, weights shuffled {ratio_shuffled:.2f}; PSNR {psnr_in:.1f} dB "
+                   f"-> {psnr_out:.1f} dB)")
     if not torch.equal(outs[0], second):
         fails("reconstruct gives two different outputs for the same input: no noise (and no dropout) at evaluation time")
-    fraction = tier(ratio, thresholds["dae_ratio_tiers"], higher_is_better=False)
+    tiers = thresholds["dae_ratio_tiers"]
+    expect_learned(outs[0], twins[0], tier(ratio_shuffled, tiers, higher_is_better=False),
+                   name="reconstruct (the trained denoiser)")
+    fraction = tier(ratio, tiers, higher_is_better=False)
     if 0 < fraction < 1:
         credit(fraction, f"your denoiser removes part of the noise (error ratio {ratio:.2f}), less than expected")
     if fraction > 0:
@@ -553,30 +656,35 @@ def test_dae_digits(worker, seed, thresholds, credit, artifacts):
           "model(corrupt(x)) with the clean x?")
 
 
-def test_dae_mixture(worker, seed, thresholds, credit, artifacts):
-    """The student's Autoencoder trained as a denoiser on draws from the 2-D Gaussian mixture
-    kitdata.toy2d.ring8(), then judged against the Bayes-optimal denoiser E[x | x_tilde]
-    (known exactly): the excess mean squared error E|f(x_tilde) - E[x|x_tilde]|^2 on the
-    judge's fresh draws, relative to the optimal denoiser's own error, in tiers. An excess far
-    below any trained network's is not a trained network (the exact formula returned) and
-    scores 0. Feedback: the learned residual field f(x_tilde) - x_tilde against
-    sigma^2 grad log p_sigma (Tweedie's formula)."""
-    import kitdata.toy2d
+def test_dae_mixture(worker, seed, secret_rng, thresholds, credit, artifacts):
+    """The student's Autoencoder trained as a denoiser on draws from this grading's 2-D
+    Gaussian mixture (kitdata.toy2d.ring8() rotated, scaled, shifted and reweighted, drawn
+    for the grading; the noise level scales with it), then judged against that mixture's
+    Bayes-optimal denoiser E[x | x_tilde] (known exactly): the excess mean squared error
+    E|f(x_tilde) - E[x|x_tilde]|^2 on the judge's fresh draws, relative to the optimal
+    denoiser's own error, in tiers. An excess far below any trained network's is not a
+    trained network and scores 0, as does quality that survives shuffling the weights.
+    Feedback: the learned residual field f(x_tilde) - x_tilde against sigma^2 grad log
+    p_sigma (Tweedie's formula)."""
+    from kitdata import toy2d, variants
 
-    mixture = kitdata.toy2d.ring8()
-    sigma = float(thresholds["mix_sigma"])
-    losses = _dae_run(worker, seed, thresholds, "mix", "ring8", int(thresholds["mix_train_points"]))
+    base = toy2d.ring8()
+    mixture = variants.mixture(base, secret_rng)
+    scale = float(np.asarray(mixture.std).reshape(-1)[0] / np.asarray(base.std).reshape(-1)[0])
+    sigma = float(thresholds["mix_sigma"]) * scale       # the same task in the mixture's own units
+    g = torch.Generator().manual_seed(int(secret_rng.integers(2**31)))
+    x_train = torch.from_numpy(mixture.sample(int(thresholds["mix_train_points"]), g))
+    losses = _dae_run(worker, seed, thresholds, "mix", x_train, sigma)
     if isinstance(losses, Raised):
         fails(f"train raised {losses}")
-    g = torch.Generator().manual_seed(seed + 23)
     n = int(thresholds["mix_eval_points"])
     x = torch.from_numpy(mixture.sample(n, g)).double()
     noisy = x + sigma * torch.randn(x.shape, generator=g, dtype=F64)
-    axis = torch.linspace(-3.0, 3.0, 13, dtype=F64)
-    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
-    outs = worker.call("dae_outputs", [noisy.float(), grid.float()])
-    if not isinstance(outs, list) or len(outs) != 2:
-        fails(f"reconstruct: expected its outputs, got {describe_value(outs)}")
+    means = torch.from_numpy(np.asarray(mixture.means, dtype=np.float64))
+    centre, reach = means.mean(0), 1.5 * float((means - means.mean(0)).norm(dim=1).max())
+    axis = torch.linspace(-1.0, 1.0, 13, dtype=F64) * reach
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2) + centre
+    outs, twins = _dae_outputs(worker, [noisy.float(), grid.float()])
     for o in outs:
         if isinstance(o, Raised):
             fails(f"reconstruct raised {o}")
@@ -585,6 +693,12 @@ def test_dae_mixture(worker, seed, thresholds, credit, artifacts):
     best = bayes_denoiser(mixture, noisy, sigma)
     mmse = float(((best - x) ** 2).sum(-1).mean())
     excess = float(((out - best) ** 2).sum(-1).mean()) / mmse
+
+    def shuffled_excess():
+        twin = expect_tensor(twins[0], name="reconstruct", shape=(n, 2)).double()
+        return float(((twin - best) ** 2).sum(-1).mean()) / mmse
+
+    excess_shuffled = _shuffled_value(shuffled_excess)
     if tweedie_gap(mixture, grid, sigma) > 1e-9:
         fails("grader error: Tweedie's formula does not hold for the judge's denoiser")  # never for a student
 
@@ -592,25 +706,29 @@ def test_dae_mixture(worker, seed, thresholds, credit, artifacts):
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     ax.scatter(noisy[:600, 0], noisy[:600, 1], s=2, c="0.75")
     true = (sigma ** 2) * noisy_score(mixture, grid, sigma)
-    learned = torch.from_numpy(plottable(on_grid - grid.float().double(), low=-10, high=10))
+    learned = torch.from_numpy(plottable(on_grid - grid.float().double(), low=-10 * reach, high=10 * reach))
     ax.quiver(grid[:, 0], grid[:, 1], true[:, 0], true[:, 1], color="tab:blue", angles="xy", scale_units="xy",
               scale=2, width=0.004, label="sigma^2 grad log p_sigma (Tweedie)")
     ax.quiver(grid[:, 0], grid[:, 1], learned[:, 0], learned[:, 1], color="tab:red", angles="xy", scale_units="xy",
               scale=2, width=0.003, label="your f(x~) - x~")
-    ax.set_xlim(-3.4, 3.4)
-    ax.set_ylim(-3.4, 3.4)
+    ax.set_xlim(float(centre[0]) - 1.15 * reach, float(centre[0]) + 1.15 * reach)
+    ax.set_ylim(float(centre[1]) - 1.15 * reach, float(centre[1]) + 1.15 * reach)
     ax.set_aspect("equal")
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title("denoiser residual vs the true score", fontsize=9)
     artifacts.figure("dae_residual_field.png", fig)
-    artifacts.note(f"2-D mixture, sigma {sigma}: your denoiser's excess error over the Bayes-optimal E[x|x~] is "
-                   f"{100 * excess:.1f}% of the optimum's own error ({mmse:.4f} per point)")
+    artifacts.note(f"2-D mixture, sigma {sigma:.3f}: your denoiser's excess error over the Bayes-optimal E[x|x~] is "
+                   f"{100 * excess:.1f}% of the optimum's own error ({mmse:.4f} per point); weights shuffled "
+                   f"{100 * excess_shuffled:.0f}%")
     if not math.isfinite(excess):
         fails("your 2-D denoiser's outputs are not finite")
     if excess < float(thresholds["mix_excess_floor"]):
         fails("your 2-D denoiser matches the exact Bayes denoiser more closely than any trained network here: "
               "the denoiser must be learned by train(), not written in")
-    fraction = tier(excess, thresholds["mix_excess_tiers"], higher_is_better=False)
+    tiers = thresholds["mix_excess_tiers"]
+    expect_learned(outs[0], twins[0], tier(excess_shuffled, tiers, higher_is_better=False),
+                   name="reconstruct (the 2-D denoiser)")
+    fraction = tier(excess, tiers, higher_is_better=False)
     if 0 < fraction < 1:
         credit(fraction, f"your 2-D denoiser is {100 * excess:.0f}% of the optimum's error away from it")
     if fraction > 0:
@@ -622,76 +740,153 @@ def test_dae_mixture(worker, seed, thresholds, credit, artifacts):
 # --------------------------------------------------------------------------- generation
 
 
-def test_random_latents(worker, seed, thresholds, credit, artifacts):
+def _whitened_problem(fn, z, m, chol, want):
+    """The first failing normality or independence test of L^-1 (z - m), or None."""
+    white = torch.linalg.solve_triangular(chol, (z - m).T, upper=False).T
+    for j in range(white.shape[1]):
+        failed = normal_tests(white[:, j], ALPHA)
+        if failed:
+            return f"{fn}: the latent vectors decoded are not drawn from {want} ({failed}, dim {j})"
+    pooled = normal_tests(white, ALPHA)        # all dimensions together: a variance off by a few percent
+    if pooled:
+        return f"{fn}: the latent vectors decoded are not drawn from {want} ({pooled}, all dims)"
+    for t in (2.5, 3.0):                        # the tails, where a truncated or clipped draw shows
+        k, p = int((white.abs() > t).sum()), 2 * float(stats.norm.sf(t))
+        if stats.binomtest(k, white.numel(), p).pvalue < ALPHA:
+            return f"{fn}: the latent vectors decoded are not drawn from {want} (tails beyond {t} std)"
+    r = torch.corrcoef(white.T)
+    off = r[~torch.eye(white.shape[1], dtype=torch.bool)].abs().max()
+    if float(off) * math.sqrt(white.shape[0]) > stats.norm.isf(ALPHA / 2):
+        return (f"{fn}: the latent dimensions are not correlated as they should be "
+                + ("(independent for N(0, I))" if "N(0, I)" in want else "(the full covariance C, through L L^T = C)"))
+    return None
+
+
+def _fit(codes):
+    codes = codes.double()
+    m = codes.mean(0)
+    c = (codes - m).T @ (codes - m) / (codes.shape[0] - 1)
+    return m, torch.linalg.cholesky(c)
+
+
+def _other_codes(g, codes):
+    """Codes the fitted sampler meets besides the first ones, with what each case tests:
+    other codes of the same shape (nothing kept from an earlier call); a few codes, z_dim + 2
+    of them, where 1/N and 1/(N-1) differ by a fifth (the covariance's normalisation); and
+    codes of a trained AE's size in float32, (1497, 16), whose dimensions sit at offsets up
+    to 40 with standard deviations 0.1-5. Trained plain AEs on the digits give codes within
+    |z| < 3 and per-dimension std 0.36-0.8 (reference, seeds 0-2); the margin is 10x on the
+    offset, where a one-pass E[z z^T] - m m^T loses every digit of a small variance."""
+    small = torch.randn(codes.shape[1] + 2, codes.shape[1], generator=g, dtype=F64) * 1.5 - 0.5
+    offsets = (torch.rand(16, generator=g, dtype=F64) * 2 - 1) * 40
+    spread = 0.1 * 50 ** torch.rand(16, generator=g, dtype=F64)
+    mixing = torch.eye(16, dtype=F64) + 0.3 * torch.randn(16, 16, generator=g, dtype=F64).tril(-1)
+    big = (torch.randn(1497, 16, generator=g, dtype=F64) @ mixing.T * spread + offsets).float()
+    return [("other codes of the same shape", codes.flip(0) * 0.5 - 2.0),
+            ("a few codes (z_dim + 2: the covariance's 1/(N - 1))", small),
+            ("float32 codes of a trained autoencoder's size, far from 0", big)]
+
+
+def test_latent_samplers(worker, seed, credit):
     """sample_random_latents decodes z ~ N(0, I) and sample_fitted_latents decodes z ~ N(m, C)
     fitted to the codes (the grader's decoder writes z into the first pixels, so the judge
-    reads z back and tests it at alpha = 1e-7; a generator decides the draws; the codes are
-    left unchanged). Feedback, not scored: FID-lite (computed here) of both kinds of
-    samples from a plain AE trained by the student's train, beside a VAE's."""
-    import kitdata.metrics
-
+    reads z back and tests it at alpha = 1e-7; a generator decides the draws, torch's global
+    generator without one; the codes are left unchanged), the fitted one again on other codes
+    of the same shape, on a few codes, and on float32 codes of a trained model's size."""
     g = torch.Generator().manual_seed(seed)
     z_dim, n = 3, 3000
     mix = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [-0.5, 0.3, 0.4]], dtype=F64)   # correlated codes
     codes = torch.randn(400, z_dim, generator=g, dtype=F64) @ mix.T * 2 + torch.tensor([3.0, -1.0, 0.5], dtype=F64)
     a, b = (int(v) for v in torch.randint(0, 2**31, (2,), generator=g))
-    out = worker.call("latent_draws", z_dim, n, codes, a, b)
+    others = _other_codes(g, codes)
+    out = worker.call("latent_draws", z_dim, n, codes, a, b, [c for _, c in others], a % 100003)
     if not isinstance(out, dict):
         fails(f"the samplers: expected their outputs, got {describe_value(out)}")
-    m = codes.mean(0)
-    c = (codes - m).T @ (codes - m) / (codes.shape[0] - 1)
-    chol = torch.linalg.cholesky(c)
+    m, chol = _fit(codes)
     problems = []
     for name, fn in (("random", "sample_random_latents"), ("fitted", "sample_fitted_latents")):
         try:
             calls = out.get(name)
-            if not isinstance(calls, list) or len(calls) != 5:
+            extra = out.get(name + "_global")
+            if not isinstance(calls, list) or len(calls) != 5 or not isinstance(extra, list) or len(extra) != 2:
                 fails(f"{fn}: expected its outputs, got {describe_value(calls)}")
-            for v in calls:
+            for v in calls + extra:
                 if isinstance(v, Raised):
                     fails(f"{fn} raised {v}")
-            samples = [expect_tensor(v, name=fn, shape=(n, X_DIM), dtype=F64) for v in calls]
+            samples = [expect_tensor(v, name=fn, shape=(n, X_DIM), dtype=F64) for v in calls + extra]
             if float(samples[0][:, z_dim:].abs().max()) > 1e-12:
                 fails(f"{fn} should return decode(z) as it is")
             z = samples[0][:, :z_dim]
-            white = z if name == "random" else torch.linalg.solve_triangular(chol, (z - m).T, upper=False).T
-            for j in range(z_dim):
-                failed = normal_tests(white[:, j], ALPHA)
-                if failed:
-                    want = "N(0, I)" if name == "random" else "the Gaussian N(m, C) fitted to the codes"
-                    fails(f"{fn}: the latent vectors decoded are not drawn from {want} ({failed}, dim {j})")
-            r = torch.corrcoef(white.T)
-            off = r[~torch.eye(z_dim, dtype=torch.bool)].abs().max()
-            if float(off) * math.sqrt(n) > stats.norm.isf(ALPHA / 2):
-                fails(f"{fn}: the latent dimensions are not correlated as they should be "
-                      + ("(independent for N(0, I))" if name == "random" else "(the full covariance C, through L L^T = C)"))
+            if name == "random":
+                problem = _whitened_problem(fn, z, torch.zeros(z_dim, dtype=F64), torch.eye(z_dim, dtype=F64), "N(0, I)")
+            else:
+                problem = _whitened_problem(fn, z, m, chol, "the Gaussian N(m, C) fitted to the codes")
+            if problem:
+                fails(problem)
             _generator_checks(fn, samples)
             if name == "fitted":
                 expect_same(out.get("codes_after"), codes, name="the codes given to sample_fitted_latents")
         except AssertionError as error:
             problems.append(str(error))
-    score_checks(problems, 2, credit)
+    got = out.get("other")
+    for i, (label, other) in enumerate(others):
+        fn = "sample_fitted_latents"
+        try:
+            value = got[i] if isinstance(got, list) and len(got) == len(others) else None
+            if isinstance(value, Raised):
+                fails(f"{fn} raised {value} on {label}")
+            sample = expect_tensor(value, name=f"{fn} ({label})", shape=(n, X_DIM), dtype=other.dtype)
+            mo, cho = _fit(other)
+            problem = _whitened_problem(fn, sample[:, : other.shape[1]].double(), mo, cho,
+                                        f"the Gaussian N(m, C) fitted to the codes, on {label}")
+            if problem:
+                fails(problem)
+        except AssertionError as error:
+            problems.append(str(error))
+    score_checks(problems, 2 + len(others), credit)
 
-    # Feedback only: what a plain AE's decoder makes of random latents.
-    try:
-        gen = worker.call("generate_with_ae", seed, int(thresholds["gen_steps"]), int(thresholds["gen_samples"]),
-                          int(thresholds["gen_z_dim"]))
-    except StudentError as error:     # feedback only: a failure here costs nothing
-        artifacts.note(f"no random-latent samples to show: {error}")
-        return
+
+def test_random_latents(worker, seed, secret_rng, thresholds, credit, artifacts):
+    """Generation with a plain autoencoder: the student's Autoencoder trained by the student's
+    train on this grading's training digits (a pixel permutation drawn for the grading), then
+    sample_fitted_latents through the trained model, from the judge's generator seed. Scored:
+    FID-lite of those samples (the permutation undone, computed here) against the held-out
+    digits, in tiers; the same generation through the model with its weights shuffled must
+    lose that quality. Feedback: the same for z ~ N(0, I) (sample_random_latents), not scored,
+    since the scale of a plain AE's codes is arbitrary."""
+    import kitdata.metrics
+
+    perm, x_train, _, _ = _secret_digits(secret_rng)
+    gen = worker.call("generate_with_ae", seed, int(thresholds["gen_steps"]), int(thresholds["gen_samples"]),
+                      int(thresholds["gen_z_dim"]), x_train)
+    if isinstance(gen, Raised):
+        fails(f"train raised {gen}")
     if not isinstance(gen, dict):
-        return
-    panels, lines = [], []
-    for key, label in (("random", "z ~ N(0, I)"), ("fitted", "z ~ Gaussian fitted to the codes")):
-        s = gen.get(key)
-        if not isinstance(s, torch.Tensor) or s.dim() != 2 or s.shape[1] != X_DIM or not torch.isfinite(s).all():
+        fails(f"the samplers: expected their outputs, got {describe_value(gen)}")
+    n = int(thresholds["gen_samples"])
+
+    def fid(value, fn):
+        if isinstance(value, Raised):
+            fails(f"{fn} raised {value}")
+        s = expect_tensor(value, name=fn, shape=(n, X_DIM))
+        if not bool(torch.isfinite(s).all()):
+            fails(f"{fn}: the samples are not finite")
+        shown = perm.undo(s.double()).clamp(0, 1)      # pixels: FID-lite's classifier reads values in [0, 1]
+        return kitdata.metrics.fid_lite(shown), shown
+
+    results, panels = {}, []
+    for key, fn, label in (("fitted", "sample_fitted_latents", "z ~ Gaussian fitted to the codes"),
+                           ("random", "sample_random_latents", "z ~ N(0, I)")):
+        trained, shuffled = _pair(gen.get(key), fn)
+        try:
+            value, shown = fid(trained, fn)
+        except AssertionError as error:
+            if key == "fitted":
+                raise
+            artifacts.note(f"no N(0, I) samples to show: {error}")
             continue
-        shown = s.double().clamp(0, 1)       # pixels: FID-lite's classifier reads values in [0, 1]
-        fid = kitdata.metrics.fid_lite(shown) if shown.shape[0] >= 2 else float("nan")
-        lines.append(f"{label}: FID-lite {fid:.1f}")
-        panels.append((f"{label}, FID-lite {fid:.1f}", digit_grid(shown, 6, 10)))
-    if not panels:
-        return
+        results[key] = (value, _shuffled_value(lambda: fid(shuffled, fn)[0]), trained, shuffled)
+        panels.append((f"{label}, FID-lite {value:.1f}", digit_grid(shown, 6, 10)))
     plt = _fig()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.4))
     for ax, (title, image) in zip(np.atleast_1d(axes), panels):
@@ -699,7 +894,19 @@ def test_random_latents(worker, seed, thresholds, credit, artifacts):
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     artifacts.figure("ae_random_latents.png", fig)
-    artifacts.note("decoding random latent vectors with your plain autoencoder (pixels clipped to [0, 1]), "
-                   "FID-lite against the held-out digits (lower is better; a VAE of the same size reaches "
-                   "about 3-4, the digits themselves 0; the same autoencoder with its code rescaled has the "
-                   "same loss and a far worse N(0, I) FID-lite, see the handout): " + "; ".join(lines))
+    value, value_shuffled, trained, shuffled = results["fitted"]
+    artifacts.note(f"FID-lite of your plain AE's samples against the held-out digits (lower is better; pixels "
+                   f"clipped to [0, 1]): fitted Gaussian {value:.2f} (weights shuffled {value_shuffled:.1f})"
+                   + (f", N(0, I) {results['random'][0]:.2f}" if "random" in results else "")
+                   + "; a VAE of the same size reaches about 3-4, the digits themselves 0")
+    tiers = thresholds["gen_fid_tiers"]
+    expect_learned(trained, shuffled, tier(value_shuffled, tiers, higher_is_better=False),
+                   name="sample_fitted_latents (the trained autoencoder)")
+    fraction = tier(value, tiers, higher_is_better=False)
+    if 0 < fraction < 1:
+        credit(fraction, f"your autoencoder's samples from the fitted Gaussian reach FID-lite {value:.1f}: "
+                         "close, not there")
+    if fraction > 0:
+        return
+    fails(f"your autoencoder's samples from the fitted Gaussian are far from the digits (FID-lite {value:.1f}): "
+          "are train(), encode, decode and sample_fitted_latents right?")
