@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from autograder.wire import Raised
-from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
+from autograder.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
+                               student)
 
 X_DIM = 64
 TRAIN_BATCH = 64
@@ -80,7 +81,20 @@ def shapes(batch: int, z_dim: int, k: int, inputs: dict) -> dict:
         out[name] = attempt_detached(lambda: call(*copies))
         after[name] = dict(zip(args, copies))
     out["inputs_after"] = after
+    out["structure"] = attempt_detached(lambda: _structure(model, inputs["x"]))
     return out
+
+
+def _structure(model, x) -> dict:
+    """What forward and encode give on the same x: forward's (mu, logvar) and logits in
+    train() and eval() mode, encode's (mu, logvar) and decode(mu)."""
+    mu, logvar = model.encode(x)
+    model.train()
+    train = model(x)
+    model.eval()
+    evaluation = model(x)
+    model.train()
+    return {"encode": [mu, logvar], "decode_mu": model.decode(mu), "forward_train": train, "forward_eval": evaluation}
 
 
 # --------------------------------------------------------------------------- maths
@@ -122,8 +136,24 @@ def elbo_replicas(weights, x, replicas: int) -> dict:
         return student("vae").elbo(_fixed(weights), x.repeat(replicas, 1))
 
 
-def prior_samples(weights, n: int):
-    return student("vae").sample(_fixed(weights, cast_latents=True), n)
+def prior_samples(weights, n: int, z_dim: int, reseed: int) -> dict:
+    """sample(model, n) on the grader's linear decoder, called four times: twice in a row,
+    then twice right after torch.manual_seed(reseed). Each call's first 200 rows, and the
+    first z_dim columns of all n (where the decoder wrote z), to keep the reply small."""
+    vae = student("vae")
+    model = _fixed(weights, cast_latents=True)
+
+    def draw():
+        out = vae.sample(model, n)
+        if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == n and out.shape[1] >= z_dim:
+            return {"shape": list(out.shape), "head": out[:200], "latent": out[:, :z_dim]}
+        return out
+
+    calls = [attempt_detached(draw), attempt_detached(draw)]
+    for _ in range(2):
+        torch.manual_seed(reseed)
+        calls.append(attempt_detached(draw))
+    return {"calls": calls}
 
 
 def iwae(weights, x, replicas: int, ks: list) -> dict:
@@ -211,14 +241,30 @@ class RecordingVAE(FixedVAE):
         return super().encode(x)
 
 
-def train_mechanics(weights, data, steps: int, batch_size: int, lr: float) -> dict:
+def train_mechanics(weights, data, steps: int, batch_size: int, lr: float, reseed: int) -> dict:
     """The student's train on the grader's model (tiny encoder sigma: a deterministic loss)
     and the judge's data: its returned losses as they are, the batches and weights of every
-    step, and the final weights."""
+    step, and the final weights. Then twice more right after torch.manual_seed(reseed), with
+    Python's and NumPy's generators seeded differently each time: the batches of those runs
+    ("rerun_batches"), which only torch's generator may decide."""
+    import random
+
+    import numpy as np
+
     model = RecordingVAE(weights)
     losses = attempt_detached(lambda: student("vae").train(model, data, steps, batch_size=batch_size, lr=lr))
-    return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
-            "final": model.weights()}
+    out = {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
+           "final": model.weights()}
+    reruns = []
+    for other in (1, 2):
+        torch.manual_seed(reseed)
+        random.seed(other)
+        np.random.seed(other)
+        again = RecordingVAE(weights)
+        attempt(lambda: student("vae").train(again, data, steps, batch_size=batch_size, lr=lr))
+        reruns.append([group["batches"][0] for group in again.groups[:steps]])
+    out["rerun_batches"] = reruns
+    return out
 
 
 def train_on(device: str) -> object:
@@ -236,36 +282,45 @@ def train_on(device: str) -> object:
 _TRAINED: dict = {}
 
 
-def train_and_sample(seed: int, steps: int, n_samples: int) -> dict:
-    """Train the student's VAE with the student's `train` for `steps` steps on the training
-    digits, then generate. Returns samples and losses; the model is kept for
-    :func:`heldout_report`, which gets the held-out digits from the judge once training is
-    over (the worker cannot read them from any file)."""
-    import kitdata.digits
-
+def train_and_sample(x_train: torch.Tensor, steps: int, z: torch.Tensor) -> dict:
+    """Train the student's VAE with the student's `train` for `steps` steps on the judge's
+    training digits (a variant drawn for this grading), then decode the judge's latent
+    vectors z (n, 64, cut to the model's Z) with the trained decoder and with a copy whose
+    weights are shuffled. Returns the raw logits and the losses; the models are kept for
+    :func:`heldout_report`, which gets the held-out digits once training is over."""
     vae = student("vae")
-    torch.manual_seed(seed)
-    x_train = torch.from_numpy(kitdata.digits.load_digits("train")[0])
     model = vae.VAE(x_dim=X_DIM)
     losses = detached(vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR))
     model.eval()
-    torch.manual_seed(seed + 1)
-    samples = attempt_detached(lambda: vae.sample(model, n_samples))
-    _TRAINED.update(model=model)
-    return {"samples": samples, "losses": losses}
+    twin = shuffled_weights(model)
+    twin.eval()
+    _TRAINED.update(model=model, twin=twin)
+    with torch.no_grad():
+        latent = z[:, : int(model.z_dim)]
+        logits = attempt_detached(lambda: model.decode(latent))
+        shuffled = attempt_detached(lambda: twin.decode(latent))
+    return {"prior_logits": logits, "shuffled_prior_logits": shuffled, "losses": losses}
+
+
+def _report(model, x_held, eps) -> dict:
+    """The encoder's (mu, logvar) on the held-out digits and the decoder's logits at
+    z = mu + sigma * eps for the judge's noise eps (draws, N, 64), cut to the model's Z."""
+    mu, logvar = model.encode(x_held)
+    eps = eps[..., : mu.shape[-1]].to(mu.dtype)  # the judge sends noise for up to 64 latent dims
+    z = mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * eps
+    logits = model.decode(z.reshape(-1, z.shape[-1])).reshape(eps.shape[0], x_held.shape[0], -1)
+    return {"mu": mu, "logvar": logvar, "logits": logits}
 
 
 def heldout_report(x_held: torch.Tensor, y_held: torch.Tensor, eps: torch.Tensor) -> dict:
-    """Raw outputs of the trained model on the held-out digits, from which the judge computes
-    the -ELBO: the encoder's (mu, logvar) and the decoder's logits at z = mu + sigma * eps for
-    the judge's noise eps (draws, N, 64), cut to the model's Z. Also reconstructions of one held-out digit of each
-    class and a walk through latent space, for the model the last train_and_sample trained."""
-    model = _TRAINED["model"]
+    """Raw outputs of the trained model (and of its shuffled copy) on the held-out digits,
+    from which the judge computes the -ELBO; also reconstructions of one held-out digit of
+    each class and a walk through latent space, for the model the last train_and_sample
+    trained. The digits come in the grading's variant; the judge undoes it for pictures."""
+    model, twin = _TRAINED["model"], _TRAINED["twin"]
     with torch.no_grad():
-        mu, logvar = model.encode(x_held)
-        eps = eps[..., : mu.shape[-1]].to(mu.dtype)  # the judge sends noise for up to 64 latent dims
-        z = mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * eps
-        logits = model.decode(z.reshape(-1, z.shape[-1])).reshape(eps.shape[0], x_held.shape[0], -1)
+        out = _report(model, x_held, eps)
+        shuffled = attempt_detached(lambda: _report(twin, x_held, eps))
         shown = torch.stack([x_held[y_held == c][0] for c in range(10)])     # one of each digit
         centres, _ = model.encode(shown)
         recon = torch.sigmoid(model.decode(centres))
@@ -273,7 +328,7 @@ def heldout_report(x_held: torch.Tensor, y_held: torch.Tensor, eps: torch.Tensor
         walks = [torch.sigmoid(model.decode((1 - t) * centres[a] + t * centres[b]))
                  for a, b in [(0, 1), (3, 8), (4, 7)]]
     return {
-        "mu": mu, "logvar": logvar, "logits": logits,
+        **out, "shuffled": shuffled,
         "inputs": shown,
         "reconstructions": recon,
         "walk": torch.cat(walks),

@@ -125,6 +125,34 @@ def adam_first_step(w, x, lr: float) -> dict[str, torch.Tensor]:
     return {k: (-lr * v.grad / (v.grad.abs() + 1e-8), v.grad) for k, v in leaves.items()}
 
 
+def adam_step_errors(weights: list[dict], batches: list[torch.Tensor], lr: float,
+                     betas=(0.9, 0.999), eps: float = 1e-8) -> list[float]:
+    """How far each recorded step is from Adam's (PyTorch's defaults, learning rate lr): the
+    gradient of each step recomputed at that step's recorded weights on its recorded batch,
+    the moments carried from step to step, and the largest |recorded - predicted| update of
+    the weights whose gradient moments are not tiny, in units of lr. ``weights`` holds the
+    weights before each step and after the last one."""
+    m = {k: torch.zeros_like(v) for k, v in weights[0].items()}
+    v2 = {k: torch.zeros_like(v) for k, v in weights[0].items()}
+    errors = []
+    for t, x in enumerate(batches):
+        leaves = {k: w.detach().clone().double().requires_grad_(True) for k, w in weights[t].items()}
+        ref_train_loss(leaves, x.double()).backward()
+        worst = 0.0
+        for k, leaf in leaves.items():
+            g = leaf.grad
+            m[k] = betas[0] * m[k] + (1 - betas[0]) * g
+            v2[k] = betas[1] * v2[k] + (1 - betas[1]) * g * g
+            denom = (v2[k] / (1 - betas[1] ** (t + 1))).sqrt()
+            predicted = -lr * (m[k] / (1 - betas[0] ** (t + 1))) / (denom + eps)
+            moved = weights[t + 1][k].double() - weights[t][k].double()
+            sure = denom > 1e-3
+            if bool(sure.any()):
+                worst = max(worst, float((moved - predicted)[sure].abs().max()) / lr)
+        errors.append(worst)
+    return errors
+
+
 # --------------------------------------------------------------------------- data and statistics
 
 
