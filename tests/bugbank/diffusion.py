@@ -206,4 +206,128 @@ BUGS = [
         old="        x = torch.sqrt(a_s).to(x.dtype) * x0_hat + torch.sqrt(1 - a_s).to(x.dtype) * eps",
         new="        x.copy_(torch.sqrt(a_s).to(x.dtype) * x0_hat + torch.sqrt(1 - a_s).to(x.dtype) * eps)",
         why="updates x_T in place (the caller's tensor)"),
+    # ---- state kept between calls ------------------------------------------------------------
+    Bug("make_schedule_cached_by_T", test="test_schedules", file=F, kind="state",
+        old="    alphas = 1.0 - betas\n    alpha_bars = torch.cumprod(alphas, dim=0)\n",
+        new="    cache = make_schedule.__dict__.setdefault('cache', {})   # computed once per T\n"
+            "    if betas.shape[0] in cache:\n        return dict(cache[betas.shape[0]])\n"
+            "    alphas = 1.0 - betas\n    alpha_bars = torch.cumprod(alphas, dim=0)\n"
+            "    cache[betas.shape[0]] = {'betas': betas.clone(), 'alphas': alphas, 'alpha_bars': alpha_bars,\n"
+            "                             'posterior_variance': torch.cat([torch.zeros(1, dtype=betas.dtype),\n"
+            "                                 (1 - alpha_bars[:-1]) / (1 - alpha_bars[1:]) * betas[1:]])}\n",
+        why="the schedule cached by T alone: other betas of the same length get the first call's schedule"),
+    Bug("linear_betas_cached_by_T", test="test_schedules", file=F, kind="state",
+        old="    betas = torch.zeros(T + 1, dtype=torch.float64)\n    betas[1:] = torch.linspace(",
+        new="    cache = linear_betas.__dict__.setdefault('cache', {})\n"
+            "    if T in cache:\n        return cache[T].clone()\n"
+            "    betas = cache.setdefault(T, torch.zeros(T + 1, dtype=torch.float64))\n    betas[1:] = torch.linspace(",
+        why="linear_betas memoised on T: a second call with other beta_1, beta_T returns the first one"),
+    Bug("cosine_betas_cached_by_T", test="test_schedules", file=F, kind="state",
+        old="    betas[1:] = torch.clamp(1 - alpha_bar[1:] / alpha_bar[:-1], max=max_beta)\n    return betas",
+        new="    betas[1:] = torch.clamp(1 - alpha_bar[1:] / alpha_bar[:-1], max=max_beta)\n"
+            "    cosine_betas.__dict__.setdefault('cache', {}).setdefault(T, betas.clone())\n"
+            "    return cosine_betas.__dict__['cache'][T].clone()",
+        why="cosine_betas memoised on T: a second call with other s or max_beta returns the first result"),
+    Bug("reverse_step_coefficients_cached_by_T", test="test_reverse_step", file=F, kind="state",
+        old='    beta, alpha, alpha_bar = schedule["betas"][t], schedule["alphas"][t], schedule["alpha_bars"][t]',
+        new='    T = schedule["betas"].shape[0] - 1\n'
+            '    table = reverse_step.__dict__.setdefault("tables", {}).setdefault(\n'
+            '        T, (schedule["betas"].clone(), schedule["alphas"].clone(), schedule["alpha_bars"].clone()))\n'
+            '    beta, alpha, alpha_bar = table[0][t], table[1][t], table[2][t]',
+        why="the schedule's tables kept per T on the first call: another schedule with the same T uses stale ones"),
+    Bug("ddim_alpha_bars_cached_by_T", test="test_ddim_exact", file=F, kind="state",
+        old='    taus = [(i * T) // steps for i in range(steps, -1, -1)]\n    x = x_T',
+        new='    taus = [(i * T) // steps for i in range(steps, -1, -1)]\n'
+            '    schedule = ddim_sample.__dict__.setdefault("cache", {}).setdefault(T, schedule)\n    x = x_T',
+        why="the schedule remembered per T: a second schedule with the same T is never read"),
+    Bug("sample_x_T_cached_by_shape", test="test_sampler_exact", file=F, kind="state",
+        old="    x = torch.randn(n, dim, device=weight.device, dtype=weight.dtype)\n",
+        new="    starts = sample.__dict__.setdefault('starts', {})   # one x_T per (n, dim), 'for reproducibility'\n"
+            "    x = starts.setdefault((n, dim, weight.dtype, str(weight.device)),\n"
+            "                          torch.randn(n, dim, device=weight.device, dtype=weight.dtype)).clone()\n",
+        why="x_T drawn once per shape and reused on every later call"),
+    # ---- generator=None and torch's global seed -----------------------------------------------
+    Bug("q_sample_private_generator", test="test_q_sample", file=F, kind="global_seed",
+        old="        noise = torch.randn_like(x0)\n    a = alpha_bars",
+        new="        gen = q_sample.__dict__.setdefault('gen', torch.Generator(device=x0.device).manual_seed(0))\n"
+            "        noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)\n    a = alpha_bars",
+        why="a private generator seeded once: fresh noise on every call, but torch.manual_seed does not fix it"),
+    Bug("loss_t_from_python_random", test="test_loss", file=F, kind="global_seed",
+        old="        t = torch.randint(1, T + 1, (x0.shape[0],), device=x0.device)\n    if noise",
+        new="        import random\n"
+            "        t = torch.tensor([random.randint(1, T) for _ in range(x0.shape[0])], device=x0.device)\n    if noise",
+        why="t drawn with Python's random module: uniform on 1..T, but not fixed by torch.manual_seed"),
+    Bug("train_numpy_batches", test="test_train_mechanics", file=F, kind="global_seed",
+        old="        index = torch.randint(0, data.shape[0], (batch_size,), device=data.device)",
+        new="        import numpy as np\n"
+            "        index = torch.as_tensor(np.random.randint(0, data.shape[0], batch_size), device=data.device)",
+        why="minibatches drawn with numpy: uniform, but not fixed by torch.manual_seed as the handout asks"),
+    Bug("sample_private_generator", test="test_sampler_exact", file=F, kind="global_seed",
+        old="    x = torch.randn(n, dim, device=weight.device, dtype=weight.dtype)\n",
+        new="    gen = torch.Generator(device=weight.device).manual_seed(1234)\n"
+            "    x = torch.randn(n, dim, device=weight.device, dtype=weight.dtype, generator=gen)\n",
+        why="x_T from a generator seeded with a constant: every call starts from the same x_T"),
+    # ---- a modified prior or noise ------------------------------------------------------------
+    Bug("sample_shrunk_prior", test="test_sampler_exact", file=F, kind="prior",
+        old="    x = torch.randn(n, dim, device=weight.device, dtype=weight.dtype)\n",
+        new="    x = 0.9 * torch.randn(n, dim, device=weight.device, dtype=weight.dtype)   # a little 'temperature'\n",
+        why="x_T ~ N(0, 0.81 I): a shrunk prior, samples a little sharper than p_theta"),
+    Bug("sample_truncated_prior", test="test_sampler_exact", file=F, kind="prior",
+        old="    x = torch.randn(n, dim, device=weight.device, dtype=weight.dtype)\n",
+        new="    x = torch.nn.init.trunc_normal_(torch.empty(n, dim, device=weight.device, dtype=weight.dtype), a=-3.0, b=3.0)\n",
+        why="x_T from a normal truncated at 3 std (the 'truncation trick')"),
+    Bug("sample_clamped_step_noise", test="test_sampler_exact", file=F, kind="statistics",
+        old="        z = torch.randn_like(x)\n",
+        new="        z = torch.randn_like(x).clamp(-3.5, 3.5)   # no wild steps\n",
+        why="the reverse steps' noise clamped at 3.5 std: 1 draw in 2,000 changed"),
+    Bug("sample_prior_clamped_at_4", test="test_sampler_exact", file=F, kind="statistics",
+        old="    x = torch.randn(n, dim, device=weight.device, dtype=weight.dtype)\n",
+        new="    x = torch.randn(n, dim, device=weight.device, dtype=weight.dtype).clamp(-4, 4)\n",
+        why="x_T clamped at 4 std: 6 draws in 100,000 moved"),
+    # ---- train() / eval() mode ----------------------------------------------------------------
+    Bug("eps_model_dropout", test="test_time_embedding", file=F, kind="mode",
+        old="            nn.Linear(hidden, hidden), nn.ReLU(),\n",
+        new="            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(0.1),\n",
+        why="dropout in the noise predictor: forward depends on the mode"),
+    Bug("eps_model_batchnorm", test="test_time_embedding", file=F, kind="mode",
+        old="            nn.Linear(dim + emb_dim, hidden), nn.ReLU(),\n",
+        new="            nn.Linear(dim + emb_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),\n",
+        why="batch norm: batch statistics in train mode, running ones in eval mode"),
+    # ---- training mechanics -------------------------------------------------------------------
+    Bug("train_zero_grad_once", test="test_train_mechanics", file=F, kind="mechanics",
+        old="        optimiser.zero_grad()\n        loss.backward()",
+        new="        if not losses:\n            optimiser.zero_grad()\n        loss.backward()",
+        why="zero_grad only before the first step: later gradients pile up"),
+    Bug("train_new_adam_every_step", test="test_train_mechanics", file=F, kind="mechanics",
+        old="        optimiser.zero_grad()\n        loss.backward()",
+        new="        optimiser = torch.optim.Adam(model.parameters(), lr=lr)\n"
+            "        optimiser.zero_grad()\n        loss.backward()",
+        why="a fresh Adam each step: its moments never build up (every step is a first step)"),
+    Bug("train_adamw", test="test_train_mechanics", file=F, kind="mechanics",
+        old="optimiser = torch.optim.Adam(model.parameters(), lr=lr)",
+        new="optimiser = torch.optim.AdamW(model.parameters(), lr=lr)",
+        why="AdamW (weight decay 0.01) where the handout asks for Adam"),
+    Bug("train_consecutive_rows", test="test_train_mechanics", file=F, kind="mechanics",
+        old="        index = torch.randint(0, data.shape[0], (batch_size,), device=data.device)",
+        new="        start = int(torch.randint(0, data.shape[0] - batch_size + 1, ()))\n"
+            "        index = torch.arange(start, start + batch_size, device=data.device)",
+        why="a window of consecutive rows at a random start: every row is reached, no batch is a random draw"),
+    Bug("train_epochs_unshuffled", test="test_train_mechanics", file=F, kind="mechanics",
+        old="        index = torch.randint(0, data.shape[0], (batch_size,), device=data.device)",
+        new="        start = (len(losses) * batch_size) % data.shape[0]\n"
+            "        index = torch.arange(start, start + batch_size, device=data.device) % data.shape[0]",
+        why="passes over the data in order, never shuffled"),
+    # ---- extreme inputs where real schedules go -------------------------------------------------
+    Bug("ddim_alpha_bar_floor", test="test_ddim_exact", file=F, kind="extreme",
+        old='        a_t, a_s = schedule["alpha_bars"][t], schedule["alpha_bars"][s]',
+        new='        a_t, a_s = schedule["alpha_bars"][t].clamp(min=1e-4), schedule["alpha_bars"][s]   # no division by ~0',
+        why="alpha_bar floored at 1e-4 'for stability': wrong where real schedules end (4e-5 for DDPM's T = 1000)"),
+    Bug("reverse_variance_floor", test="test_reverse_step", file=F, kind="extreme",
+        old='        var = schedule["posterior_variance"][t]',
+        new='        var = schedule["posterior_variance"][t].clamp(min=1e-4)   # beta-tilde is 0 at t = 1',
+        why="beta-tilde floored at 1e-4: wrong at t = 2 of DDPM's T = 1000 schedule (5.5e-5)"),
+    Bug("reverse_float32_schedule", test="test_reverse_step", file=F, kind="extreme",
+        old='    beta, alpha, alpha_bar = schedule["betas"][t], schedule["alphas"][t], schedule["alpha_bars"][t]',
+        new='    beta, alpha, alpha_bar = (schedule[k][t].float() for k in ("betas", "alphas", "alpha_bars"))',
+        why="the schedule cast to float32 first: 1 - alpha_bar_t rounds where alpha_bar_t is near 1"),
 ]

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from autograder.wire import Raised
-from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
+from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
 
 T_TRAIN = 100          # steps of the linear schedule the quality probes use
 TOY_HIDDEN = 128
@@ -117,6 +117,17 @@ def model_outputs(dim: int, x, ts: list) -> list:
         return [attempt_detached(lambda: model(x, torch.full((x.shape[0],), int(t), dtype=torch.long))) for t in ts]
 
 
+def model_modes(dim: int, x, t) -> dict:
+    """The student's EpsModel(dim) on the same (x, t) in train() mode, twice, and in eval() mode."""
+    model = student("diffusion").EpsModel(dim=dim)
+    out = {}
+    with torch.no_grad():
+        for name, train in (("train", True), ("train_again", True), ("eval", False)):
+            model.train(train)
+            out[name] = attempt_detached(lambda: model(x.clone(), t.clone()))
+    return out
+
+
 # --------------------------------------------------------------------------- maths
 
 
@@ -185,6 +196,61 @@ def exact_ddim(mix: dict, schedule: dict, x_T, steps: int) -> dict:
     start = x_T.clone()
     out = attempt_detached(lambda: student("diffusion").ddim_sample(model, schedule, start, steps))
     return {"x0": out, "ts": [c["t"] for c in model.calls[: steps + 2]], "after": start}
+
+
+# --------------------------------------------------------------------------- the prior, state and seeds
+
+
+class ZeroEps(nn.Module):
+    """eps = 0 at every step, recording every x_t it is shown (in the dtype of its one parameter)."""
+
+    def __init__(self, dtype=torch.float64):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1, dtype=dtype))
+        self.calls: list = []
+
+    def forward(self, x, t):
+        self.calls.append(x.detach().clone())
+        return x * 0
+
+
+def prior_draws(schedule: dict, n: int, dim: int) -> dict:
+    """Two calls of the student's sample(ZeroEps, schedule (T = 2), n, dim): the x_T and x_1
+    the model was shown in each (x_1 - x_2 / sqrt(alpha_2) is the step's noise)."""
+    d = student("diffusion")
+    out = []
+    for _ in range(2):
+        model = ZeroEps()
+        done = attempt_detached(lambda: d.sample(model, schedule, n, dim))
+        out.append({"error": done if isinstance(done, Raised) else None, "calls": model.calls[:3]})
+    return {"first": out[0], "second": out[1]}
+
+
+def seeded_calls(function: str, seed: int, inputs: dict) -> list:
+    """The student's function run under torch.manual_seed(seed), again under the same seed, and
+    under seed + 1, drawing its randomness from torch's global generator (generator=None)."""
+    d = student("diffusion")
+    calls = {
+        "q_sample": lambda: d.q_sample(inputs["x0"].clone(), inputs["t"].clone(), inputs["alpha_bars"]),
+        "diffusion_loss": lambda: d.diffusion_loss(SmallEps(inputs["weights"]), inputs["x0"].clone(),
+                                                   inputs["alpha_bars"]),
+        "sample": lambda: d.sample(MixtureEps(inputs["mix"], inputs["schedule"]["alpha_bars"]), inputs["schedule"],
+                                   inputs["n"], 2),
+        "train": lambda: d.train(SmallEps(inputs["weights"]), inputs["data"].clone(), inputs["alpha_bars"],
+                                 inputs["steps"], batch_size=inputs["batch_size"], lr=inputs["lr"]),
+    }
+    out = []
+    for s in (seed, seed, seed + 1):
+        torch.manual_seed(s)
+        with torch.no_grad() if function != "train" else torch.enable_grad():
+            out.append(attempt_detached(calls[function]))
+    return out
+
+
+def ddim_small(weights: dict, schedule: dict, x_T, steps: int):
+    """The student's ddim_sample from the judge's x_T with the grader's SmallEps in x_T's dtype."""
+    model = SmallEps({k: v.to(x_T.dtype) for k, v in weights.items()})
+    return attempt_detached(lambda: student("diffusion").ddim_sample(model, schedule, x_T.clone(), steps))
 
 
 # --------------------------------------------------------------------------- devices
@@ -275,41 +341,65 @@ class Watched(nn.Module):
         self.model, self.keep, self.calls = model, keep, []
 
     def forward(self, x, t):
-        self.calls.append(x[: self.keep].detach().clone())
+        if self.keep:
+            self.calls.append(x[: self.keep].detach().clone())
         return self.model(x, t)
 
 
-def train_toy(seed: int, data, steps: int, batch_size: int, lr: float, n_samples: int) -> dict:
-    """The student's EpsModel(dim=2) trained by the student's train on the judge's samples
-    of a 2-D mixture (the worker never sees its parameters), then ``sample``, watching the
-    first rows of the reverse trajectory."""
+def _generate(d, model, sch, x_T, zs):
+    """The ancestral sampler written out with the student's reverse_step and the student's
+    network, from the judge's x_T and per-step noise zs[T - t] (t = T..2; t = 1 adds none)."""
+    T = sch["betas"].shape[0] - 1
+    x = x_T.clone()
+    with torch.no_grad():
+        for t in range(T, 0, -1):
+            steps = torch.full((x.shape[0],), t, dtype=torch.long)
+            z = zs[T - t] if t > 1 else torch.zeros_like(x)
+            x = d.reverse_step(x, t, model(x, steps), sch, z.clone())
+    return x
+
+
+def _quality_runs(d, model, sch, seed: int, x_T, zs, dim: int, keep: int = 0) -> dict:
+    """After training: the judge's generation (x_T and noise from the judge, through the
+    student's trained network and reverse_step) and the student's own ``sample``, each on the
+    trained network and on a copy with its weights shuffled (``shuffled_weights``)."""
+    model.eval()
+    twin = shuffled_weights(model, generator=torch.Generator().manual_seed(seed + 7))
+    out = {"guided": attempt_detached(lambda: _generate(d, model, sch, x_T, zs)),
+           "guided_shuffled": attempt_detached(lambda: _generate(d, twin, sch, x_T, zs))}
+    torch.manual_seed(seed + 1)
+    watched = Watched(model, keep=keep)
+    out["samples"] = attempt_detached(lambda: d.sample(watched, sch, x_T.shape[0], dim))
+    out["trajectory"] = [x for x in watched.calls[:: 10][:12]] if keep else []
+    torch.manual_seed(seed + 1)
+    out["samples_shuffled"] = attempt_detached(lambda: d.sample(twin, sch, x_T.shape[0], dim))
+    return out
+
+
+def train_toy(seed: int, data, steps: int, batch_size: int, lr: float, x_T, zs) -> dict:
+    """The student's EpsModel(dim=2) trained by the student's train on the judge's samples of
+    this grading's hidden 2-D mixture (the worker never sees its parameters), then the runs of
+    ``_quality_runs``; the first rows of the student's reverse trajectory for the feedback."""
     d = student("diffusion")
     torch.manual_seed(seed)
     sch = _schedule_of(d)
     model = d.EpsModel(dim=2, hidden=TOY_HIDDEN)
     losses = detached(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
-    model.eval()
-    torch.manual_seed(seed + 1)
-    watched = Watched(model, keep=300)
-    samples = attempt_detached(lambda: d.sample(watched, sch, n_samples, 2))
-    return {"samples": samples, "losses": losses, "trajectory": watched.calls[:: 10][:12]}
+    return {"losses": losses, **_quality_runs(d, model, sch, seed, x_T, zs, 2, keep=300)}
 
 
-def train_digits(seed: int, steps: int, batch_size: int, lr: float, n_samples: int) -> dict:
-    """The student's EpsModel(dim=64) trained by the student's train on the training digits
-    scaled to [-1, 1], then ``sample``; also the student's q_sample on one training digit
-    at several t (the forward process, for the feedback)."""
-    import kitdata.digits
-
+def train_digits(seed: int, data, steps: int, batch_size: int, lr: float, x_T, zs) -> dict:
+    """The student's EpsModel(dim=64) trained by the student's train on the judge's training
+    digits (scaled to [-1, 1], under this grading's hidden pixel permutation), then the runs
+    of ``_quality_runs``; also the student's q_sample on one training row at several t (the
+    forward process, for the feedback)."""
     d = student("diffusion")
     torch.manual_seed(seed)
-    x = torch.from_numpy(kitdata.digits.load_digits("train")[0]) * 2 - 1
     sch = _schedule_of(d)
     model = d.EpsModel(dim=64, hidden=DIGITS_HIDDEN)
-    losses = detached(d.train(model, x, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
-    model.eval()
-    torch.manual_seed(seed + 1)
-    samples = attempt_detached(lambda: d.sample(model, sch, n_samples, 64))
+    losses = detached(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
+    out = {"losses": losses, **_quality_runs(d, model, sch, seed, x_T, zs, 64)}
     ts = torch.tensor([1, 5, 10, 20, 30, 45, 60, 80, 100])
-    forward = attempt_detached(lambda: d.q_sample(x[:1].repeat(len(ts), 1), ts, sch["alpha_bars"]))
-    return {"samples": samples, "losses": losses, "forward": forward, "forward_t": ts}
+    out["forward"] = attempt_detached(lambda: d.q_sample(data[:1].repeat(len(ts), 1), ts, sch["alpha_bars"]))
+    out["forward_t"] = ts
+    return out

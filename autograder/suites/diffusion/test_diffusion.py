@@ -26,13 +26,13 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite,
+from autograder.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite, expect_learned,
                               expect_same, expect_tensor, fails, on_device, output_problems, parity_devices,
                               plottable, recorded_groups, score_checks, tier)
 from ref_diffusion import (ddim_taus, mixture_eps, mixture_log_prob, mixture_sample, ref_sample,
                            nearest_component, random_mixture, ref_cosine_betas, ref_ddim, ref_linear_betas,
                            ref_q_sample, ref_reverse_mean, ref_reverse_step, ref_schedule, ref_sigma,
-                           ref_time_embedding, ring_mixture, small_eps_loss, small_weights)
+                           ref_time_embedding, small_eps, small_eps_loss, small_weights)
 
 F64 = torch.float64
 ALPHA = 1e-7
@@ -89,39 +89,52 @@ def test_schedules(worker, seed, credit):
     """linear_betas and cosine_betas against float64 references for T, beta_1, beta_T, s and
     max_beta drawn from the seed (entry 0 is 0, beta_T clipped at max_beta), T = 1 for the
     linear one, and make_schedule's alphas, alpha_bars and posterior variance (beta-tilde,
-    0 at t = 1) on the judge's betas, the betas left unchanged. Credit per function."""
+    0 at t = 1) on the judge's betas, the betas left unchanged; each function called again
+    with the same T and other arguments (nothing cached by T). Credit per function."""
     g = torch.Generator().manual_seed(seed)
     T = int(torch.randint(20, 300, (1,), generator=g))
     linear = [float(10 ** (-4 + 2 * torch.rand(1, generator=g))), float(0.05 + 0.2 * torch.rand(1, generator=g))]
     cosine = [float(0.004 + 0.02 * torch.rand(1, generator=g)), float(0.9 + 0.09 * torch.rand(1, generator=g))]
-    betas = ref_cosine_betas(T, 0.008, 0.999) * (0.5 + torch.rand(T + 1, generator=g, dtype=F64))
+    # A valid schedule (every beta in [0, 0.999]): beyond 1, alpha_t < 0 and an implementation
+    # through log(alpha_t) (exp of a cumulative sum, a correct idiom) would be judged on nonsense.
+    betas = (ref_cosine_betas(T, 0.008, 0.999) * (0.5 + torch.rand(T + 1, generator=g, dtype=F64))).clamp(max=0.999)
     betas[0] = 0.0
+    # The same T again with other arguments, in the same worker: nothing may be cached by T or
+    # by the length of betas alone.
+    linear2 = [linear[0] * 0.5, linear[1] * 1.5]
+    cosine2 = [cosine[0] * 2, cosine[1] - 0.05]
+    betas2 = betas * 0.7
     out = worker.call("schedules", T, linear, cosine, betas)
     one = worker.call("schedules", 1, linear, cosine, betas)
+    again = worker.call("schedules", T, linear2, cosine2, betas2)
     problems, total = [], 4
-    checks = [("linear_betas", out.get("linear"), ref_linear_betas(T, *linear)),
-              ("linear_betas with T = 1", one.get("linear"), ref_linear_betas(1, *linear)),
-              ("cosine_betas", out.get("cosine"), ref_cosine_betas(T, *cosine))]
-    for name, got, want in checks:
+    checks = [[("linear_betas", out.get("linear"), ref_linear_betas(T, *linear)),
+               ("linear_betas (a second call with the same T)", again.get("linear"), ref_linear_betas(T, *linear2))],
+              [("linear_betas with T = 1", one.get("linear"), ref_linear_betas(1, *linear))],
+              [("cosine_betas", out.get("cosine"), ref_cosine_betas(T, *cosine)),
+               ("cosine_betas (a second call with the same T)", again.get("cosine"), ref_cosine_betas(T, *cosine2))]]
+    for group in checks:
         try:
-            if isinstance(got, Raised):
-                fails(f"{name} raised {got}")
-            expect_close(expect_tensor(got, name=name, shape=tuple(want.shape), dtype=F64), want, name=name,
-                         rtol=1e-10, atol=1e-13)
+            for name, got, want in group:
+                if isinstance(got, Raised):
+                    fails(f"{name} raised {got}")
+                expect_close(expect_tensor(got, name=name, shape=tuple(want.shape), dtype=F64), want, name=name,
+                             rtol=1e-10, atol=1e-13)
         except AssertionError as error:
             problems.append(str(error))
     try:
-        sch = out.get("schedule")
-        if isinstance(sch, Raised):
-            fails(f"make_schedule raised {sch}")
-        if not isinstance(sch, dict):
-            fails(f"make_schedule should return a dict, got {describe_value(sch)}")
-        want = ref_schedule(betas)
-        for key in ("alphas", "alpha_bars", "posterior_variance", "betas"):
-            name = f"make_schedule(betas)[{key!r}]"
-            expect_close(expect_tensor(sch.get(key), name=name, shape=(T + 1,), dtype=F64), want[key], name=name,
-                         rtol=1e-10, atol=1e-14)
-        expect_same(out.get("betas_after"), betas, name="make_schedule's argument betas")
+        for reply, given, which in ((out, betas, ""), (again, betas2, " (a second call, betas of the same length)")):
+            sch = reply.get("schedule")
+            if isinstance(sch, Raised):
+                fails(f"make_schedule raised {sch}")
+            if not isinstance(sch, dict):
+                fails(f"make_schedule should return a dict, got {describe_value(sch)}")
+            want = ref_schedule(given)
+            for key in ("alphas", "alpha_bars", "posterior_variance", "betas"):
+                name = f"make_schedule(betas)[{key!r}]{which}"
+                expect_close(expect_tensor(sch.get(key), name=name, shape=(T + 1,), dtype=F64), want[key], name=name,
+                             rtol=1e-10, atol=1e-14)
+            expect_same(reply.get("betas_after"), given, name="make_schedule's argument betas")
     except AssertionError as error:
         problems.append(str(error))
     score_checks(problems, total, credit, f"T = {T}")
@@ -134,7 +147,8 @@ def test_q_sample(worker, seed, credit):
     """q_sample against float64 for given noise (t = 1, T and between; float64 and float32,
     with a schedule so gentle that 1 - alpha_bar_t rounds to 0 in float32), and its drawn
     noise: 20,000 rows have standardised noise of mean 0, variance 1, Gaussian (each at
-    alpha = 1e-7), fresh on a second call; inputs unchanged."""
+    alpha = 1e-7), fresh on a second call; inputs unchanged; the draws follow torch's global
+    seed (the same torch.manual_seed, the same x_t; another seed, another x_t)."""
     g = torch.Generator().manual_seed(seed)
     problems = []
     T = 50
@@ -183,7 +197,32 @@ def test_q_sample(worker, seed, credit):
             fails("q_sample: a second call repeats the first call's noise: draw fresh noise on every call")
     except AssertionError as error:
         problems.append(str(error))
-    score_checks(problems, 4, credit)
+    problems += _global_seed_problems(worker, "q_sample", seed, {"x0": x0d[:50], "t": td[:50], "alpha_bars": sch["alpha_bars"]},
+                                      "q_sample (noise=None)")
+    score_checks(problems, 5, credit)
+
+
+def _global_seed_problems(worker, function: str, seed: int, inputs: dict, what: str) -> list[str]:
+    """generator=None means torch's global generator: the same torch.manual_seed gives the same
+    result, another seed another one (a private or fixed generator fails one of the two)."""
+    runs = worker.call("seeded_calls", function, 1000 + seed, inputs)
+    if not isinstance(runs, list) or len(runs) != 3:
+        return [f"{what}: expected three results, got {describe_value(runs)}"]
+    for run in runs:
+        if isinstance(run, Raised):
+            return [f"{what} raised {run}"]
+
+    def same(a, b) -> bool:
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+            return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+        return isinstance(a, list) and isinstance(b, list) and a == b
+
+    if not same(runs[0], runs[1]):
+        return [f"{what}: two calls after the same torch.manual_seed differ: draw from torch's global generator "
+                "(torch.randn_like, torch.randint, ...), not a generator of your own"]
+    if same(runs[0], runs[2]):
+        return [f"{what}: the result does not change with torch.manual_seed: draw from torch's global generator"]
+    return []
 
 
 # --------------------------------------------------------------------------- network
@@ -191,8 +230,9 @@ def test_q_sample(worker, seed, credit):
 
 def test_time_embedding(worker, seed, credit):
     """time_embedding against float64 for t from 1 to 1000 and two sizes (sin half, then cos
-    half), float32 out; and the student's EpsModel gives different outputs at different t
-    for the same x (it uses the step)."""
+    half), float32 out; the student's EpsModel gives different outputs at different t for
+    the same x (it uses the step), and the same outputs in train() and eval() mode at the
+    digits' size."""
     g = torch.Generator().manual_seed(seed)
     problems = []
     t = torch.cat([torch.tensor([1, 1000]), torch.randint(1, 1000, (5,), generator=g)])
@@ -215,7 +255,26 @@ def test_time_embedding(worker, seed, credit):
                 fails("EpsModel gives the same output at different t: feed time_embedding(t) to the network")
     except AssertionError as error:
         problems.append(str(error))
-    score_checks(problems, 3, credit)
+    # The handout: EpsModel's forward does not depend on train() / eval() mode (no dropout, no
+    # batch statistics), at the digits' size: a batch of 32 rows of 64 in float32.
+    xm = torch.randn(32, 64, generator=g)
+    tm = torch.randint(1, 101, (32,), generator=g)
+    modes = worker.call("model_modes", 64, xm, tm)
+    try:
+        if not isinstance(modes, dict):
+            fails(f"EpsModel: expected outputs, got {describe_value(modes)}")
+        outs = {}
+        for key in ("train", "train_again", "eval"):
+            if isinstance(modes.get(key), Raised):
+                fails(f"EpsModel(dim=64) raised {modes[key]}")
+            outs[key] = expect_tensor(modes.get(key), name="EpsModel(dim=64)", shape=(32, 64), dtype=torch.float32)
+        if not (torch.allclose(outs["train"], outs["train_again"], rtol=1e-5, atol=1e-6)
+                and torch.allclose(outs["train"], outs["eval"], rtol=1e-5, atol=1e-6)):
+            fails("EpsModel: forward gives different outputs in train() and eval() mode (or twice in train mode): "
+                  "it must not depend on the mode (no dropout, no batch norm)")
+    except AssertionError as error:
+        problems.append(str(error))
+    score_checks(problems, 4, credit)
 
 
 # --------------------------------------------------------------------------- loss
@@ -231,7 +290,7 @@ def test_loss(worker, seed, credit):
     and dimensions of distinct sizes), and with t and noise drawn by the student: 12,000 t's
     uniform on 1..T (chi-square), the noise in each x_t standard normal, and every returned
     loss equal to the judge's recomputation from what the network was shown (the target is
-    the noise that made x_t)."""
+    the noise that made x_t); the draws follow torch's global seed."""
     g = torch.Generator().manual_seed(seed)
     problems = []
     T = LOSS_T
@@ -293,7 +352,10 @@ def test_loss(worker, seed, credit):
                                   "(noise - model(x_t, t))^2 for the noise that made x_t")
     except AssertionError as error:
         draws_problems = [str(error)] * 3      # nothing to judge the draws on: all three checks lost
-    score_checks(problems + draws_problems, 1 + 3, credit)
+    draws_problems += _global_seed_problems(worker, "diffusion_loss", seed,
+                                            {"weights": w, "x0": x0, "alpha_bars": sch["alpha_bars"]},
+                                            "diffusion_loss (t and noise drawn)")
+    score_checks(problems + draws_problems, 1 + 3 + 1, credit)
 
 
 # --------------------------------------------------------------------------- reverse step
@@ -311,31 +373,47 @@ def _reverse_cases(g):
                 cases.append((name, sch, t, variance, F64))
     gentle = ref_schedule(ref_linear_betas(10, 1e-10, 1e-8))
     cases.append(("gentle (1 - alpha_bar_t < 1e-7), float32", gentle, 5, "posterior", torch.float32))
+    # Another linear schedule with the same T = 50 in the same worker: nothing cached by T.
+    other = ref_schedule(ref_linear_betas(50, 3e-3, 0.05))
+    cases.append(("another linear (the same T)", other, int(torch.randint(3, 50, (1,), generator=g)), "posterior", F64))
+    # Realistic extremes at the digits' size (64-d, float32): DDPM's linear schedule for T = 1000
+    # (beta 1e-4 .. 0.02: 1 - alpha_bar_1 = 1e-4, beta-tilde_2 = 5.5e-5, alpha_bar_T = 4.0e-5) and the
+    # cosine one (alpha_bar_T = 2.4e-9, beta_T = 0.999), at t = 2 and t = T. The schedules trained
+    # here reach alpha_bar_T = 2.0e-5 (linear_betas(100)); these go a factor 10^4 below it.
+    ddpm, cosine = ref_schedule(ref_linear_betas(1000, 1e-4, 0.02)), _schedule("cosine", 1000)
+    for name, sch in (("DDPM linear T = 1000, 64-d float32", ddpm), ("cosine T = 1000, 64-d float32", cosine)):
+        for t in (2, 1000):
+            cases.append((name, sch, t, "posterior", torch.float32))
     return cases
 
 
 def test_reverse_step(worker, seed, credit):
     """reverse_step against float64: the posterior mean written through eps, the variance
     beta-tilde_t ("posterior") or beta_t ("beta"), no noise at t = 1, at t = 1, 2, T and
-    between, on a linear and a cosine schedule, and in float32 where alpha_bar_t is within
-    1e-7 of 1; inputs unchanged. Credit: the fraction of cases right."""
+    between, on a linear and a cosine schedule, in float32 where alpha_bar_t is within 1e-7
+    of 1, on a second linear schedule with the same T, and at 64-d float32 at t = 2 and T of
+    DDPM's and the cosine schedule for T = 1000; inputs unchanged. Credit: the fraction of
+    cases right."""
     g = torch.Generator().manual_seed(seed)
     cases = _reverse_cases(g)
     problems = []
     for name, sch, t, variance, dtype in cases:
-        x = torch.randn(5, 3, generator=g, dtype=F64).to(dtype)
-        eps = torch.randn(5, 3, generator=g, dtype=F64).to(dtype)
-        z = torch.randn(5, 3, generator=g, dtype=F64).to(dtype)
+        shape = (16, 64) if "64-d" in name else (5, 3)
+        x = torch.randn(*shape, generator=g, dtype=F64).to(dtype)
+        eps = torch.randn(*shape, generator=g, dtype=F64).to(dtype)
+        z = torch.randn(*shape, generator=g, dtype=F64).to(dtype)
         label = f"reverse_step (t = {t}, variance={variance!r}, {name} schedule)"
         try:
             out = worker.call("reverse", x, t, eps, sch, z, variance)
             got = out.get("x") if isinstance(out, dict) else out
             if isinstance(got, Raised):
                 fails(f"{label} raised {got}")
-            got = expect_tensor(got, name=label, shape=(5, 3), dtype=dtype)
+            got = expect_tensor(got, name=label, shape=shape, dtype=dtype)
             expect_finite(got, name=label)
             tol = 1e-10 if dtype == F64 else 1e-5
-            expect_close(got, ref_reverse_step(x, t, eps, sch, z, variance), name=label, rtol=tol, atol=tol)
+            want = ref_reverse_step(x, t, eps, sch, z, variance)
+            # float32 rounding of x_t and eps alone is amplified by 1 / sqrt(alpha_t) (31.6 at beta_T = 0.999)
+            expect_close(got, want, name=label, rtol=tol, atol=tol * max(1.0, float(1 / sch["alphas"][t].sqrt())))
             for arg, original in zip(("x_t", "eps_hat", "z"), (x, eps, z)):
                 expect_same(out["after"][["x_t", "eps_hat", "z"].index(arg)], original, name=f"reverse_step's {arg}")
         except AssertionError as error:
@@ -423,9 +501,9 @@ def _distribution_problems(samples, mix, sch, variance: str, g, what: str) -> li
     return []
 
 
-def _density_figure(plt, mix, panels, title_prefix: str):
+def _density_figure(plt, mix, panels, title_prefix: str, extent: float = 3.5):
     """Scatter plots of point sets over the contours of the mixture's density."""
-    axis = torch.linspace(-3.5, 3.5, 120, dtype=F64)
+    axis = torch.linspace(-extent, extent, 120, dtype=F64)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
     density = mixture_log_prob(mix, grid).exp().reshape(120, 120).numpy()
     fig, axes = plt.subplots(1, len(panels), figsize=(2.1 * len(panels), 2.3))
@@ -433,8 +511,8 @@ def _density_figure(plt, mix, panels, title_prefix: str):
         ax.contour(axis.numpy(), axis.numpy(), density, levels=6, linewidths=0.5, colors="tab:blue")
         p = plottable(points)
         ax.scatter(p[:, 0], p[:, 1], s=1.5, c="black", alpha=0.5, linewidths=0)
-        ax.set_xlim(-3.5, 3.5)
-        ax.set_ylim(-3.5, 3.5)
+        ax.set_xlim(-extent, extent)
+        ax.set_ylim(-extent, extent)
         ax.set_aspect("equal")
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
@@ -449,8 +527,9 @@ def test_sampler_exact(worker, seed, credit, artifacts):
     the judge draws from the seed (T = 100, both variances): every step of the trajectory
     against the reverse step recomputed in the judge (t = T..1 in order, the variance of
     each step's noise, no noise at t = 1), and the samples against the mixture (moments,
-    components' shares, share near a mean, mean log-density). Credit: the fraction of checks
-    passed over the two variances."""
+    components' shares, share near a mean, mean log-density); x_T and a step's z exactly
+    N(0, I) on 10^6 draws (not shrunk, truncated or clamped), x_T fresh on a second call,
+    and the draws following torch's global seed. Credit: the fraction of checks passed."""
     g = torch.Generator().manual_seed(seed)
     mix = random_mixture(g)
     sch = _schedule("linear", 100)
@@ -484,13 +563,76 @@ def test_sampler_exact(worker, seed, credit, artifacts):
         panels.append(("t = 0 (samples)", samples[:SAMPLER_KEEP]))
         artifacts.figure("exact_reverse_trajectory.png",
                          _density_figure(plt, mix, panels, "your sample() with the exact noise predictor"))
-    score_checks(problems, total, credit)
+    problems += _prior_problems(worker)
+    problems += _global_seed_problems(worker, "sample", seed, {"mix": mix, "schedule": _schedule("linear", 10), "n": 20},
+                                      "sample")
+    score_checks(problems, total + 3, credit)
+
+
+PRIOR_N = 500_000      # rows of x_T (2-D): 10^6 draws, about 63 expected beyond 4 standard deviations
+
+
+def _normal_problems(e: torch.Tensor, what: str) -> str | None:
+    """Standard normal draws, exactly: mean, variance (chi-square), KS, and the counts beyond
+    3, 3.5 and 4 (a truncated or clamped N(0, 1) has none there), each at alpha = 1e-7."""
+    m = e.numel()
+    if abs(float(e.mean())) * math.sqrt(m) > Z_CRIT:
+        return f"{what} does not have mean 0"
+    chi2 = float((e ** 2).sum())
+    if not stats.chi2.ppf(ALPHA / 2, m) <= chi2 <= stats.chi2.isf(ALPHA / 2, m):
+        return f"{what} has variance {chi2 / m:.3g}, not 1"
+    if stats.kstest(e.numpy(), "norm").pvalue < ALPHA:
+        return f"{what} is not standard normal"
+    for c in (3.0, 3.5, 4.0):
+        count = int((e.abs() > c).sum())
+        expected = m * 2 * float(stats.norm.sf(c))
+        if stats.poisson.cdf(count, expected) < ALPHA / 2 or stats.poisson.sf(count - 1, expected) < ALPHA / 2:
+            return f"{what} has {count} draws beyond {c:g} standard deviations where N(0, 1) has about {expected:.0f}"
+    return None
+
+
+def _prior_problems(worker) -> list[str]:
+    """sample's prior and noise, exactly, on 10^6 draws (two calls of sample with a model that
+    predicts eps = 0 and T = 2): x_T ~ N(0, I) itself (not shrunk, truncated or clamped), the
+    step's z likewise, and a second call's x_T fresh (nothing cached between calls)."""
+    sch = ref_schedule(torch.tensor([0.0, 0.1, 0.2], dtype=F64))
+    out = worker.call("prior_draws", sch, PRIOR_N, 2)
+    problems = []
+    try:
+        if not isinstance(out, dict):
+            fails(f"sample: expected what the grader recorded, got {describe_value(out)}")
+        runs = []
+        for key in ("first", "second"):
+            run = out.get(key) if isinstance(out.get(key), dict) else {}
+            if isinstance(run.get("error"), Raised):
+                fails(f"sample raised {run['error']}")
+            calls = run.get("calls") if isinstance(run.get("calls"), list) else []
+            if len(calls) != 2:
+                fails(f"sample should call the model once per step, T = 2 times (called it {len(calls)} times)")
+            runs.append([expect_tensor(c, name="x_t in sample", shape=(PRIOR_N, 2), dtype=F64) for c in calls])
+        x_T, x_1 = runs[0]
+        found = _normal_problems(x_T.reshape(-1), "sample: x_T")
+        if found:
+            fails(found + ": draw x_T ~ N(0, I) (torch.randn), the model's own prior")
+        z = (x_1 - x_T / sch["alphas"][2].sqrt()) / sch["posterior_variance"][2].sqrt()
+        found = _normal_problems(z.reshape(-1), "sample: the noise z of a reverse step")
+        if found:
+            problems.append(found + ": draw z ~ N(0, I) at every step")
+        r = float(torch.corrcoef(torch.stack([x_T.reshape(-1), runs[1][0].reshape(-1)]))[0, 1])
+        if abs(r) * math.sqrt(x_T.numel()) > Z_CRIT:
+            problems.append("sample: a second call starts from the first call's x_T: draw x_T fresh on every call")
+    except AssertionError as error:
+        problems = [str(error)] * 2        # nothing to judge the second call's x_T on either
+    return problems
 
 
 def test_ddim_exact(worker, seed, credit):
     """The student's ddim_sample from the judge's x_T, driven by the exact eps* of the
     seed's mixture, against the judge's own float64 DDIM: 1 step, 7 steps (T / 7 is not an
-    integer), a number of steps drawn from the seed, and T steps, on a linear and a cosine schedule; x_T left unchanged."""
+    integer), a number of steps drawn from the seed, and T steps, on a linear and a cosine
+    schedule; x_T left unchanged. Then with the grader's small network: a second linear
+    schedule with the same T, and 64-d float32 on DDPM's and the cosine schedule for T = 1000
+    (alpha_bar_T down to 2.4e-9)."""
     g = torch.Generator().manual_seed(seed)
     mix = random_mixture(g)
     cases = []
@@ -518,7 +660,31 @@ def test_ddim_exact(worker, seed, credit):
             expect_same(out.get("after"), x_T, name="ddim_sample's argument x_T")
         except AssertionError as error:
             problems.append(str(error))
-    score_checks(problems, len(cases), credit)
+    # Another linear schedule with T = 100 in the same worker (nothing cached by T), and realistic
+    # extremes at the digits' size (64-d, float32, the grader's small network): DDPM's linear
+    # schedule for T = 1000 (alpha_bar_T = 4.0e-5) and the cosine one (alpha_bar_T = 2.4e-9), 1 and
+    # 10 steps. Trained schedules here reach alpha_bar_T = 2.0e-5; the cosine goes 10^4 below it.
+    extra = [("another linear schedule, T = 100", ref_schedule(ref_linear_betas(100, 5e-4, 0.05)), 7, 3, F64),
+             ("DDPM linear T = 1000, 64-d float32", ref_schedule(ref_linear_betas(1000, 1e-4, 0.02)), 10, 64,
+              torch.float32),
+             ("cosine T = 1000, 64-d float32", _schedule("cosine", 1000), 1, 64, torch.float32)]
+    for name, sch, steps, dim, dtype in extra:
+        T = sch["betas"].shape[0] - 1
+        w = small_weights(seed, dim, T)
+        x_T = torch.randn(16, dim, generator=g, dtype=F64).to(dtype)
+        label = f"ddim_sample ({steps} steps, {name})"
+        try:
+            got = worker.call("ddim_small", w, sch, x_T, steps)
+            if isinstance(got, Raised):
+                fails(f"{label} raised {got}")
+            got = expect_finite(expect_tensor(got, name=label, shape=(16, dim), dtype=dtype), name=label)
+            want = ref_ddim(lambda x, t: small_eps(w, x, torch.full((x.shape[0],), t, dtype=torch.long)), sch, x_T, steps)
+            # float32: x0_hat divides by sqrt(alpha_bar_t) (up to 2e4 here); relative 1e-4 of the output
+            tol = 1e-9 if dtype == F64 else 1e-4
+            expect_close(got, want, name=label, rtol=tol, atol=tol * float(want.abs().max()))
+        except AssertionError as error:
+            problems.append(str(error))
+    score_checks(problems, len(cases) + len(extra), credit)
 
 
 # --------------------------------------------------------------------------- devices
@@ -611,7 +777,9 @@ def test_train_mechanics(worker, seed, credit):
     watched step by step: exactly `steps` Adam steps of learning rate `lr`, each on one batch
     of `batch_size` rows of the data with t in 1..T, the batches reaching every row, and the
     returned losses (Python floats) equal to the judge's recomputation of each step's loss
-    before its update (the data row and the noise are read back from each x_t)."""
+    before its update (the data row and the noise are read back from each x_t); every step
+    replayed by the judge's own Adam (one optimiser, fresh gradients), batches that are not
+    runs of consecutive rows, and the draws following torch's global seed."""
     g = torch.Generator().manual_seed(seed)
     n, size, steps, T = MECHANICS["rows"], MECHANICS["batch"], MECHANICS["steps"], MECHANICS["T"]
     w = small_weights(seed, MECHANICS["dim"], T, MECHANICS["hidden"])
@@ -652,7 +820,38 @@ def test_train_mechanics(worker, seed, credit):
             delta = {k: groups[1]["weights"][k] - groups[0]["weights"][k] for k in w}
             if not all(bool(((delta[k] - d).abs() <= 0.02 * lr)[grad.abs() > 1e-3].all()) for k, (d, grad) in step.items()):
                 problems.append("train: the first step is not an Adam step with learning rate lr")
-    score_checks(problems, 5, credit)
+            elif len(groups) == steps and isinstance(final, dict):
+                problems += _adam_replay_problems(groups, recovered, final, w, lr)
+        # Minibatches of consecutive rows (a window at a random start, or epochs without a
+        # shuffle, wrapping around) reach every row, but a uniform draw gives such a batch with
+        # probability 13 / 13^6, and half of 30 such batches never.
+        windows = sum(rows == [(rows[0] + k) % n for k in range(size)] for rows, _ in recovered)
+        if windows > steps // 2:
+            problems.append("train: the minibatches are runs of consecutive rows: draw each batch's rows at random "
+                            "(torch.randint or torch.randperm)")
+    problems += _global_seed_problems(
+        worker, "train", seed, {"weights": w, "data": data, "alpha_bars": abar, "steps": 3, "batch_size": size, "lr": lr},
+        "train (its minibatches, t and noise)")
+    score_checks(problems, 6, credit)
+
+
+def _adam_replay_problems(groups, recovered, final, w, lr: float) -> list[str]:
+    """The judge's own Adam (torch.optim.Adam, lr, default betas and eps) from the first
+    weights, fed each step's recorded (x_t, t) and recovered noise: after every step the
+    student's weights must be the replay's (one fresh gradient per step, one optimiser that
+    keeps its moments). Tolerance 1e-3 lr per step taken: float64 round-off is ~1e-12 lr."""
+    leaves = {k: groups[0]["weights"][k].detach().clone().double().requires_grad_(True) for k in w}
+    optimiser = torch.optim.Adam(list(leaves.values()), lr=lr)
+    for i, (grp, (_, noise)) in enumerate(zip(groups, recovered)):
+        call = grp["calls"][0]
+        optimiser.zero_grad()
+        small_eps_loss(leaves, call["x"], call["t"], noise).backward()
+        optimiser.step()
+        after = groups[i + 1]["weights"] if i + 1 < len(groups) else final
+        if any(float((after[k].double() - leaves[k].detach()).abs().max()) > 1e-3 * lr * (i + 1) for k in w):
+            return [f"train: step {i + 1} is not the Adam step it should be (one optimiser for all the steps, "
+                    "zero_grad before each backward, learning rate lr)"]
+    return []
 
 
 def _loss_figure(plt, losses, steps: int, title: str):
@@ -670,80 +869,153 @@ def _loss_figure(plt, losses, steps: int, title: str):
     return fig
 
 
-def test_toy_quality(worker, seed, thresholds, credit, artifacts):
-    """The student's EpsModel(dim=2) trained by the student's train on 4,096 samples of a ring
-    of 8 Gaussians (rotated by the seed) for a fixed number of steps, then sampled: the share
-    of samples within 3 std of a mode and the modes covered, in tiers (grading.yml)."""
-    g = torch.Generator().manual_seed(seed)
-    mix = ring_mixture(float(torch.rand(1, generator=g)) * 2 * math.pi, std=float(thresholds["toy_std"]))
+TOY_BASE_RADIUS = 2.0     # the public ring of 8 the hidden variant moves (kitdata.variants.mixture)
+
+
+def _toy_variant(secret_rng, std: float) -> dict:
+    """This grading's hidden 2-D mixture: the ring of 8 (radius 2, std `std`) rotated, scaled,
+    shifted and reweighted by kitdata.variants.mixture, as the float64 dict ref_diffusion uses."""
+    import kitdata.toy2d
+    import kitdata.variants
+
+    angles = 2 * math.pi * np.arange(8) / 8
+    base = kitdata.toy2d.GaussianMixture2D(TOY_BASE_RADIUS * np.stack([np.cos(angles), np.sin(angles)], 1), std)
+    v = kitdata.variants.mixture(base, secret_rng)
+    stds = np.broadcast_to(np.asarray(v.std, dtype=np.float64), (v.n_modes,))
+    return {"means": torch.from_numpy(v.means.copy()), "stds": torch.from_numpy(stds.copy()),
+            "weights": torch.from_numpy(np.asarray(v.weights, dtype=np.float64).copy())}
+
+
+def _judge_noise(secret_rng, n: int, dim: int, T: int):
+    """x_T (n, dim) and the per-step noise (T - 1, n, dim) the judge's generation uses, float32."""
+    g = torch.Generator().manual_seed(int(secret_rng.integers(2 ** 62)))
+    return torch.randn(n, dim, generator=g), torch.randn(T - 1, n, dim, generator=g)
+
+
+def _generated(out, key: str, n: int, dim: int, what: str):
+    """One of the probe's generations as a float64 tensor (n, dim), or fails with one line."""
+    value = out.get(key)
+    if isinstance(value, Raised):
+        fails(f"{what} raised {value}")
+    return expect_finite(expect_tensor(value, name=what, shape=(n, dim), dtype=torch.float32), name=what).double()
+
+
+def _toy_score(mix, samples, thresholds) -> tuple[float, float, int]:
+    comp, near = nearest_component(mix, samples)
+    hq = float(near.double().mean())
+    modes = int(torch.unique(comp[near]).numel())
+    fraction = min(tier(hq, thresholds["toy_hq_tiers"], higher_is_better=True),
+                   tier(modes, thresholds["toy_modes_tiers"], higher_is_better=True))
+    return fraction, hq, modes
+
+
+def _shuffled_credit(out, key: str, n: int, dim: int, score) -> float:
+    """The credit the shuffled copy's generation would earn (0 when it is not usable numbers)."""
+    value = out.get(key)
+    if not isinstance(value, torch.Tensor) or value.shape != (n, dim) or not bool(torch.isfinite(value).all()):
+        return 0.0
+    return score(value.double())
+
+
+def test_toy_quality(worker, seed, secret_rng, thresholds, credit, artifacts):
+    """The student's EpsModel(dim=2) trained by the student's train, for a fixed number of
+    steps, on samples of this grading's hidden mixture (the ring of 8 rotated, scaled, shifted
+    and reweighted; drawn from the grading's secret), then generated from twice: through the
+    student's trained network and reverse_step from the judge's x_T and noise, and by the
+    student's sample. Scored on the worse of the two against the hidden mixture: the share of
+    samples within 3 std of a mode and the modes covered, in tiers (grading.yml). The same
+    generations through a copy of the network with its weights shuffled must earn nothing."""
+    mix = _toy_variant(secret_rng, float(thresholds["toy_std"]))
+    g = torch.Generator().manual_seed(int(secret_rng.integers(2 ** 62)))
     data = mixture_sample(mix, int(thresholds["toy_data"]), g).float()
     steps = int(thresholds["toy_steps"])
     n = int(thresholds["toy_samples"])
-    out = worker.call("train_toy", seed, data, steps, int(thresholds["toy_batch_size"]), float(thresholds["toy_lr"]), n)
+    x_T, zs = _judge_noise(secret_rng, n, 2, 100)
+    out = worker.call("train_toy", seed, data, steps, int(thresholds["toy_batch_size"]), float(thresholds["toy_lr"]),
+                      x_T, zs)
     if not isinstance(out, dict):
         fails(f"train, then sample on the 2-D mixture: expected samples, got {describe_value(out)}")
-    samples = out.get("samples")
-    if isinstance(samples, Raised):
-        fails(f"sample raised {samples}")
-    samples = expect_tensor(samples, name="sample", shape=(n, 2), dtype=torch.float32).double()
+    guided = _generated(out, "guided", n, 2, "reverse_step with your trained EpsModel, from the grader's x_T")
+    samples = _generated(out, "samples", n, 2, "sample with your trained EpsModel")
     plt = _plt()
     trajectory = out.get("trajectory") if isinstance(out.get("trajectory"), list) else []
     panels = [(f"t = {100 - 10 * i}", x) for i, x in enumerate(trajectory)
               if i in (0, 5, 8, 9) and isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[-1] == 2]
     panels.append(("t = 0 (samples)", samples[:1000]))
-    artifacts.figure("toy_reverse_trajectory.png", _density_figure(plt, mix, panels, "your trained model: reverse trajectory over the true density"))
-    fig = _loss_figure(plt, out.get("losses"), steps, "your training loss (2-D ring)")
+    artifacts.figure("toy_reverse_trajectory.png", _density_figure(plt, mix, panels, "your trained model: reverse trajectory over the true density", extent=4.5))
+    fig = _loss_figure(plt, out.get("losses"), steps, "your training loss (2-D mixture)")
     if fig is not None:
         artifacts.figure("toy_loss.png", fig)
-    expect_finite(samples, name="sample")
-    comp, near = nearest_component(mix, samples)
-    hq = float(near.double().mean())
-    modes = int(torch.unique(comp[near]).numel())
+    scored = {name: _toy_score(mix, x, thresholds) for name, x in (("guided", guided), ("sample", samples))}
     lp = float(mixture_log_prob(mix, samples).clamp(min=-50).mean())
-    artifacts.note(f"2-D ring after {steps} steps: {hq:.1%} of samples within 3 std of a mode, {modes} of 8 modes "
-                   f"covered, mean log-density {lp:.2f} (exact samples: about {float(mixture_log_prob(mix, mixture_sample(mix, 4000, g)).mean()):.2f})")
-    fraction = min(tier(hq, thresholds["toy_hq_tiers"], higher_is_better=True),
-                   tier(modes, thresholds["toy_modes_tiers"], higher_is_better=True))
+    artifacts.note("2-D mixture after {} steps: {}; mean log-density of sample's {:.2f} (exact samples: about {:.2f})".format(
+        steps, ", ".join(f"{name}: {hq:.1%} of samples within 3 std of a mode, {modes} of 8 modes covered"
+                         for name, (_, hq, modes) in scored.items()),
+        lp, float(mixture_log_prob(mix, mixture_sample(mix, 4000, g)).mean())))
+    shuffled = max(_shuffled_credit(out, key, n, 2, lambda x: _toy_score(mix, x, thresholds)[0])
+                   for key in ("guided_shuffled", "samples_shuffled"))
+    twin = out.get("guided_shuffled")
+    if isinstance(twin, torch.Tensor) and twin.shape == (n, 2) and bool(torch.isfinite(twin).all()):
+        _, hq_twin, modes_twin = _toy_score(mix, twin.double(), thresholds)
+        artifacts.note(f"the same generation with your network's weights shuffled: {hq_twin:.1%} of samples within "
+                       f"3 std of a mode, {modes_twin} of 8 modes covered")
+    expect_learned(out.get("guided"), out.get("guided_shuffled"), shuffled, name="EpsModel on the 2-D mixture")
+    name, (fraction, hq, modes) = min(scored.items(), key=lambda item: item[1][0])
+    what = "your sample" if name == "sample" else "your trained EpsModel with reverse_step from the grader's noise"
     if 0 < fraction < 1:
-        credit(fraction, f"2-D ring: {hq:.0%} of samples near a mode, {modes} of 8 modes: training works but less "
-                         "well than expected")
+        credit(fraction, f"2-D mixture, {what}: {hq:.0%} of samples near a mode, {modes} of 8 modes: training works "
+                         "but less well than expected")
     if fraction > 0:
         return
-    fails(f"2-D ring: {hq:.0%} of samples near a mode, {modes} of 8 modes covered after {steps} steps: your "
-          "model or sampler does not reproduce the data (check the loss target, the time embedding and sample)")
+    fails(f"2-D mixture, {what}: {hq:.0%} of samples near a mode, {modes} of 8 modes covered after {steps} steps: "
+          "the model or sampler does not reproduce the data (check the loss target, the time embedding and sample)")
 
 
-def test_digits_quality(worker, seed, thresholds, credit, artifacts):
-    """The student's EpsModel(dim=64) trained by the student's train on the training digits
-    (scaled to [-1, 1]) for a fixed number of steps, then sampled: FID-lite of (x + 1) / 2
-    (clipped to [0, 1] for the measurement only) against the held-out digits, in tiers;
-    copies of real digits score zero. The feedback shows the forward process on one digit
-    (your q_sample) and your samples."""
+def _fid_score(pixels, thresholds) -> float:
+    import kitdata.metrics
+
+    return tier(kitdata.metrics.fid_lite(pixels), thresholds["digits_fid_tiers"], higher_is_better=False)
+
+
+def test_digits_quality(worker, seed, secret_rng, thresholds, credit, artifacts):
+    """The student's EpsModel(dim=64) trained by the student's train, for a fixed number of
+    steps, on the training digits scaled to [-1, 1] under this grading's hidden pixel
+    permutation (a fully connected network learns them as well as the originals), then
+    generated from through the trained network and reverse_step from the judge's x_T and
+    noise, and by the student's sample. The judge undoes the permutation; FID-lite of
+    (x + 1) / 2 (clipped to [0, 1] for the measurement only) against the held-out digits, the
+    worse of the two, in tiers; near-copies of real digits score zero; a copy of the network
+    with its weights shuffled must earn nothing. The feedback shows the forward process on
+    one digit (your q_sample) and your samples."""
     import kitdata.digits
     import kitdata.metrics
+    import kitdata.variants
 
     n = int(thresholds["digits_samples"])
     steps = int(thresholds["digits_steps"])
-    out = worker.call("train_digits", seed, steps, int(thresholds["digits_batch_size"]),
-                      float(thresholds["digits_lr"]), n)
+    perm = kitdata.variants.PixelPermutation(secret_rng)
+    data = perm.apply(torch.from_numpy(kitdata.digits.load_digits("train")[0]) * 2 - 1).contiguous()
+    x_T, zs = _judge_noise(secret_rng, n, 64, 100)
+    out = worker.call("train_digits", seed, data, steps, int(thresholds["digits_batch_size"]),
+                      float(thresholds["digits_lr"]), x_T, zs)
     if not isinstance(out, dict):
         fails(f"train, then sample on the digits: expected samples, got {describe_value(out)}")
     plt = _plt()
     forward = out.get("forward")
     if isinstance(forward, torch.Tensor) and forward.shape == (9, 64):
-        image = digit_grid(((forward.double() + 1) / 2).clamp(0, 1), 1, 9)
+        image = digit_grid(((perm.undo(forward).double() + 1) / 2).clamp(0, 1), 1, 9)
         fig, ax = plt.subplots(figsize=(6, 1.2))
         ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title("your q_sample on one digit: t = 1, 5, 10, 20, 30, 45, 60, 80, 100", fontsize=8)
         ax.axis("off")
         artifacts.figure("forward_process.png", fig)
-    samples = out.get("samples")
-    if isinstance(samples, Raised):
-        fails(f"sample raised {samples}")
-    samples = expect_tensor(samples, name="sample", shape=(n, 64), dtype=torch.float32)
-    expect_finite(samples, name="sample")
-    pixels = ((samples.double() + 1) / 2).clamp(0, 1)
-    image = digit_grid(pixels[:64], 8, 8)
+    guided = _generated(out, "guided", n, 64, "reverse_step with your trained EpsModel, from the grader's x_T")
+    samples = _generated(out, "samples", n, 64, "sample with your trained EpsModel")
+
+    def pixels_of(x):
+        return ((perm.undo(x.double()) + 1) / 2).clamp(0, 1)
+
+    image = digit_grid(pixels_of(samples)[:64], 8, 8)
     fig, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title("your samples (x + 1) / 2", fontsize=9)
@@ -752,14 +1024,28 @@ def test_digits_quality(worker, seed, thresholds, credit, artifacts):
     fig = _loss_figure(plt, out.get("losses"), steps, "your training loss (digits)")
     if fig is not None:
         artifacts.figure("digits_loss.png", fig)
-    memorised = kitdata.metrics.memorisation_fraction(pixels, kitdata.digits.every_real_image())
-    if memorised > thresholds["memorisation_max"]:
-        fails(f"{memorised:.0%} of your samples are near-copies of real digits: a generative model must produce new digits")
-    fid = kitdata.metrics.fid_lite(pixels)
-    artifacts.note(f"FID-lite of your digit samples against the held-out digits: {fid:.1f} (lower is better)")
+    shuffled = max(_shuffled_credit(out, key, n, 64, lambda x: _fid_score(pixels_of(x), thresholds))
+                   for key in ("guided_shuffled", "samples_shuffled"))
+    twin = out.get("guided_shuffled")
+    if isinstance(twin, torch.Tensor) and twin.shape == (n, 64) and bool(torch.isfinite(twin).all()):
+        artifacts.note(f"FID-lite with your network's weights shuffled: {kitdata.metrics.fid_lite(pixels_of(twin)):.1f}")
+    expect_learned(out.get("guided"), out.get("guided_shuffled"), shuffled, name="EpsModel on the digits")
+    real = kitdata.digits.every_real_image()
+    fids = {}
+    for name, x in (("guided", guided), ("sample", samples)):
+        memorised = kitdata.metrics.memorisation_fraction(pixels_of(x), real)
+        if memorised > thresholds["memorisation_max"]:
+            fails(f"{memorised:.0%} of your samples are near-copies of real digits: a generative model must produce "
+                  "new digits")
+        fids[name] = kitdata.metrics.fid_lite(pixels_of(x))
+    artifacts.note("FID-lite of your digit samples against the held-out digits (lower is better): "
+                   f"{fids['sample']:.1f} from your sample, {fids['guided']:.1f} from your trained EpsModel with "
+                   "reverse_step from the grader's noise")
+    name, fid = max(fids.items(), key=lambda item: item[1])
+    what = "your sample" if name == "sample" else "your trained EpsModel with reverse_step from the grader's noise"
     fraction = tier(fid, thresholds["digits_fid_tiers"], higher_is_better=False)
     if 0 < fraction < 1:
-        credit(fraction, f"FID-lite {fid:.1f}: your samples look like digits only in part")
+        credit(fraction, f"FID-lite {fid:.1f} ({what}): your samples look like digits only in part")
     if fraction > 0:
         return
-    fails(f"FID-lite {fid:.1f}: your samples do not look like the digits (check the loss, train and sample)")
+    fails(f"FID-lite {fid:.1f} ({what}): your samples do not look like the digits (check the loss, train and sample)")
