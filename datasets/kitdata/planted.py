@@ -20,8 +20,12 @@ image's total brightness alone; it is readable only from the shape at the record
     labels  int64 (n,), uniform over the 3 classes,
     centres int64 (n, 2), the (row, column) of each pattern's centre pixel.
 
-``train_set()`` is the fixed training set (TRAIN_N images from TRAIN_SEED). Graders score on
-images they draw from seeds of their own, which nothing in the kit holds.
+``train_set()`` is the fixed training set (TRAIN_N images from TRAIN_SEED).
+``variant_patterns(rng)`` draws three other 3 x 3 patterns like the public ones (symmetric under a
+half turn, 4 to 8 bright pixels, any two differing in at least 4 pixels under every shift by
+one pixel), for ``make(..., patterns=...)``: graders train and score on images of such
+patterns, drawn from a secret of their own, so a network built by hand for the public
+patterns, or trained on the shipped images, finds nothing there.
 ``pointing_hits(maps, centres, radius=2)`` says, per image, whether the maximum of a map
 (n, SIZE, SIZE) lies within ``radius`` pixels (Chebyshev distance) of the pattern's centre:
 radius 2 is the pattern or the one-pixel border around it (a CAM is computed at half the
@@ -60,23 +64,61 @@ def _rng(generator) -> np.random.Generator:
 
 
 def make(n: int, generator=None, *, size: int = SIZE, noise: float = NOISE,
-         amplitude: float = AMPLITUDE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         amplitude: float = AMPLITUDE, patterns=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n planted-object images: (images float32 (n, 1, size, size), labels int64 (n,),
     centres int64 (n, 2)). ``generator``: an int seed, a numpy or torch Generator, or None
-    (torch's global generator)."""
+    (torch's global generator). ``patterns``: (C, 3, 3), PATTERNS when None."""
+    patterns = PATTERNS if patterns is None else np.asarray(patterns, dtype=np.float64)
     rng = _rng(generator)
-    labels = rng.integers(0, len(PATTERNS), n)
+    labels = rng.integers(0, len(patterns), n)
     centres = rng.integers(1, size - 1, (n, 2))
     images = noise * rng.standard_normal((n, size, size))
     for i in range(n):
         r, c = centres[i]
-        images[i, r - 1:r + 2, c - 1:c + 2] += amplitude * PATTERNS[labels[i]]
+        images[i, r - 1:r + 2, c - 1:c + 2] += amplitude * patterns[labels[i]]
     return images[:, None].astype(np.float32), labels.astype(np.int64), centres.astype(np.int64)
 
 
 def train_set() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fixed training set: ``make(TRAIN_N, TRAIN_SEED)``."""
     return make(TRAIN_N, TRAIN_SEED)
+
+
+def _shifted_distance(a: np.ndarray, b: np.ndarray) -> int:
+    """The fewest pixels in which 3 x 3 patterns a and b differ, b shifted by up to one pixel."""
+    canvas_a = np.zeros((5, 5))
+    canvas_a[1:4, 1:4] = a
+    best = 9 * 2
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            canvas_b = np.zeros((5, 5))
+            canvas_b[1 + dr:4 + dr, 1 + dc:4 + dc] = b
+            best = min(best, int(np.abs(canvas_a - canvas_b).sum()))
+    return best
+
+
+_HALF_TURN_PAIRS = ((4,), (0, 8), (2, 6), (1, 7), (3, 5))   # cells of a 3 x 3 pattern (row-major) a half turn swaps
+
+
+def variant_patterns(rng: np.random.Generator, n_classes: int = 3, min_distance: int = 4) -> np.ndarray:
+    """n_classes 3 x 3 binary patterns (float64 (C, 3, 3)) like the public ones: unchanged by a
+    half turn (so the pattern's centre is its centre of mass, where a CAM peaks), 4 to 8 bright
+    pixels, every row and column lit, any two differing in at least ``min_distance`` pixels
+    under every shift by one pixel (the public PATTERNS: 4). 93 sets of three to draw from,
+    in any order."""
+    while True:
+        drawn = []
+        for _ in range(n_classes):
+            cells = np.zeros(9)
+            for pair in _HALF_TURN_PAIRS:
+                if rng.integers(2):
+                    cells[list(pair)] = 1
+            drawn.append(cells.reshape(3, 3))
+        if not all(4 <= p.sum() <= 8 and p.any(0).all() and p.any(1).all() for p in drawn):
+            continue
+        if all(min(_shifted_distance(drawn[i], drawn[j]), _shifted_distance(drawn[j], drawn[i])) >= min_distance
+               for i in range(n_classes) for j in range(i + 1, n_classes)):
+            return np.stack(drawn)
 
 
 def pointing_hits(maps, centres, radius: int = 2) -> np.ndarray:

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from autograder.wire import Raised
-from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, student
+from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
 
 DIGITS_BATCH = 64
 
@@ -100,24 +100,46 @@ def bayes_rule(params: dict, x) -> dict:
             "predict": attempt_detached(lambda: clf.predict(params, x))}
 
 
-def samples(params: dict, c: int, n: int, seeds: list) -> list:
-    """sample_class(params, c, n, generator) once per seed, each with a fresh Generator."""
+def bayes_rules(cases: list) -> list:
+    """bayes_rule on each (params, x) in turn, in one process: a result kept from an earlier
+    call (a Cholesky factor cached by shape) shows in a later one."""
+    return [bayes_rule(params, x) for params, x in cases]
+
+
+def samples(params: dict, c: int, n: int, seeds: list, other: dict) -> dict:
+    """sample_class(params, c, n, generator) once per seed, each with a fresh Generator; then
+    the same for another classifier of the same shapes ``other`` (seeds[0]); then
+    generator=None under torch.manual_seed(seeds[0]) twice and under seeds[0] + 1."""
     clf = student("classifiers")
-    return [attempt_detached(lambda: clf.sample_class(params, c, n, generator=torch.Generator().manual_seed(int(s))))
-            for s in seeds]
+
+    def draw(p, generator):
+        return attempt_detached(lambda: clf.sample_class(p, c, n, generator=generator))
+
+    seeded = [draw(params, torch.Generator().manual_seed(int(s))) for s in seeds]
+    other_draws = draw(other, torch.Generator().manual_seed(int(seeds[0])))
+    global_draws = []
+    for s in (seeds[0], seeds[0], seeds[0] + 1):
+        torch.manual_seed(int(s))
+        global_draws.append(attempt_detached(lambda: clf.sample_class(params, c, n)))
+    return {"seeded": seeded, "other": other_draws, "global": global_draws}
 
 
-def digit_samples(var_floor: float, per_class: int, seed: int) -> dict:
-    """Fit on the training digits, then per_class samples of each class (a generator seeded
-    from the test's seed)."""
-    import kitdata.digits
-
+def digit_samples(x, y, var_floor: float, per_class: int, seed: int, shift) -> dict:
+    """Fit on the judge's (transformed) training digits, then per_class samples of each class
+    from a generator seeded with ``seed``; and the same draws again from the fitted parameters
+    with ``shift`` (C, D) added to the means, which must move every sample by its class's shift."""
     clf = student("classifiers")
-    x, y = (torch.from_numpy(a) for a in kitdata.digits.load_digits("train"))
-    params = clf.fit_gaussian_classifier(x.double(), y, 10, var_floor=var_floor)
-    g = torch.Generator().manual_seed(seed)
-    return {"samples": attempt_detached(lambda: torch.cat([clf.sample_class(params, c, per_class, generator=g) for c in range(10)])),
-            "means": detached(params.get("means")) if isinstance(params, dict) else params}
+    params = attempt_detached(lambda: clf.fit_gaussian_classifier(x, y, 10, var_floor=var_floor))
+
+    def draw(p):
+        g = torch.Generator().manual_seed(seed)
+        return attempt_detached(lambda: torch.cat([clf.sample_class(p, c, per_class, generator=g) for c in range(10)]))
+
+    if not isinstance(params, dict) or not isinstance(params.get("means"), torch.Tensor):
+        return {"samples": params if isinstance(params, Raised) else draw(params), "moved": None}
+    moved = dict(params)
+    moved["means"] = params["means"] + shift.to(params["means"].dtype)
+    return {"samples": draw(params), "moved": draw(moved)}
 
 
 # --------------------------------------------------------------------------- discriminative
@@ -162,14 +184,32 @@ def train_mechanics(weight, bias, x, y, steps: int, batch_size: int, lr: float) 
             "final": model.weights()}
 
 
+def train_seeded(weight, bias, x, y, steps: int, batch_size: int, lr: float, seeds: list) -> list:
+    """The first recorded batch of each step of train_classifier run under torch.manual_seed(s)
+    for each s (a fresh copy of the grader's linear model each time)."""
+    clf = student("classifiers")
+    runs = []
+    for s in seeds:
+        model = RecordingLinear(weight, bias)
+        torch.manual_seed(int(s))
+        attempt(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+        runs.append([grp["batches"][0] for grp in model.groups[:steps]])
+    return runs
+
+
 def cnn_forward(weights: dict, images) -> dict:
     """The student's TinyCNN with the judge's weights loaded: features and logits."""
     clf = student("classifiers")
     hidden, channels, n_classes = weights["conv1.weight"].shape[0], weights["conv2.weight"].shape[0], weights["fc.weight"].shape[0]
     model = clf.TinyCNN(n_classes, hidden, channels)
     _load(model, weights)
+    out = {}
     with torch.no_grad():
-        return {"features": attempt_detached(lambda: model.features(images)), "logits": attempt_detached(lambda: model(images))}
+        for mode in ("train", "eval"):
+            model.train(mode == "train")
+            out[mode] = {"features": attempt_detached(lambda: model.features(images)),
+                         "logits": attempt_detached(lambda: model(images))}
+    return out
 
 
 def cam(weights: dict, images, classes) -> dict:
@@ -183,34 +223,36 @@ def cam(weights: dict, images, classes) -> dict:
 _TRAINED: dict = {}
 
 
-def train_digits(seed: int, steps: int, lr: float) -> list:
+def train_digits(seed: int, steps: int, lr: float, x, y) -> list:
     """The student's LogisticRegression(64, 10) trained with the student's train_classifier
-    on the training digits; kept for :func:`digits_heldout`."""
-    import kitdata.digits
-
+    on the judge's (transformed) training digits; kept for :func:`digits_logits`."""
     clf = student("classifiers")
     torch.manual_seed(seed)
-    x, y = (torch.from_numpy(a) for a in kitdata.digits.load_digits("train"))
     model = clf.LogisticRegression(64, 10)
     losses = detached(clf.train_classifier(model, x, y, steps, batch_size=DIGITS_BATCH, lr=lr))
     _TRAINED["digits"] = model
     return losses
 
 
-def digits_heldout(x_held) -> object:
+def digits_logits(x_probe) -> dict:
+    """The trained logistic regression on the judge's probe points: in eval() and train() mode,
+    and through a copy with its weights shuffled. (No held-out digit enters the worker: the
+    judge recovers the affine map from these points and applies it to them itself.)"""
     model = _TRAINED["digits"]
-    model.eval()
+    out = {}
     with torch.no_grad():
-        return attempt_detached(lambda: model(x_held))
+        for mode in ("train", "eval"):
+            model.train(mode == "train")
+            out[mode] = attempt_detached(lambda: model(x_probe))
+        twin = attempt(lambda: shuffled_weights(model))
+        out["shuffled"] = twin if isinstance(twin, Raised) else attempt_detached(lambda: twin(x_probe))
+    return out
 
 
-def train_planted(seed: int, steps: int, batch_size: int, lr: float) -> list:
-    """The student's TinyCNN() trained with the student's train_classifier on the planted
-    training images (kitdata.planted.train_set()); kept for :func:`planted_heldout`."""
-    import kitdata.planted
-
+def train_planted(seed: int, steps: int, batch_size: int, lr: float, x, y) -> list:
+    """The student's TinyCNN() trained with the student's train_classifier on the judge's
+    planted images; kept for :func:`planted_heldout`."""
     clf = student("classifiers")
-    x, y, _ = (torch.from_numpy(a) for a in kitdata.planted.train_set())
     torch.manual_seed(seed)
     model = clf.TinyCNN()
     losses = detached(clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
@@ -220,14 +262,22 @@ def train_planted(seed: int, steps: int, batch_size: int, lr: float) -> list:
 
 def planted_heldout(images, labels) -> dict:
     """The trained CNN on the judge's held-out images: logits, raw features, the fc weights,
-    and the student's CAM for each image's true class."""
+    the student's CAM for each image's true class, and the logits and CAM of a copy of the
+    network with its weights shuffled."""
     clf = student("classifiers")
     model = _TRAINED["planted"]
     model.eval()
     with torch.no_grad():
-        return {"logits": attempt_detached(lambda: model(images)), "features": attempt_detached(lambda: model.features(images)),
-                "fc_weight": attempt_detached(lambda: model.fc.weight.detach().clone()),
-                "cam": attempt_detached(lambda: clf.class_activation_map(model, images, labels))}
+        out = {"logits": attempt_detached(lambda: model(images)), "features": attempt_detached(lambda: model.features(images)),
+               "fc_weight": attempt_detached(lambda: model.fc.weight.detach().clone()),
+               "cam": attempt_detached(lambda: clf.class_activation_map(model, images, labels))}
+        twin = attempt(lambda: shuffled_weights(model))
+        if isinstance(twin, Raised):
+            out["shuffled_logits"] = out["shuffled_cam"] = twin
+        else:
+            out["shuffled_logits"] = attempt_detached(lambda: twin(images))
+            out["shuffled_cam"] = attempt_detached(lambda: clf.class_activation_map(twin, images, labels))
+    return out
 
 
 def fit_mixture(seed: int, sets: list, steps: int, batch_size: int, lr: float) -> int:
@@ -246,15 +296,30 @@ def fit_mixture(seed: int, sets: list, steps: int, batch_size: int, lr: float) -
     return len(kept)
 
 
+def _negated(module):
+    """A copy of ``module`` with every parameter negated: a linear model's logits change sign
+    (its rule flips); outputs that ignore the parameters stay the same. (Shuffling the six
+    numbers of a 2-D logistic regression can leave its rule nearly as it was.)"""
+    import copy
+
+    twin = copy.deepcopy(module)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.neg_()
+    return twin
+
+
 def mixture_heldout(x_held) -> list:
-    """Per training set: the Gaussian classifier's parameters and the logistic regression's
-    logits on the judge's held-out points."""
+    """Per training set: the Gaussian classifier's parameters, the logistic regression's
+    logits on the judge's held-out points, and those of a copy with its parameters negated."""
     out = []
     for params, model, losses in _TRAINED["mixture"]:
         model.eval()
         with torch.no_grad():
             logits = attempt_detached(lambda: model(x_held))
-        out.append({"params": params, "logits": logits, "trained": not isinstance(losses, Raised)})
+            twin = attempt(lambda: _negated(model))
+            negated = twin if isinstance(twin, Raised) else attempt_detached(lambda: twin(x_held))
+        out.append({"params": params, "logits": logits, "negated": negated, "trained": not isinstance(losses, Raised)})
     return out
 
 

@@ -1,6 +1,6 @@
 """The judge's own float64 maths for the classifiers suite: the grader's models' weights
 and the exact references the tests compare the student's outputs with, the exact error of
-a linear rule on the 2-D data, and the held-out draws (from seeds only this file knows).
+a linear rule on the 2-D data, and the planted images of a grading's secret patterns.
 Never imports student code; test_classifiers.py imports it (the suite folder is on the
 judge's path).
 """
@@ -14,10 +14,6 @@ import torch
 import torch.nn.functional as F
 
 F64 = torch.float64
-# Held-out data are drawn from the test's seed salted with these: nothing in the kit, and
-# nothing the worker can read, holds them, so the held-out instances exist only here.
-PLANTED_SALT = 0x5EED_CA11
-MIXTURE_SALT = 0x5EED_B7E5
 
 
 # --------------------------------------------------------------------------- Gaussian classifier
@@ -115,39 +111,18 @@ def ref_cam(w, x, classes):
 # --------------------------------------------------------------------------- held-out data
 
 
-def heldout_planted(seed: int, n: int):
+def planted_sets(rng: np.random.Generator, n_train: int, n_held: int):
+    """A grading's planted-object task: patterns drawn from ``rng`` (the judge's secret), a
+    training set and a held-out set of them, as tensors (images, labels, centres)."""
     import kitdata.planted as planted
 
-    x, y, centres = planted.make(n, np.random.default_rng([PLANTED_SALT, seed]))
-    return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(centres)
+    patterns = planted.variant_patterns(rng)
+    return tuple(tuple(torch.from_numpy(a) for a in planted.make(n, rng, patterns=patterns)) for n in (n_train, n_held))
 
 
-def heldout_mixture(seed: int, n: int):
-    import kitdata.labelled2d as labelled2d
-
-    x, y = labelled2d.sample(n, np.random.default_rng([MIXTURE_SALT, seed]))
-    return torch.from_numpy(x), torch.from_numpy(y)
-
-
-def linear_error(weight: np.ndarray, bias: float) -> float:
-    """Exact error on labelled2d.two_class() of the rule 'class 1 when w . x + b > 0':
-    each class-conditional is a mixture of isotropic Gaussians, and w . x of one component
-    is N(w . mu, s^2 |w|^2), so P(w . x + b > 0) = Phi((w . mu + b) / (s |w|))."""
-    from scipy.stats import norm
-
-    import kitdata.labelled2d as labelled2d
-
-    mix = labelled2d.two_class()
-    w = np.asarray(weight, dtype=np.float64)
-    norm_w = float(np.linalg.norm(w))
-    err = 0.0
-    for c, dist in enumerate(mix.classes):
-        stds = np.broadcast_to(np.asarray(dist.std, dtype=np.float64), (dist.n_modes,))
-        for k in range(dist.n_modes):
-            score = float(w @ dist.means[k] + bias)
-            p1 = (1.0 if score > 0 else 0.0) if norm_w == 0 else float(norm.cdf(score / (stds[k] * norm_w)))
-            err += mix.priors[c] * dist.weights[k] * (p1 if c == 0 else 1 - p1)
-    return err
+def linear_error(weight: np.ndarray, bias: float, mix) -> float:
+    """Exact error on the two-class labelled mixture ``mix`` of the rule 'class 1 when w . x + b > 0'."""
+    return mix.linear_rule_error(weight, bias)
 
 
 def affine_fit(x, logits):
