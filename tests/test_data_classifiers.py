@@ -38,3 +38,34 @@ def test_planted_patterns_sit_where_recorded():
     assert not planted.pointing_hits(np.full((1, 12, 12), np.nan), centres[:1]).any()
     a, b = planted.train_set(), planted.make(planted.TRAIN_N, planted.TRAIN_SEED)
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_labelled2d_variant_moves_the_bayes_rule_far_from_the_public_one():
+    """A grading's hidden variant: its exact linear-rule error agrees with counting on samples,
+    and the public Bayes rule applied to it is far worse than the variant's own."""
+    base = labelled2d.two_class()
+    variant = labelled2d.variant(np.random.default_rng(5))
+    again = labelled2d.variant(np.random.default_rng(5))
+    assert np.array_equal(variant.priors, again.priors)
+    x, y = variant.sample(200_000, generator=1)
+    w, b = np.array([0.7, -1.3]), 0.4
+    counted = float(np.mean((x @ w + b > 0).astype(int) != y))
+    assert variant.linear_rule_error(w, b) == pytest.approx(counted, abs=4e-3)
+    own = variant.bayes_error(h=0.02)
+    public_rule = float(np.mean(base.posterior(x).argmax(1) != y))
+    assert own < public_rule - 0.05
+
+
+def test_planted_variant_patterns_are_like_the_public_ones():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(30):
+        patterns = planted.variant_patterns(rng)
+        assert patterns.shape == (3, 3, 3)
+        for p in patterns:
+            assert np.array_equal(p, p[::-1, ::-1])           # unchanged by a half turn
+            assert 4 <= p.sum() <= 8 and p.any(0).all() and p.any(1).all()
+        seen.add(patterns.tobytes())
+        images, labels, centres = planted.make(20, generator=1, patterns=patterns)
+        assert images.shape == (20, 1, planted.SIZE, planted.SIZE) and set(labels) <= {0, 1, 2}
+    assert len(seen) > 10
