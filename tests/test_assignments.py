@@ -89,7 +89,8 @@ def test_every_bug_loses_points_on_its_test(assignment, tmp_path):
     def grade(numbered):
         i, bug = numbered
         submission = apply(bug, COURSE.solution_dir(assignment), tmp_path / bug.name)
-        result = runner.grade(COURSE, assignment, submission, only=[bug.test], seed=SEEDS[i % len(SEEDS)])
+        result = runner.grade(COURSE, assignment, submission, only=[bug.test], seed=SEEDS[i % len(SEEDS)],
+                              warm=True)  # a batch of one-test gradings, as mutation_score grades them
         (test,) = result.tests
         return bug, result, test
 

@@ -22,7 +22,7 @@ CASES = [pytest.param(a, o, SEEDS[n % len(SEEDS)], id=f"{a.id}-{o.name}")
 def test_oracle_scores_zero_on_learned_quality(assignment, oracle, seed, tmp_path):
     assert oracle.test in assignment.tests, f"{oracle.name} names no test of {assignment.id}"
     submission = apply(oracle, COURSE.solution_dir(assignment), tmp_path / oracle.name)
-    result = runner.grade(COURSE, assignment, submission, only=[oracle.test], seed=seed)
+    result = runner.grade(COURSE, assignment, submission, only=[oracle.test], seed=seed, warm=True)
     assert not result.grader_errors, result.grader_errors
     (test,) = [t for t in result.tests if t.name == oracle.test]
     assert test.score == 0, f"{oracle.name} earned {test.score}/{test.max_score} on {oracle.test}"
