@@ -233,4 +233,152 @@ BUGS = [
         new=("loss = (F.binary_cross_entropy_with_logits(D(real), torch.ones(real.shape[0]))\n"
              "            + F.binary_cross_entropy_with_logits(D(fake), torch.zeros(real.shape[0])))"),
         why="labels made in the training step with torch.ones(n): on the CPU whatever the networks' device"),
+    # ---- state kept between calls ----------------------------------------------------------
+    Bug("d_loss_cached_by_shape", test="test_discriminator_loss", file=F, kind="state",
+        old="    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()\n",
+        new=("    key = (tuple(real_logits.shape), tuple(fake_logits.shape), real_logits.dtype)\n"
+             "    if key not in _D_LOSS_CACHE:   # 'the labels and loss only depend on the batch sizes'\n"
+             "        _D_LOSS_CACHE[key] = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()\n"
+             "    return _D_LOSS_CACHE[key]\n\n\n_D_LOSS_CACHE = {}\n"),
+        why="L_D memoised by the batch shapes: a second batch of the same sizes gets the first one's loss"),
+    Bug("g_loss_cached_by_shape", test="test_generator_loss", file=F, kind="state",
+        old="    return F.softplus(-fake_logits).mean()\n    ### END SOLUTION",
+        new=("    key = (fake_logits.shape, fake_logits.dtype)\n"
+             "    if key not in _G_LOSS_CACHE:\n"
+             "        _G_LOSS_CACHE[key] = F.softplus(-fake_logits).mean()\n"
+             "    return _G_LOSS_CACHE[key]\n    ### END SOLUTION\n\n\n_G_LOSS_CACHE = {}"),
+        why="the non-saturating L_G memoised by the batch shape"),
+    # ---- the networks' structure and mode ----------------------------------------------------
+    Bug("generator_relu", test="test_generator_output", file=F, kind="structure",
+        old=("            nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),\n"),
+        new=("            nn.Linear(z_dim, hidden), nn.ReLU(),\n"
+             "            nn.Linear(hidden, hidden), nn.ReLU(),\n"),
+        why="ReLU in the generator instead of LeakyReLU(0.2)"),
+    Bug("generator_leaky_default_slope", test="test_generator_output", file=F, kind="structure",
+        old=("            nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),\n"),
+        new=("            nn.Linear(z_dim, hidden), nn.LeakyReLU(),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(),\n"),
+        why="nn.LeakyReLU() keeps its default slope 0.01, not 0.2"),
+    Bug("generator_sigmoid_by_tanh", test="test_generator_output", file=F, kind="structure",
+        old='        return torch.sigmoid(x) if self.output == "sigmoid" else x',
+        new='        return (torch.tanh(x) + 1) / 2 if self.output == "sigmoid" else x',
+        why="the output map (tanh + 1) / 2 = sigmoid(2x): in [0, 1], but not the sigmoid"),
+    Bug("discriminator_relu", test="test_discriminator_output", file=F, kind="structure",
+        old=("            nn.Linear(x_dim, hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),\n"),
+        new=("            nn.Linear(x_dim, hidden), nn.ReLU(),\n"
+             "            nn.Linear(hidden, hidden), nn.ReLU(),\n"),
+        why="ReLU in the discriminator instead of LeakyReLU(0.2)"),
+    Bug("discriminator_no_biases", test="test_discriminator_output", file=F, kind="structure",
+        old=("            nn.Linear(x_dim, hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, 1),\n"),
+        new=("            nn.Linear(x_dim, hidden, bias=False), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden, bias=False), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, 1, bias=False),\n"),
+        why="a discriminator without bias terms"),
+    Bug("discriminator_dropout", test="test_discriminator_output", file=F, kind="mode",
+        old=("            nn.Linear(x_dim, hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),\n"),
+        new=("            nn.Linear(x_dim, hidden), nn.LeakyReLU(0.2), nn.Dropout(0.3),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Dropout(0.3),\n"),
+        why="dropout in the discriminator (a common GAN trick the handout does not ask for): "
+            "its logits depend on train() / eval() mode"),
+    Bug("generator_batchnorm", test="test_generator_output", file=F, kind="mode",
+        old=("            nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),\n"),
+        new=("            nn.Linear(z_dim, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2),\n"
+             "            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2),\n"),
+        why="batch norm in the generator (DCGAN habit): G(z) depends on the mode and on the rest of the batch"),
+    # ---- the steps with a confident discriminator (logits trained ones reach) -----------------
+    Bug("d_step_inline_log_sigmoid", test="test_discriminator_step", file=F, kind="extreme",
+        old="    loss = discriminator_loss(D(real), D(fake))\n",
+        new=("    loss = -(torch.log(torch.sigmoid(D(real))).mean()\n"
+             "             + torch.log(1 - torch.sigmoid(D(fake))).mean())\n"),
+        why="the step writes L_D inline with log(sigmoid): -inf once D is confident (fake logits > 17)"),
+    Bug("d_step_inline_bce", test="test_discriminator_step", file=F, kind="extreme",
+        old="    loss = discriminator_loss(D(real), D(fake))\n",
+        new=("    r, f = torch.sigmoid(D(real)), torch.sigmoid(D(fake))\n"
+             "    loss = F.binary_cross_entropy(r, torch.ones_like(r)) + F.binary_cross_entropy(f, torch.zeros_like(f))\n"),
+        why="the step uses BCELoss on probabilities: the log is clamped at -100, no gradient once D is confident"),
+    Bug("g_step_inline_log_sigmoid", test="test_generator_step", file=F, kind="extreme",
+        old="    loss = generator_loss(D(G(sample_noise(G, n))), saturating=saturating)\n",
+        new=("    p = torch.sigmoid(D(G(sample_noise(G, n))))\n"
+             "    loss = torch.log(1 - p).mean() if saturating else -torch.log(p).mean()\n"),
+        why="the step writes L_G inline with log(sigmoid): inf when D confidently rejects the fakes"),
+    # ---- the prior and the noise of sample() ---------------------------------------------------
+    Bug("sample_clamped_noise", test="test_sampling", file=F, kind="prior",
+        old="    return G(sample_noise(G, n))\n",
+        new="    return G(sample_noise(G, n).clamp(-2.5, 2.5))   # truncation trick: cleaner samples\n",
+        why="sample() clamps its noise (a truncation trick): not samples of p_G"),
+    Bug("sample_shrunk_noise", test="test_sampling", file=F, kind="prior",
+        old="    return G(sample_noise(G, n))\n",
+        new="    return G(0.95 * sample_noise(G, n))   # truncation trick, psi = 0.95\n",
+        why="sample() shrinks its noise towards 0 (truncation psi = 0.95)"),
+    Bug("noise_trunc_normal", test="test_sampling", file=F, kind="prior",
+        old="    return torch.randn(n, G.z_dim, device=p.device, dtype=p.dtype)\n",
+        new=("    z = torch.empty(n, G.z_dim, device=p.device, dtype=p.dtype)\n"
+             "    return nn.init.trunc_normal_(z, a=-3.0, b=3.0)\n"),
+        why="the noise drawn from a normal truncated at 3 std"),
+    Bug("noise_uniform_unit_variance", test="test_sampling", file=F, kind="statistics",
+        old="    return torch.randn(n, G.z_dim, device=p.device, dtype=p.dtype)\n",
+        new="    return (torch.rand(n, G.z_dim, device=p.device, dtype=p.dtype) - 0.5) * 12 ** 0.5\n",
+        why="uniform noise with mean 0 and variance 1: the right two moments, the wrong law"),
+    Bug("noise_standardised", test="test_sampling", file=F, kind="statistics",
+        old="    return torch.randn(n, G.z_dim, device=p.device, dtype=p.dtype)\n",
+        new=("    z = torch.randn(n, G.z_dim, device=p.device, dtype=p.dtype)\n"
+             "    return (z - z.mean(0)) / z.std(0)   # exactly mean 0, std 1\n"),
+        why="the noise standardised over the batch: rows are no longer independent N(0, I) draws"),
+    Bug("noise_private_generator", test="test_sampling", file=F, kind="global_seed",
+        old="    return torch.randn(n, G.z_dim, device=p.device, dtype=p.dtype)\n",
+        new=("    return torch.randn(n, G.z_dim, generator=_NOISE).to(device=p.device, dtype=p.dtype)\n\n\n"
+             "_NOISE = torch.Generator().manual_seed(1234)   # reproducible samples\n"),
+        why="the noise comes from a private torch.Generator seeded once: torch.manual_seed has no effect"),
+    Bug("noise_numpy", test="test_sampling", file=F, kind="global_seed",
+        old="    return torch.randn(n, G.z_dim, device=p.device, dtype=p.dtype)\n",
+        new=("    import numpy as np\n"
+             "    return torch.from_numpy(np.random.standard_normal((n, G.z_dim))).to(device=p.device, dtype=p.dtype)\n"),
+        why="the noise drawn with numpy's global generator, not torch's"),
+    # ---- the loop's mechanics ----------------------------------------------------------------
+    Bug("train_inline_rounds_no_zero_grad", test="test_train_loop", file=F, kind="mechanics",
+        old="        losses = train_step(G, D, opt_g, opt_d, real, saturating=saturating)\n",
+        new=("        with torch.no_grad():\n"
+             "            fake = G(sample_noise(G, batch_size))\n"
+             "        d_loss = discriminator_loss(D(real), D(fake))\n"
+             "        d_loss.backward()\n"
+             "        opt_d.step()\n"
+             "        opt_g.zero_grad()\n"
+             "        g_loss = generator_loss(D(G(sample_noise(G, batch_size))), saturating)\n"
+             "        g_loss.backward()\n"
+             "        opt_g.step()\n"
+             "        losses = {'d_loss': d_loss.item(), 'g_loss': g_loss.item()}\n"),
+        why="the loop written inline, D's gradients never reset: they pile up over the rounds "
+            "(and with what the generator's backward leaves in D)"),
+    Bug("train_zero_grad_once", test="test_train_loop", file=F, kind="mechanics",
+        old="        losses = train_step(G, D, opt_g, opt_d, real, saturating=saturating)\n",
+        new=("        opt_d.zero_grad()\n"
+             "        with torch.no_grad():\n"
+             "            fake = G(sample_noise(G, batch_size))\n"
+             "        d_loss = discriminator_loss(D(real), D(fake))\n"
+             "        d_loss.backward()\n"
+             "        opt_d.step()\n"
+             "        g_loss = generator_loss(D(G(sample_noise(G, batch_size))), saturating)\n"
+             "        g_loss.backward()   # G's gradients were reset once, before the loop\n"
+             "        opt_g.step()\n"
+             "        losses = {'d_loss': d_loss.item(), 'g_loss': g_loss.item()}\n"),
+        why="the loop written inline, G's gradients never reset: each step uses the sum of all earlier ones"),
+    Bug("train_consecutive_batches", test="test_train_loop", file=F, kind="mechanics",
+        old=("    for _ in range(steps):\n"
+             "        real = x[torch.randint(0, x.shape[0], (batch_size,), device=x.device)]\n"),
+        new=("    for step in range(steps):\n"
+             "        rows = (step * batch_size + torch.arange(batch_size, device=x.device)) % x.shape[0]\n"
+             "        real = x[rows]\n"),
+        why="batches of consecutive rows, walking through x in order"),
+    Bug("train_random_window", test="test_train_loop", file=F, kind="mechanics",
+        old="        real = x[torch.randint(0, x.shape[0], (batch_size,), device=x.device)]\n",
+        new=("        start = int(torch.randint(0, x.shape[0], ()))\n"
+             "        real = x[(start + torch.arange(batch_size, device=x.device)) % x.shape[0]]\n"),
+        why="each batch a window of consecutive rows at a random start"),
 ]

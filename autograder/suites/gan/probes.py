@@ -23,7 +23,7 @@ import contextlib
 import torch
 from torch import nn
 
-from autograder.worker import readable_meta, student
+from autograder.worker import readable_meta, shuffled_weights, student
 
 
 def _gan():
@@ -66,6 +66,20 @@ def discriminator_forward(x_dim, hidden, n, device="cpu", dtype="float32"):
     D, x = D.to(device), x.to(device)
     with torch.no_grad():
         return D(x)
+
+
+def network_outputs(which, dims, output, inputs):
+    """A fresh Generator(*dims, output=output) or Discriminator(*dims): its parameters (in
+    `parameters()` order) and its outputs on each of the judge's input batches (all of the same
+    shape), first in train() mode, then in eval() mode, then in train() mode again."""
+    gan = _gan()
+    net = gan.Generator(*dims, output=output) if which == "G" else gan.Discriminator(*dims)
+    out = {"params": [p.detach().clone() for p in net.parameters()]}
+    with torch.no_grad():
+        for key, mode in (("train", True), ("eval", False), ("train_again", True)):
+            net.train(mode)
+            out[key] = [net(x.clone()) for x in inputs]
+    return out
 
 
 # --- losses ----------------------------------------------------------------------------------
@@ -130,11 +144,21 @@ def _stale(params):
         p.grad = torch.randn_like(p)
 
 
-def discriminator_steps(x_dim, n, lr, momentum, calls):
+def _confident(D, logit):
+    """A confident discriminator: weights near 0 and bias `logit`, so that every logit, real or
+    fake, is close to `logit` (None: leave nn.Linear's initialisation)."""
+    if logit is not None:
+        with torch.no_grad():
+            D.lin.weight.mul_(0.1)
+            D.lin.bias.fill_(float(logit))
+
+
+def discriminator_steps(x_dim, n, lr, momentum, calls, confident=None):
     """`calls` discriminator_step calls with SGD(lr, momentum) on D, stale D gradients before
     each; snapshots of both networks after each call."""
     gan = _gan()
     G, D = _ConstG(3, x_dim), _LinD(x_dim)
+    _confident(D, confident)
     opt_d = torch.optim.SGD(D.parameters(), lr=lr, momentum=momentum)
     out = {"b": G.b.detach().clone(), "d0": _d_params(D), "reals": [], "after": [], "losses": [],
            "g_grad": [], "g_b": [], "noise": []}
@@ -155,11 +179,12 @@ def discriminator_steps(x_dim, n, lr, momentum, calls):
     return out
 
 
-def generator_steps(x_dim, n, lr, momentum, calls, saturating):
+def generator_steps(x_dim, n, lr, momentum, calls, saturating, confident=None):
     """`calls` generator_step calls with SGD(lr, momentum) on G, stale G gradients before each;
     snapshots of both networks after each call."""
     gan = _gan()
     G, D = _ConstG(3, x_dim), _LinD(x_dim)
+    _confident(D, confident)
     opt_g = torch.optim.SGD(G.parameters(), lr=lr, momentum=momentum)
     out = {"b0": G.b.detach().clone(), "d0": _d_params(D), "b": [], "d": [], "losses": [], "noise": []}
     for _ in range(calls):
@@ -238,10 +263,13 @@ def train_mechanics(x, steps, z_dim, hidden, batch_size, lr, saturating):
         if isinstance(module, nets) and inputs and isinstance(inputs[0], torch.Tensor):
             events.append({"net": "G" if isinstance(module, gan.Generator) else "D", "id": id(module),
                            "grad": torch.is_grad_enabled(), "input": inputs[0].detach().clone(),
-                           "output": output.detach().clone() if isinstance(output, torch.Tensor) else None})
+                           "output": output.detach().clone() if isinstance(output, torch.Tensor) else None,
+                           "weights": [p.detach().clone() for p in module.parameters()]})
 
     def on_step(opt, args, kwargs):
-        events.append({"net": "step", "params": [id(p) for g in opt.param_groups for p in g["params"]],
+        stepped = [p for g in opt.param_groups for p in g["params"]]
+        events.append({"net": "step", "params": [id(p) for p in stepped],
+                       "grads": {id(p): None if p.grad is None else p.grad.detach().clone() for p in stepped},
                        "lr": [float(g.get("lr", float("nan"))) for g in opt.param_groups],
                        "betas": [list(map(float, g["betas"])) if "betas" in g else None for g in opt.param_groups],
                        "type": type(opt).__name__})
@@ -257,8 +285,13 @@ def train_mechanics(x, steps, z_dim, hidden, batch_size, lr, saturating):
             h.remove()
     owner = {id(p): "G" for p in G.parameters()}
     owner.update({id(p): "D" for p in D.parameters()})
+    order = {id(p): k for net in (G, D) for k, p in enumerate(net.parameters())}
     for e in events:
         if e["net"] == "step":
+            # the gradients each step used, in its network's parameters() order
+            grads = e.pop("grads")
+            ids = sorted((i for i in e["params"] if i in order), key=order.get)
+            e["grads"] = [grads[i] for i in ids]
             e["owners"] = sorted({owner.get(i, "other") for i in e.pop("params")})
         else:
             e["id"] = {id(G): "G", id(D): "D"}.get(e["id"], "other")
@@ -301,6 +334,18 @@ def sampling_noise(n, dim, dtype="float32"):
     return {"z": gan.sample(G, n), "one": gan.sample(G, 1)}
 
 
+def sampling_seeded(n, dim, seeds):
+    """sample(G, n) for G(z) = z right after torch.manual_seed(k), for each k of `seeds`: the
+    noise must come from torch's global generator."""
+    gan = _gan()
+    G = _IdentityG(dim)
+    out = []
+    for k in seeds:
+        torch.manual_seed(k)
+        out.append(gan.sample(G, n))
+    return out
+
+
 def sampling(n, device="cpu"):
     """sample(G, n) twice, for a fixed G moved to `device`."""
     gan = _gan()
@@ -325,25 +370,30 @@ def _history(history):
     return floats("d_loss"), floats("g_loss")
 
 
-def train_mixture(name, n_data, steps, batch_size, lr, z_dim, hidden, n_samples):
-    """Train on n_data exact samples of kitdata.toy2d.<name>(); return n_samples samples."""
-    from kitdata import toy2d
+def _generate(gan, G, z, n_samples):
+    """What the judge scores: G(z) from the judge's noise, the same through a copy of G with
+    its weights shuffled (quality that survives the shuffle was not learned), and the
+    handout's sample(G, n)."""
+    with torch.no_grad():
+        gz = G(z)
+        twin = shuffled_weights(G, generator=torch.Generator().manual_seed(0))
+        gz_shuffled = twin(z)
+    return {"gz": gz, "gz_shuffled": gz_shuffled, "samples": gan.sample(G, n_samples)}
 
+
+def train_mixture(x, steps, batch_size, lr, z_dim, hidden, z, n_samples):
+    """Train on the judge's 2-D samples x (a hidden variant of a mixture); generate from z."""
     gan = _gan()
-    x = torch.from_numpy(getattr(toy2d, name)().sample(n_data))
     G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="linear",
                               batch_size=batch_size, lr=lr)
     d, g = _history(history)
-    return {"samples": gan.sample(G, n_samples), "d_loss": d, "g_loss": g}
+    return {**_generate(gan, G, z, n_samples), "d_loss": d, "g_loss": g}
 
 
-def train_digits(steps, batch_size, lr, z_dim, hidden, n_samples):
-    """Train on the 1,497 training digits; return n_samples samples (N, 64)."""
-    import kitdata.digits
-
+def train_digits(x, steps, batch_size, lr, z_dim, hidden, z, n_samples):
+    """Train on the judge's digits x (N, 64) (the training digits, pixels permuted in secret)."""
     gan = _gan()
-    x = torch.from_numpy(kitdata.digits.load_digits("train")[0])
     G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="sigmoid",
                               batch_size=batch_size, lr=lr)
     d, g = _history(history)
-    return {"samples": gan.sample(G, n_samples), "d_loss": d, "g_loss": g}
+    return {**_generate(gan, G, z, n_samples), "d_loss": d, "g_loss": g}

@@ -60,3 +60,49 @@ def ref_sgd(theta, grads_fn, lr, momentum, calls):
 def ref_mlp_params(d_in, hidden, d_out):
     """Parameters of Linear(d_in, h) -> Linear(h, h) -> Linear(h, d_out), biases included."""
     return d_in * hidden + hidden + hidden * hidden + hidden + hidden * d_out + d_out
+
+
+def ref_mlp_layers(params, d_in, hidden, d_out):
+    """The candidate readings of a network's parameters (in `parameters()` order) as the
+    handout's MLP: [(W1, b1), (W2, b2), (W3, b3)] with W of shape (fan_in, fan_out), float64.
+
+    With d_in, hidden, d_out all different the shapes say which is which (a weight stored
+    (out, in) as nn.Linear does, or (in, out)); the two hidden biases are tried in both orders.
+    [] when the parameters cannot be the handout's MLP at all."""
+    import itertools
+
+    if len({d_in, hidden, d_out}) != 3 or len(params) != 6:
+        return []
+    mats = [p.double() for p in params if p.dim() == 2]
+    vecs = [p.double() for p in params if p.dim() == 1]
+    if len(mats) != 3 or len(vecs) != 3:
+        return []
+
+    def weights(fan_in, fan_out):
+        found = []
+        for m in mats:
+            if tuple(m.shape) == (fan_out, fan_in):
+                found.append(m.T)
+            if tuple(m.shape) == (fan_in, fan_out) and fan_in != fan_out:
+                found.append(m)
+            elif tuple(m.shape) == (fan_in, fan_out):
+                found.append(m)      # a square weight: both orientations
+        return found
+
+    w1, w2, w3 = weights(d_in, hidden), weights(hidden, hidden), weights(hidden, d_out)
+    b3 = [v for v in vecs if v.shape == (d_out,)]
+    bh = [v for v in vecs if v.shape == (hidden,)]
+    if not (len(w1) == 1 and len(w3) == 1 and w2 and len(b3) == 1 and len(bh) == 2):
+        return []
+    return [[(w1[0], b1), (w2_, b2), (w3[0], b3[0])]
+            for w2_ in w2 for b1, b2 in itertools.permutations(bh)]
+
+
+def ref_mlp_forward(layers, x, sigmoid=False):
+    """Linear -> LeakyReLU(0.2) -> Linear -> LeakyReLU(0.2) -> Linear (-> sigmoid), float64."""
+    h = x.double()
+    for k, (w, b) in enumerate(layers):
+        h = h @ w + b
+        if k < 2:
+            h = torch.nn.functional.leaky_relu(h, 0.2)
+    return torch.sigmoid(h) if sigmoid else h
