@@ -63,13 +63,21 @@ def bugs_of(assignment_id: str) -> list[Bug]:
 
 def apply(bug: Bug, solution: Path, into: Path) -> Path:
     """Copy the reference solution to ``into`` with the bug planted; return ``into``."""
+    return copy_with_edits(solution, into, bug.file, ((bug.old, bug.new),), f"bug {bug.name}")
+
+
+def copy_with_edits(solution: Path, into: Path, file: str, edits, what: str) -> Path:
+    """Copy ``solution`` to ``into`` and make each (old, new) text edit in ``file``; every old
+    text must occur exactly once (``what`` names the bug or oracle in the error)."""
     import shutil
 
     shutil.copytree(solution, into, ignore=shutil.ignore_patterns("__pycache__", "checks"))
-    target = into / bug.file
+    target = into / file
     text = target.read_text()
-    count = text.count(bug.old)
-    if count != 1:
-        raise ValueError(f"bug {bug.name}: the text to replace occurs {count} times in {bug.file}, not once")
-    target.write_text(text.replace(bug.old, bug.new))
+    for old, new in edits:
+        count = text.count(old)
+        if count != 1:
+            raise ValueError(f"{what}: the text to replace occurs {count} times in {file}, not once")
+        text = text.replace(old, new)
+    target.write_text(text)
     return into

@@ -11,9 +11,10 @@ One module per assignment (``<id>.py``) with ``ORACLES = [Oracle(...), ...]``.
 from __future__ import annotations
 
 import importlib
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.bugbank import copy_with_edits
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,4 @@ def oracles_of(assignment_id: str) -> list[Oracle]:
 
 def apply(oracle: Oracle, solution: Path, into: Path) -> Path:
     """Copy the reference solution to ``into`` with the oracle's edits made; return ``into``."""
-    shutil.copytree(solution, into, ignore=shutil.ignore_patterns("__pycache__", "checks"))
-    target = into / oracle.file
-    text = target.read_text()
-    for old, new in oracle.edits:
-        count = text.count(old)
-        if count != 1:
-            raise ValueError(f"oracle {oracle.name}: the text to replace occurs {count} times in {oracle.file}, not once")
-        text = text.replace(old, new)
-    target.write_text(text)
-    return into
+    return copy_with_edits(solution, into, oracle.file, oracle.edits, f"oracle {oracle.name}")
