@@ -337,16 +337,21 @@ def test_a_patched_probe_cannot_report_a_made_up_elbo(tmp_path):
     assert test.score == 0 and "below what any VAE" in test.message, test.message
 
 
-def test_held_out_digits_returned_as_samples_are_copies(tmp_path):
-    # With no sandbox at all (so the held-out file is readable), sample() returns held-out digits:
-    # the memorisation check compares with every real digit, held-out ones included.
+def test_held_out_digits_returned_as_samples_earn_nothing(tmp_path):
+    # With no sandbox at all (so the held-out file is readable), the decoder returns held-out
+    # digits, however it was trained and whatever z it is given, and so does sample(). The digits
+    # the judge scores come from decode(z) of its own z, are put back from the grading's secret
+    # pixel permutation before FID-lite, and must not survive shuffling the trained weights.
     cheat = """
-    def sample(model, n):
+    def _held_out_logits(self, z):
         import kitdata.digits
-        held = torch.from_numpy(kitdata.digits.load_digits("heldout")[0])
-        return held[torch.arange(n) % len(held)]
+        held = torch.from_numpy(kitdata.digits.load_digits("heldout")[0]).double().clamp(1e-4, 1 - 1e-4)
+        rows = held[torch.arange(z.shape[0]) % len(held)]
+        return (torch.log(rows) - torch.log1p(-rows)).to(z.dtype) + 0 * z.sum(1, keepdim=True)
+
+    VAE.decode = _held_out_logits
     """
     vae = COURSE.get("vae")
     result = runner.grade(COURSE, vae, _vae(tmp_path, cheat), only=["test_sample_quality"], layers=[])
     test = _test(result, "test_sample_quality")
-    assert test.score == 0 and "near-copies" in test.message, test.message
+    assert test.score == 0 and test.message, test.message

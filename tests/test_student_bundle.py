@@ -51,6 +51,7 @@ COMMON = {"0.1", "0.2", "0.25", "0.3", "0.4", "0.5", "0.6", "0.7", "0.75", "0.8"
 REVIEWED = {
     "if not 0.25 < zeroed < 0.35:": "autoencoders: bounds on the share of pixels masking_noise zeroes at "
                                     "p = 0.3, not mix_excess_tiers",
+    "Requires-Dist: pyyaml>=6.0": "the student package's dependency on PyYAML 6, not gen_fid_tiers",
 }
 SECRET_KEY = re.compile(r"tiers|floor|max|min|tolerance|below|gain|ceiling|bound", re.I)
 
