@@ -299,4 +299,15 @@ BUGS = [
         old="return F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))",
         new="return (logits.exp().sum(-1).log() - logits.gather(-1, targets[..., None])[..., 0]).mean()",
         why="log-sum-exp by hand without the max: overflows for logits above ~88 in float32"),
+    # parts of the model the handout names that learned quality hardly shows (judged on the
+    # model rebuilt in float64 from its own parameters)
+    Bug("no_final_layernorm", test="test_logits_shapes", file=F, kind="structure",
+        old="logits = self.head(self.ln_f(x))", new="logits = self.head(x)",
+        why="forgets the final LayerNorm ln_f: the head reads the unnormalised residual stream"),
+    Bug("mlp_without_residual", test="test_logits_shapes", file=F, kind="structure",
+        old="x = x + self.mlp(self.ln2(x))", new="x = self.mlp(self.ln2(x))",
+        why="the block's MLP replaces the residual stream instead of adding to it"),
+    Bug("attention_without_projection", test="test_attention_module", file=F, kind="structure",
+        old="return self.proj(y), att", new="return y, att",
+        why="forgets the output projection proj after concatenating the heads"),
 ]

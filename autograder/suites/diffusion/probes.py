@@ -117,6 +117,20 @@ def model_outputs(dim: int, x, ts: list) -> list:
         return [attempt_detached(lambda: model(x, torch.full((x.shape[0],), int(t), dtype=torch.long))) for t in ts]
 
 
+def model_rows(dim: int, x, x2, t) -> dict:
+    """The student's EpsModel(dim) (one set of initial weights) on (x, t) with a different
+    step per row, on (x, t_i) for each distinct step t_i of t, and on (x2, t) and
+    ((x + x2) / 2, t)."""
+    model = student("diffusion").EpsModel(dim=dim)
+    model.eval()
+    with torch.no_grad():
+        return {"mixed": attempt_detached(lambda: model(x.clone(), t.clone())),
+                "each": [attempt_detached(lambda: model(x.clone(), torch.full_like(t, int(s))))
+                         for s in t.unique().tolist()],
+                "other": attempt_detached(lambda: model(x2.clone(), t.clone())),
+                "middle": attempt_detached(lambda: model((x + x2) / 2, t.clone()))}
+
+
 def model_modes(dim: int, x, t) -> dict:
     """The student's EpsModel(dim) on the same (x, t) in train() mode, twice, and in eval() mode."""
     model = student("diffusion").EpsModel(dim=dim)

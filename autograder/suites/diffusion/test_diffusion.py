@@ -232,7 +232,9 @@ def test_time_embedding(worker, seed, credit):
     """time_embedding against float64 for t from 1 to 1000 and two sizes (sin half, then cos
     half), float32 out; the student's EpsModel gives different outputs at different t for
     the same x (it uses the step), and the same outputs in train() and eval() mode at the
-    digits' size."""
+    digits' size. The parts of EpsModel the handout names, which learned quality hardly shows
+    (a linear network still covers the ring's modes): each row read with its own step, and
+    a hidden activation (the output is not an affine function of x_t)."""
     g = torch.Generator().manual_seed(seed)
     problems = []
     t = torch.cat([torch.tensor([1, 1000]), torch.randint(1, 1000, (5,), generator=g)])
@@ -255,6 +257,7 @@ def test_time_embedding(worker, seed, credit):
                 fails("EpsModel gives the same output at different t: feed time_embedding(t) to the network")
     except AssertionError as error:
         problems.append(str(error))
+    problems += _model_structure_problems(worker, g)
     # The handout: EpsModel's forward does not depend on train() / eval() mode (no dropout, no
     # batch statistics), at the digits' size: a batch of 32 rows of 64 in float32.
     xm = torch.randn(32, 64, generator=g)
@@ -274,7 +277,50 @@ def test_time_embedding(worker, seed, credit):
                   "it must not depend on the mode (no dropout, no batch norm)")
     except AssertionError as error:
         problems.append(str(error))
-    score_checks(problems, 4, credit)
+    score_checks(problems, 6, credit)
+
+
+def _model_structure_problems(worker, g) -> list[str]:
+    """Two checks on EpsModel(dim=3) at its initial weights, on x ~ N(0, 2^2) (wide enough to
+    cross the activations' kinks): (1) on a batch whose rows have different steps, each row
+    equals that row in a batch where every row has its step (training draws one t per row);
+    (2) the output depends on x_t, and at the midpoint of two inputs (same t) it differs from the
+    average of the outputs by more than float32 error (a network without hidden activation is
+    affine in x)."""
+    B = 12
+    x, x2 = 2 * torch.randn(B, 3, generator=g), 2 * torch.randn(B, 3, generator=g)
+    t = torch.tensor([1, 100, 7, 40])[torch.arange(B) % 4]
+    out = worker.call("model_rows", 3, x, x2, t)
+    problems = []
+    try:
+        if not isinstance(out, dict):
+            fails(f"EpsModel(dim=3): expected outputs, got {describe_value(out)}")
+        mixed = expect_finite(expect_tensor(out.get("mixed"), name="EpsModel(dim=3)", shape=(B, 3)), name="EpsModel")
+        each = out.get("each")
+        if not (isinstance(each, list) and len(each) == len(t.unique())):
+            fails(f"EpsModel(dim=3): expected outputs, got {describe_value(each)}")
+        for s, o in zip(t.unique().tolist(), each):
+            rows = t == s
+            o = expect_tensor(o, name="EpsModel(dim=3)", shape=(B, 3))
+            if not torch.allclose(mixed[rows], o[rows], rtol=1e-5, atol=1e-6):
+                fails("EpsModel: on a batch whose rows have different steps t, a row's output differs from its "
+                      "output when every row has its step: embed each row's own t")
+    except AssertionError as error:
+        problems.append(str(error))
+    try:
+        if not isinstance(out, dict):
+            fails(f"EpsModel(dim=3): expected outputs, got {describe_value(out)}")
+        ends = [expect_finite(expect_tensor(out.get(k), name="EpsModel(dim=3)", shape=(B, 3)), name="EpsModel").double()
+                for k in ("mixed", "other", "middle")]
+        curvature = float((ends[2] - (ends[0] + ends[1]) / 2).abs().max())
+        spread = float((ends[0] - ends[1]).abs().max())
+        if not spread > 1e-6:
+            fails("EpsModel gives the same output for different x_t: feed x_t to the network")
+        if not curvature > 1e-3 * spread:
+            fails("EpsModel is an affine function of x_t: put an activation (ReLU or SiLU) after each hidden layer")
+    except AssertionError as error:
+        problems.append(str(error))
+    return problems
 
 
 # --------------------------------------------------------------------------- loss

@@ -169,6 +169,20 @@ def logits_shapes(vocab_size, block_size, shapes, idx=None):
     return {"shapes": out, "eval": evaluated, "train": trained_mode}
 
 
+def forward_parts(vocab_size, block_size, idx, std):
+    """A TinyGPT with every parameter redrawn from N(0, std^2) (layer norms' and biases
+    included, so that each part changes the logits), its parameters by name and its logits
+    on idx (eval mode)."""
+    model = _model(vocab_size, block_size)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, std)
+    model.eval()
+    with torch.no_grad():
+        logits = model(idx)
+    return {"params": {k: v.detach().clone() for k, v in model.state_dict().items()}, "logits": logits}
+
+
 def attention_module(n_embd, n_head, xs, gain):
     """Run one student CausalSelfAttention in float64 on each x of xs in turn (a short
     sequence first); return its outputs, its weights and its parameters."""

@@ -58,3 +58,46 @@ def ref_adam_updates(grads, lr, betas=(0.9, 0.999), eps=1e-8):
         m_hat, v_hat = m / (1 - betas[0] ** k), v / (1 - betas[1] ** k)
         updates.append(-lr * m_hat / (v_hat.sqrt() + eps))
     return updates
+
+
+def ref_layer_norm(x, weight, bias, eps=1e-5):
+    """nn.LayerNorm over the last dimension (biased variance, eps 1e-5), in float64."""
+    x = x.double()
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * weight.double() + bias.double()
+
+
+def ref_gpt_forward(params, idx, n_layer, n_head):
+    """The handout's TinyGPT in float64 from its parameters (state_dict names of the given
+    modules): tok_emb + pos_emb, n_layer pre-norm blocks x + attn(ln1(x)), x + mlp(ln2(x))
+    with mlp = Linear -> exact GELU -> Linear, then ln_f and the head."""
+    p = {k: v.double() for k, v in params.items()}
+    T = idx.shape[1]
+    x = p["tok_emb.weight"][idx] + p["pos_emb.weight"][:T]
+    for layer in range(n_layer):
+        b = f"blocks.{layer}."
+        h = ref_layer_norm(x, p[b + "ln1.weight"], p[b + "ln1.bias"])
+        a, _ = ref_attention(h, p[b + "attn.qkv.weight"], p[b + "attn.qkv.bias"],
+                             p[b + "attn.proj.weight"], p[b + "attn.proj.bias"], n_head)
+        x = x + a
+        h = ref_layer_norm(x, p[b + "ln2.weight"], p[b + "ln2.bias"])
+        h = torch.nn.functional.gelu(h @ p[b + "mlp.0.weight"].T + p[b + "mlp.0.bias"])
+        x = x + h @ p[b + "mlp.2.weight"].T + p[b + "mlp.2.bias"]
+    x = ref_layer_norm(x, p["ln_f.weight"], p["ln_f.bias"])
+    return x @ p["head.weight"].T + p["head.bias"]
+
+
+# The parameters of the handout's TinyGPT (their modules are given in the skeleton).
+def gpt_parameter_shapes(vocab_size, block_size, n_layer, n_embd):
+    C = n_embd
+    shapes = {"tok_emb.weight": (vocab_size, C), "pos_emb.weight": (block_size, C),
+              "ln_f.weight": (C,), "ln_f.bias": (C,), "head.weight": (vocab_size, C), "head.bias": (vocab_size,)}
+    for layer in range(n_layer):
+        b = f"blocks.{layer}."
+        shapes.update({b + "ln1.weight": (C,), b + "ln1.bias": (C,), b + "ln2.weight": (C,), b + "ln2.bias": (C,),
+                       b + "attn.qkv.weight": (3 * C, C), b + "attn.qkv.bias": (3 * C,),
+                       b + "attn.proj.weight": (C, C), b + "attn.proj.bias": (C,),
+                       b + "mlp.0.weight": (4 * C, C), b + "mlp.0.bias": (4 * C,),
+                       b + "mlp.2.weight": (C, 4 * C), b + "mlp.2.bias": (C,)})
+    return shapes

@@ -329,9 +329,13 @@ def test_initial_loss(worker, seed, thresholds):
 
 
 # ======================================================================== the transformer
-def test_logits_shapes(worker, seed):
+def test_logits_shapes(worker, seed, credit):
     """Logits of every shape (a batch of one, a sequence of one, a full block), and the same
-    logits in train() and in eval() mode: nothing in the handout's model depends on the mode."""
+    logits in train() and in eval() mode: nothing in the handout's model depends on the mode.
+    Then (60% of the points) the model's logits against the handout's TinyGPT rebuilt in
+    float64 from the model's own parameters, every parameter redrawn at random so that each
+    part (position embedding, the residuals, every LayerNorm, ln_f, the head) changes them:
+    parts that learned quality hardly shows."""
     g = _rng(seed)
     V, block = 11, 16
     shapes = [(1, 1), (2, 7), (5, 16), (3, 16)]
@@ -348,6 +352,30 @@ def test_logits_shapes(worker, seed):
     trained_mode = expect_tensor(reply["train"], name="TinyGPT.forward in train() mode", shape=(4, 13, V))
     expect_close(trained_mode, evaluated, name="TinyGPT.forward in train() mode vs eval() mode (the handout's "
                  "model has no dropout nor anything else that depends on the mode)", rtol=1e-5, atol=1e-6)
+    try:
+        _check_forward_parts(worker, g, V, block)
+    except AssertionError as error:
+        credit(0.4, f"{error}; shapes and modes right: 40% kept")
+
+
+def _check_forward_parts(worker, g, V, block, n_layer=2, n_head=4, n_embd=32):
+    """The probe's model (n_layer 2, n_head 4, n_embd 32) with parameters ~ N(0, 0.3^2): its
+    logits on a sequence shorter than block_size against ref_gpt_forward on its parameters."""
+    idx = torch.randint(0, V, (3, block - 3), generator=g)
+    out = worker.call("forward_parts", V, block, idx, 0.3)
+    if not (isinstance(out, dict) and isinstance(out.get("params"), dict)):
+        fails(f"TinyGPT.forward failed, got {describe_value(out)}")
+    params = {}
+    for key, shape in ref.gpt_parameter_shapes(V, block, n_layer, n_embd).items():
+        if key not in out["params"]:
+            fails(f"TinyGPT should keep the handout's modules (tok_emb, pos_emb, blocks, ln_f, head): {key} is missing")
+        params[key] = expect_tensor(out["params"][key], name=f"TinyGPT parameter {key}", shape=shape)
+    logits = expect_tensor(out["logits"], name="TinyGPT.forward", shape=(*idx.shape, V))
+    expected = ref.ref_gpt_forward(params, idx, n_layer, n_head)
+    scale = float(expected.abs().max())
+    if not bool(((logits.double() - expected).abs() <= 1e-3 * scale).all()):
+        fails("TinyGPT.forward is not the handout's model on its own parameters: tok_emb + pos_emb, pre-norm blocks "
+              "x + attn(ln1(x)) then x + mlp(ln2(x)), the final LayerNorm ln_f, then the head")
 
 
 @pytest.mark.parametrize("gain", [1.0, 300.0], ids=["ordinary_scores", "large_scores"])
