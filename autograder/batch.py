@@ -38,7 +38,7 @@ import kitdata
 from autograder import reports, runner
 from autograder.config import Assignment, Config
 from autograder.runner import Result, TestResult
-from autograder.submission import SubmissionError, inventory
+from autograder.submission import SubmissionError, hash_field, inventory
 
 # One row per student: (name, Result or None, status, reason) -- what reports.write_grades_csv takes.
 Row = tuple[str, "Result | None", str, str]
@@ -134,23 +134,16 @@ def kit_version() -> str:
         return "unknown"
 
 
-def _field(hasher, data: bytes) -> None:
-    """One field of a key: its length, then its bytes. With lengths no two different sequences
-    of fields hash alike (a separator byte could also occur inside a file or a name)."""
-    hasher.update(len(data).to_bytes(8, "big") + data)
-
-
 def _hash_folder(folder: Path, hasher, max_bytes: int, max_entries: int) -> None:
     """Every entry's relative path, kind and (for a file) bytes, in a fixed order (links are
     refused by inventory)."""
     for path, is_folder in sorted(inventory(folder, max_bytes, max_entries)):
-        _field(hasher, path.encode("utf-8", "surrogateescape"))
-        _field(hasher, b"folder" if is_folder else b"file")
-        if not is_folder:
+        hash_field(hasher, path.encode("utf-8", "surrogateescape"))
+        hash_field(hasher, b"folder" if is_folder else b"file")
+        if not is_folder:  # streamed: the file's own digest is a field of fixed length
             fd = os.open(folder / path, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as source:
-                data = source.read()
-            _field(hasher, data)
+                hash_field(hasher, hashlib.file_digest(source, "sha256").digest())
 
 
 def submission_hash(folder: Path, assignment: Assignment) -> str:
@@ -169,8 +162,8 @@ def _hash_code(hasher) -> None:
     for root in CODE:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".npz")
                            and "__pycache__" not in p.parts and "suites" not in p.relative_to(root).parts):
-            _field(hasher, path.relative_to(root.parent).as_posix().encode())
-            _field(hasher, path.read_bytes())
+            hash_field(hasher, path.relative_to(root.parent).as_posix().encode())
+            hash_field(hasher, path.read_bytes())
 
 
 def grading_hash(cfg: Config, assignment: Assignment, seed: int, only) -> str:
@@ -180,9 +173,9 @@ def grading_hash(cfg: Config, assignment: Assignment, seed: int, only) -> str:
     hasher = hashlib.sha256()
     suite = Path(cfg.suite_dir(assignment))
     _hash_folder(suite, hasher, 1 << 34, 100_000)
-    _field(hasher, assignment.model_dump_json().encode())
-    _field(hasher, json.dumps([seed, sorted(only or [])]).encode())
-    _field(hasher, hashlib.sha256(runner.grading_secret(assignment, suite).encode()).digest())
+    hash_field(hasher, assignment.model_dump_json().encode())
+    hash_field(hasher, json.dumps([seed, sorted(only or [])]).encode())
+    hash_field(hasher, hashlib.sha256(runner.grading_secret(assignment, suite).encode()).digest())
     _hash_code(hasher)
     return hasher.hexdigest()
 

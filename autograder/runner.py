@@ -26,7 +26,7 @@ from autograder import notebook
 from autograder.config import Assignment, Config
 from autograder.escape import one_line
 from autograder.job import CaseOutcome, Job, Outcomes
-from autograder.submission import SubmissionError, inventory
+from autograder.submission import SubmissionError, hash_field, inventory
 from autograder.containment import LAYERS, IsolationError, Policy, available_layers
 
 
@@ -200,9 +200,8 @@ def grading_secret(assignment: Assignment, suite: Path) -> str:
         hidden = json.dumps({"id": assignment.id, "thresholds": assignment.thresholds}, sort_keys=True, default=str)
         digest.update(b"files\0" + hidden.encode())
         for path in sorted(p for p in suite.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-            rel = path.relative_to(suite).as_posix().encode()
-            data = path.read_bytes()
-            digest.update(len(rel).to_bytes(8, "big") + rel + len(data).to_bytes(8, "big") + data)
+            hash_field(digest, path.relative_to(suite).as_posix().encode())
+            hash_field(digest, path.read_bytes())
     return digest.hexdigest()
 
 

@@ -32,6 +32,12 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def hash_field(hasher, data: bytes) -> None:
+    """One field of a hash key: its length, then its bytes. With lengths, no two different
+    sequences of fields hash alike (a separator byte could also occur inside a file or a name)."""
+    hasher.update(len(data).to_bytes(8, "big") + data)
+
+
 def inventory(folder: Path, max_bytes: int = MAX_BYTES, max_entries: int = MAX_ENTRIES) -> list[tuple[str, bool]]:
     """The folder's entries as (relative path, is_folder), checked; raises SubmissionError."""
     folder = Path(folder)
