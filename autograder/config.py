@@ -27,7 +27,8 @@ class Limits(_Strict):
     memory_mb: int = Field(3000, gt=0, description="resident memory of the worker")
     file_mb: int = Field(64, gt=0, description="largest file (and printed output) a submission may write")
     threads: int = Field(1, ge=1, le=64, description="torch threads in the worker (fixed: same score everywhere)")
-    suite_seconds: float = Field(600.0, gt=0, description="time limit of the whole suite")
+    suite_seconds: float = Field(600.0, gt=0, description=(
+        "time limit of the whole suite, not counting calls that timed out (excused up to as much again)"))
     startup_seconds: float = Field(120.0, gt=0, description="time limit of a worker's start (imports torch)")
     scratch_mb: int = Field(256, gt=0, description="everything the submission writes in its folder")
     scratch_files: int = Field(4096, gt=0, description="files and folders the submission may create")

@@ -274,7 +274,8 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
                 os.close(report_write)
                 report_write = -1
                 outcomes = Outcomes()
-                code, timed_out = _wait(judge, assignment.limits.suite_seconds, report_read, outcomes, progress)
+                # the judge keeps the budget (less time lost to hangs, see judge.plugin); this is the backstop
+                code, timed_out = _wait(judge, 2 * assignment.limits.suite_seconds, report_read, outcomes, progress)
                 _kill_leftovers(private)
         finally:
             os.close(report_read)

@@ -15,6 +15,7 @@ running under the worker's uid, and removes the cgroup.
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -127,6 +128,11 @@ class Sandbox:
         self._cgroup: cgroups.Cgroup | None = None
         self._uid: int | None = None
         self._next_scratch_check = 0.0
+        # Hangs outlive the worker they stopped: the functions that never returned (sent with
+        # every call, so that a later call into one fails at once) and the seconds they cost
+        # (which the judge does not charge to the suite's budget).
+        self.hung: list[dict] = []
+        self.stalled_seconds = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -280,14 +286,20 @@ class Sandbox:
         if probe not in self.probes:
             raise GraderError(f"the suite calls a probe named {probe!r}, but probes.py declares none "
                               f"(it has: {', '.join(sorted(self.probes)) or 'none'})")
-        message = {"op": "call", "probe": probe, "args": list(args), "kwargs": kwargs, "seed": int(seed)}
+        message = {"op": "call", "probe": probe, "args": list(args), "kwargs": kwargs, "seed": int(seed),
+                   "hung": self.hung}
+        started = time.monotonic()
         try:
             reply = self._request(message, f"in {probe}", timeout)
             if self.policy.wants("limits"):
                 self._check_scratch()
         except _Fault as fault:
+            text = f"your code {fault}"
+            if fault.fault == "timeout":
+                self.stalled_seconds += time.monotonic() - started
+                text += self._remember_hang(self._stack_at_stop(), time.monotonic() - started)
             self.stop()
-            raise StudentError(f"your code {fault}", fault.fault) from None
+            raise StudentError(text, fault.fault) from None
         finally:
             self._reap_strays()
         if not reply["ok"]:
@@ -328,6 +340,48 @@ class Sandbox:
             if self._process.poll() is not None or "closed" in str(error):
                 raise _Fault(*self._death_notice()) from None
             raise _Fault(f"sent the grader a garbled reply ({error})", "channel") from None
+
+    def _stack_at_stop(self) -> list[tuple[str, int, str]]:
+        """The student's frames of the worker's stack now, innermost first: [(file relative
+        to the submission, line, function)]. The worker's faulthandler writes the stack to its
+        output log on STACK_SIGNAL; a worker that silenced it (or filled its log) leaves []."""
+        from autograder.worker import STACK_SIGNAL
+
+        try:
+            start = os.path.getsize(self.log_path)
+            os.kill(self._process.pid, STACK_SIGNAL)
+        except OSError:
+            return []
+        text, deadline = "", time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            with open(self.log_path, "rb") as log:
+                log.seek(start)
+                now = log.read(1 << 16).decode("utf-8", "replace")
+            if now and now == text:  # written in one go by a signal handler: done once it stops growing
+                break
+            text = now
+        prefix = str(self.scratch) + os.sep
+        for thread in re.split(r"^(?:Current thread|Thread) 0x", text, flags=re.MULTILINE)[1:]:
+            frames = [(path[len(prefix):], int(line), function)
+                      for path, line, function in _FRAME.findall(thread) if path.startswith(prefix)]
+            if frames:  # the first thread that was in the student's code
+                return frames
+        return []
+
+    def _remember_hang(self, frames: list[tuple[str, int, str]], seconds: float) -> str:
+        """Note the outermost student function of a stopped call as hung (a later call into it
+        fails at once, see ``worker.hung_functions_refused``); return where it was, for the
+        message: '; it was stopped at vae.py line 12 in train_step (called from train())'."""
+        if not frames:
+            return ""
+        file, line, function = frames[0]
+        outer_file, _, outer = frames[-1]
+        where = f"{file} line {line} in {function}" + (f" (called from {outer}())" if outer != function else "")
+        self.hung.append({"file": outer_file, "function": outer, "message": (
+            f"{outer}() in {outer_file} never returned earlier in this grading (stopped after {seconds:.0f} s "
+            f"at {where}); the grader does not wait for it again")})
+        return f"; it was stopped at {where}"
 
     def _watch(self, pid: int) -> None:
         """The judge's own watch, for what no layer of the worker's counts: resident memory
@@ -389,6 +443,9 @@ class Sandbox:
         if self._process is None and self._fatal is None:
             self.start()
         return self.devices
+
+
+_FRAME = re.compile(r'^\s*File "(.+)", line (\d+) in (\S+)', re.MULTILINE)  # a line of faulthandler's
 
 
 def _resident_mb(pid: int) -> float:

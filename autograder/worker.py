@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import faulthandler
 import importlib
 import os
 import random
+import signal
 import sys
 import traceback
 import types
@@ -159,6 +161,8 @@ def _student_frame(tb) -> str:
 
 def describe(error: BaseException) -> str:
     """One line: what was raised, its message and where in the student's files."""
+    if isinstance(error, StillHanging):
+        return str(error)
     if isinstance(error, SystemExit):
         what = f"your code called sys.exit({error.code!r})"
     elif isinstance(error, OSError) and error.errno == errno.EFBIG:
@@ -175,6 +179,52 @@ def describe(error: BaseException) -> str:
             what = what[:297] + "..."
     where = _student_frame(error.__traceback__)
     return f"{what} ({where})" if where else what
+
+
+# --------------------------------------------------------------------------- hangs
+
+
+STACK_SIGNAL = signal.SIGUSR1  # the judge's request for the worker's stack before it stops it
+
+
+class StillHanging(BaseException):
+    """Raised into a student's function that already hung once in this grading.
+
+    A BaseException, so that neither ``attempt`` nor a student's ``except Exception`` turns it
+    into a value: the probe ends at once and the test that called the function fails, instead
+    of waiting out the probe's time limit again (and the suite's budget with it)."""
+
+
+@contextlib.contextmanager
+def hung_functions_refused(hung: list[dict]):
+    """While inside, check every 0.1 s whether the code running is inside a function that hung
+    earlier ({"file", "function", "message"} from the judge, the file relative to the
+    scratch folder); if so, raise :class:`StillHanging` with the earlier hang's message.
+
+    A timer signal, not a profiler: a profile hook would slow every call of an honest
+    training loop; the handler costs a walk of the stack ten times a second, and only in
+    gradings where something has hung."""
+    if not hung:
+        yield
+        return
+    known = {(entry["file"], entry["function"]): entry["message"] for entry in hung}
+
+    def check(signum, frame):
+        while frame is not None:
+            code = frame.f_code
+            if code.co_filename.startswith(_scratch + os.sep):
+                message = known.get((os.path.relpath(code.co_filename, _scratch), code.co_name))
+                if message is not None:
+                    raise StillHanging(message)
+            frame = frame.f_back
+
+    previous = signal.signal(signal.SIGALRM, check)
+    signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # --------------------------------------------------------------------------- the fence
@@ -332,6 +382,9 @@ def main(request_fd: int | None = None, reply_fd: int | None = None) -> None:
         layers["fence"] = "off"
     torch, probes = runtime["torch"], runtime["probes"]
     sys.path.insert(0, _scratch)
+    # Where a call that never returns was when the judge stopped it: the stack, written to the
+    # worker's output log by a C handler (it runs even inside a native loop).
+    faulthandler.register(STACK_SIGNAL, file=sys.stderr, all_threads=True, chain=False)
     probes_by_name = registry(probes)
     wire.write_frame(reply_fd, {"ready": True, "devices": runtime["devices"], "layers": layers,
                                 "setup_seconds": seconds, "probes": sorted(probes_by_name)})
@@ -350,7 +403,8 @@ def main(request_fd: int | None = None, reply_fd: int | None = None) -> None:
             else:
                 probe = probes_by_name[request["probe"]]  # the judge checked the name
                 _seed_everything(request["seed"], torch)
-                value = probe(*request["args"], **request["kwargs"])
+                with hung_functions_refused(request.get("hung", [])):
+                    value = probe(*request["args"], **request["kwargs"])
                 reply.update(ok=True, value=wire.to_wire(value))
         except BaseException as error:  # noqa: BLE001 - everything the student raises is reported
             reply.update(ok=False, error=describe(error))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import reports, runner
+from autograder import config, reports, runner
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, replace_function
 
+ROOT = Path(__file__).resolve().parents[1]
 FULL = {"test_double": 40, "test_normalise": 40, "test_device": 20}
 
 # each case graded cold and warm (tests/conftest.py)
@@ -78,6 +79,23 @@ def test_exit_at_import(tmp_path, statement, words):
 def test_endless_loop_costs_one_test(tmp_path):
     result = _grade(_submission(tmp_path, replace_function("double", "while True:\n    pass")))
     _only_loses(result, "test_double", "did not finish within")
+
+
+def test_a_hang_costs_only_the_tests_that_call_it(tmp_path):
+    """normalise() never returns: both test_normalise cases lose their points, naming the
+    line it was stopped at; test_device, after them, still runs and scores, though the two
+    cases would have spent the whole budget of 10 s waiting (8 s each) had the second waited
+    again and had the first been charged to the suite."""
+    hang = replace_function("normalise", "total = 0\nwhile True:\n    total += 1")
+    tight = MINI.model_copy(update={"limits": MINI.limits.model_copy(update={"suite_seconds": 10})})
+    result = runner.grade(CONFIG, tight, _submission(tmp_path, hang))
+    assert not result.grader_errors, result.grader_errors
+    assert _scores(result) == {"test_double": 40, "test_normalise": 0, "test_device": 20}
+    line = hang.splitlines().index("    while True:") + 1
+    message = _message(result, "test_normalise")
+    assert f"mini.py line {line} in normalise" in message or f"mini.py line {line + 1} in normalise" in message, \
+        message
+    assert result.execution_time < 10 + 8 + 5  # one wait of 8 s, not two
 
 
 def test_memory_blowup_costs_one_test(tmp_path):
@@ -252,3 +270,34 @@ def test_forged_replies_on_the_channel(tmp_path):
 def test_unreadable_submission_is_a_usage_error(tmp_path):
     with pytest.raises(runner.SubmissionError, match="not a folder"):
         runner.grade(CONFIG, MINI, tmp_path / "nowhere")
+
+
+# The vae suite's tests whose probes call the student's train() (autograder/suites/vae/probes.py:
+# train_on, train_mechanics, train_and_sample).
+CALLS_TRAIN = {"test_device_parity", "test_training_loop", "test_train_mechanics", "test_sample_quality"}
+
+
+def test_a_train_that_never_returns_costs_only_the_tests_that_train(tmp_path):
+    """The review's case: vae's train() loops forever. Every test that does not call train()
+    (the IWAE tests after the training tests among them) keeps its points; the four that do
+    name the line train() was stopped at, and only the first waits out its time limit."""
+    course = config.load(ROOT / "grading.yml")
+    vae = course.get("vae")
+    quick = vae.model_copy(update={"limits": vae.limits.model_copy(update={"probe_seconds": 15})})
+    source = (ROOT / "solutions" / "03_vae" / "vae.py").read_text()
+    start = source.index('"""', source.index("def train(")) + 3
+    start = source.index('"""', start) + 3
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "vae.py").write_text(source[:start] + "\n    while True:\n        pass\n" + source[start:])
+    line = (source[:start] + "\n    while True:\n").count("\n")
+
+    result = runner.grade(course, quick, folder)
+    assert not result.grader_errors, result.grader_errors
+    scores = {t.name: t for t in result.tests}
+    assert {name for name, t in scores.items() if t.score < t.max_score} == CALLS_TRAIN
+    assert all(scores[name].score == 0 for name in CALLS_TRAIN)
+    messages = [_message(result, name) for name in sorted(CALLS_TRAIN)]
+    assert all(f"vae.py line {line} in train" in m or f"vae.py line {line + 1} in train" in m
+               for m in messages), messages
+    assert sum("never returned earlier" in m for m in messages) == len(CALLS_TRAIN) - 1, messages

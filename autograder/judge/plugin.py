@@ -45,6 +45,7 @@ class Job:
         os.set_inheritable(report_fd, False)  # no process the judge starts may write to it
         self._report = os.fdopen(report_fd, "w", encoding="utf-8", buffering=1)
         self._sandbox: Sandbox | None = None
+        self.started = time.monotonic()
 
     @property
     def sandbox(self) -> Sandbox:
@@ -55,6 +56,13 @@ class Job:
                 probes_source=Path(spec.probes).read_text(encoding="utf-8"),
                 modules=spec.modules, limits=spec.limits, policy=Policy.from_dict(spec.policy))
         return self._sandbox
+
+    def charged_seconds(self) -> float:
+        """Time spent on the suite, less what calls that timed out cost (excused up to the
+        suite's budget again): a function that never returns costs the tests that call it,
+        not every test after them."""
+        stalled = self._sandbox.stalled_seconds if self._sandbox is not None else 0.0
+        return time.monotonic() - self.started - min(stalled, self.spec.limits.suite_seconds)
 
     def send(self, kind: str, body) -> None:
         self._report.write(json.dumps({kind: body}) + "\n")
@@ -121,6 +129,17 @@ def pytest_collection_finish(session):
     job = session.config._kit_job
     if job is not None:  # the runner believes outcomes only for these
         job.send("collected", [item.nodeid for item in session.items])
+        job.started = time.monotonic()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """The suite's budget, kept here rather than by the runner's clock, so that it can leave
+    out time lost to hangs; the runner only stops a judge that overruns twice the budget."""
+    job = item.config._kit_job
+    if job is not None and job.charged_seconds() > job.spec.limits.suite_seconds:
+        raise StudentError(f"not reached: the suite's time limit of {job.spec.limits.suite_seconds:g} s "
+                           "was used up", "timeout")
 
 
 def pytest_collection_modifyitems(config, items):
