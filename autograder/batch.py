@@ -44,6 +44,9 @@ from autograder.submission import SubmissionError, hash_field, inventory
 Row = tuple[str, "Result | None", str, str]
 RECORDS = ".records"
 STUDENTS = "students"   # out/students/NAME: student-named paths apart from the class's own files
+# Folders in a class's ROOT that tools make, not students (git, Jupyter, macOS archives);
+# every other name is a student's, ".alice" and "-x" included.
+NOT_STUDENTS = frozenset({".git", ".ipynb_checkpoints", ".DS_Store", "__MACOSX"})
 
 
 def report_folder(out: Path, student: str) -> Path:

@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 
 from autograder import config as config_module
-from autograder import reports, runner
+from autograder import escape, reports, runner
 from autograder.config import ConfigError
 from autograder.containment import IsolationError
 from autograder.escape import block
@@ -33,7 +33,7 @@ from autograder.notebook import is_notebook
 from autograder.runner import Result, TestResult
 from autograder.submission import SubmissionError
 
-OK, BELOW, USAGE, INTERNAL = 0, 1, 2, 3
+OK, BELOW, USAGE, INTERNAL, REFUSED = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
@@ -305,14 +305,17 @@ def cmd_grade_batch(cfg, args) -> int:
         raise UsageError("--jobs must be at least 1")
     runner.check_isolation(cfg, args.isolation)  # before any student, not once per student
     root = args.root.resolve()
-    entries = sorted(p for p in args.root.iterdir() if not p.name.startswith("."))
+    out = (args.out or Path("grades")).resolve()
+    # Every entry of ROOT is a student, whatever it is called (".alice", "-x", "grades.csv"),
+    # except the tools' own folders and the batch's output folder
+    entries = sorted(p for p in args.root.iterdir() if p.name not in batch_module.NOT_STUDENTS and p.resolve() != out)
     # a student folder is a folder of ROOT's own: not a link (to the solutions, to another student)
-    refused = {p.name: f"{p.name} is a symbolic link, not a student's folder"
+    refused = {p.name: f"{escape.path_text(p.name)} is a symbolic link, not a student's folder"
                for p in entries if p.is_symlink() or not p.resolve().is_relative_to(root)}
+    refused.update(getattr(args, "refused", {}))  # refused before the batch (nbgrader's staging)
     students = [p for p in entries if p.name not in refused and p.is_dir()]
     if not students and not refused:
         raise SubmissionError(f"{args.root}: no student folders inside")
-    out = args.out or Path("grades")
     out.mkdir(parents=True, exist_ok=True)
     runner.seal(args.root, out)  # the class's submissions and reports: closed to every worker
     executor = _executor(args)
@@ -328,17 +331,28 @@ def cmd_grade_batch(cfg, args) -> int:
         if done.kept:
             print(f"--resume: kept {len(done.kept)} grade(s) already recorded, graded {len(done.graded)}", file=sys.stderr)
         graded = {row[0]: row for row in done.rows}
-        ordered = [graded.get(p.name) or (p.name, None, "refused", refused[p.name]) for p in entries
-                   if p.name in graded or p.name in refused]
+        names = sorted({p.name for p in entries} | refused.keys())
+        ordered = [graded.get(name) or (name, None, "refused", refused[name]) for name in names
+                   if name in graded or name in refused]
         tests = [n for n in assignment.tests if not only or n in only]
         reports.write_grades_csv(ordered, out / "grades.csv", tests)
         reports.score_histograms(ordered, tests, out / "scores.png")
-        pairs = _similar(cfg, assignment, students, out / "similar.csv")
+        # The class-level steps after the grades: each student's failure in one becomes a line
+        # of that student's row; a step that fails as a whole is the grader's own error.
+        notes: dict[str, list[str]] = {}
+        failures: list[str] = []
+        pairs = _class_step("similarity", failures, _similar, cfg, assignment, students, out / "similar.csv", notes)
         if args.gradebook:
             from autograder import gradebook
 
-            gradebook.export(args.gradebook, assignment, {name: r for name, r, _, _ in ordered if r is not None})
+            unwritten = _class_step("gradebook", failures, gradebook.export, args.gradebook, assignment,
+                                    {name: r for name, r, _, _ in ordered if r is not None}) or {}
+            for name, why in unwritten.items():
+                notes.setdefault(name, []).append(f"not written to the gradebook ({why})")
             print(f"nbgrader gradebook: {args.gradebook}")
+        if notes:
+            ordered = [_noted(row, notes.get(row[0], [])) for row in ordered]
+            reports.write_grades_csv(ordered, out / "grades.csv", tests)
         print(reports.batch_table(ordered))
         print(reports.batch_summary(ordered))
         print(f"grades: {out / 'grades.csv'}, scores per test: {out / 'scores.png'}")
@@ -346,8 +360,11 @@ def cmd_grade_batch(cfg, args) -> int:
             from autograder.similarity import NOTICE
 
             print(f"{len(pairs)} pair(s) of similar submissions in {out / 'similar.csv'}. {NOTICE}")
-        failed = any(status == "grader-error" for _, _, status, _ in ordered)
-        return INTERNAL if failed else OK
+        for failure in failures:
+            print(f"autograder: error: {failure}", file=sys.stderr)
+        if failures or any(status == "grader-error" for _, _, status, _ in ordered):
+            return INTERNAL
+        return REFUSED if notes or any(status == "refused" for _, _, status, _ in ordered) else OK
     finally:
         if closing is None:
             executor.close()
@@ -355,13 +372,35 @@ def cmd_grade_batch(cfg, args) -> int:
             closing.join()
 
 
-def _similar(cfg, assignment, students: list[Path], path: Path) -> list:
-    """Fingerprint every student's files against the released skeleton; write similar.csv."""
+def _class_step(what: str, failures: list[str], step, *args):
+    """Run one class-level step; a failure of the step as a whole is recorded, not raised, so
+    the steps after it still write their files."""
+    try:
+        return step(*args)
+    except Exception as error:  # a grader bug: the instructor reads it, the class's files stay
+        failures.append(f"the {what} step failed: {type(error).__name__}: {error}")
+        traceback.print_exc()
+        return None
+
+
+def _noted(row, notes: list[str]):
+    name, result, status, reason = row
+    return (name, result, status, "; ".join(([reason] if reason else []) + notes))
+
+
+def _similar(cfg, assignment, students: list[Path], path: Path, notes: dict[str, list[str]]) -> list:
+    """Fingerprint every student's files against the released skeleton; write similar.csv. A
+    student whose files cannot be read is left out of the comparison, with a note."""
     from autograder import similarity
 
     skeleton = cfg.root / "assignments" / assignment.folder
     base = similarity.read_submission(skeleton, assignment.files) if skeleton.is_dir() else None
-    submissions = [similarity.read_submission(s, assignment.files) for s in students]
+    submissions = []
+    for student in students:
+        try:
+            submissions.append(similarity.read_submission(student, assignment.files))
+        except Exception as error:  # one student's files never end the class's comparison
+            notes.setdefault(student.name, []).append(f"not compared for similarity ({type(error).__name__})")
     pairs = similarity.similar_pairs(submissions, base)
     similarity.write_csv(pairs, path)
     return pairs

@@ -8,6 +8,7 @@ each report escapes it for its own format: markdown (:func:`markdown`), XML 1.0
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 
@@ -40,12 +41,20 @@ def student_name(text, limit: int = MAX_MESSAGE) -> str:
         edge = i == 0 or i == len(text) - 1
         if ch == "\\":
             shown.append("\\\\")
+        elif "\udc80" <= ch <= "\udcff":  # a byte that is not UTF-8 (os.fsdecode's surrogateescape)
+            shown.append(f"\\x{ord(ch) - 0xdc00:02x}")
         elif category[0] in "CZ" and not (ch == " " and not edge) or category == "Mn":
             shown.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
         else:
             shown.append(ch)
     text = "".join(shown)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def path_text(path) -> str:
+    """A path as text any file format can hold: bytes of a name that are not UTF-8 (a legal
+    folder name on Linux) written as ``\\xNN`` instead of the lone surrogates os.fsdecode gives."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 # Letters of other scripts drawn like Latin ones (Unicode's confusables, the common part).

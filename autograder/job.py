@@ -48,11 +48,13 @@ class Job(_Frozen):
         return value
 
     def write(self, path: Path) -> None:
-        path.write_text(self.model_dump_json())
+        # json.dumps, not model_dump_json: a folder name that is not UTF-8 (os.fsdecode gives it
+        # lone surrogates) is still a legal path, and ASCII escapes carry it through unchanged
+        path.write_text(json.dumps(self.model_dump(mode="json")))
 
     @classmethod
     def read(cls, path: str | Path) -> "Job":
-        return cls.model_validate_json(Path(path).read_text())
+        return cls.model_validate(json.loads(Path(path).read_text()))
 
 
 class CaseOutcome(_Frozen):

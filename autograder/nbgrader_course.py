@@ -23,7 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autograder.batch import report_folder
+from autograder import escape
+from autograder.batch import NOT_STUDENTS, report_folder
 from autograder.submission import SubmissionError, copy
 
 FEEDBACK_FILES = ("feedback.md",)
@@ -63,7 +64,7 @@ def write_source(cfg, course: Path) -> list[str]:
 def _stage(submitted: Path, assignment_id: str, staging: Path) -> dict[str, str]:
     """Copy each student's submission into ``staging/<student>``; the refused, with why."""
     refused = {}
-    for student in sorted(p for p in submitted.iterdir() if not p.name.startswith(".")):
+    for student in sorted(p for p in submitted.iterdir() if p.name not in NOT_STUDENTS):
         folder = student / assignment_id
         if student.is_symlink() or not student.is_dir() or not folder.is_dir():
             continue  # nothing submitted for this assignment (nbgrader keeps a folder per student)
@@ -75,19 +76,23 @@ def _stage(submitted: Path, assignment_id: str, staging: Path) -> dict[str, str]
     return refused
 
 
-def _place_feedback(out: Path, course: Path, assignment_id: str, students: list[str]) -> int:
-    placed = 0
+def _place_feedback(out: Path, course: Path, assignment_id: str, students: list[str]) -> tuple[int, dict[str, str]]:
+    """Copy each student's feedback into nbgrader's place; (how many placed, {student: why not})."""
+    placed, failed = 0, {}
     for student in students:
         report = report_folder(out, student)
         if not (report / "feedback.md").is_file():
             continue
-        target = course / "feedback" / student / assignment_id
-        target.mkdir(parents=True, exist_ok=True)
-        for path in sorted(report.iterdir()):
-            if path.is_file() and (path.name in FEEDBACK_FILES or path.suffix.lower() in PICTURES):
-                shutil.copyfile(path, target / path.name)
-        placed += 1
-    return placed
+        try:
+            target = course / "feedback" / student / assignment_id
+            target.mkdir(parents=True, exist_ok=True)
+            for path in sorted(report.iterdir()):
+                if path.is_file() and (path.name in FEEDBACK_FILES or path.suffix.lower() in PICTURES):
+                    shutil.copyfile(path, target / path.name)
+            placed += 1
+        except OSError as error:  # one student's folder (a file in its place, a full disk) is theirs alone
+            failed[student] = f"{type(error).__name__}: {error.strerror or error}"
+    return placed, failed
 
 
 def grade_batch(cfg, args, batch) -> int:
@@ -106,17 +111,22 @@ def grade_batch(cfg, args, batch) -> int:
     staging = Path(tempfile.mkdtemp(prefix=f"nbgrader-{assignment.id}-"))
     try:
         refused = _stage(submitted, assignment.id, staging)
-        for student, why in refused.items():
-            print(f"refused: {student}: {why}", file=sys.stderr)
         students = sorted(p.name for p in staging.iterdir())
-        if not students:
+        if not students and not refused:
             raise SubmissionError(f"{submitted}: no student has a folder {assignment.id}/ to grade")
         args.nbgrader, args.root = None, staging
+        args.refused = refused  # rows of their own in grades.csv
         args.gradebook = args.gradebook or course / "gradebook.db"  # nbgrader's default database
         args.out = args.out or course / "autograder" / assignment.id
         code = batch(cfg, args)
-        placed = _place_feedback(args.out, course, assignment.id, students)
+        placed, failed = _place_feedback(args.out, course, assignment.id, students)
         print(f"nbgrader feedback: {placed} student(s) in {course / 'feedback'}/<student>/{assignment.id}/")
+        for student, why in failed.items():
+            print(f"nbgrader feedback not placed for {escape.student_name(student)}: {why}", file=sys.stderr)
+        if failed and code == 0:
+            from autograder.cli import REFUSED
+
+            code = REFUSED
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return code

@@ -24,7 +24,7 @@ from pathlib import Path
 import autograder
 from autograder import notebook
 from autograder.config import Assignment, Config
-from autograder.escape import one_line
+from autograder.escape import one_line, path_text
 from autograder.job import CaseOutcome, Job, Outcomes
 from autograder.submission import SubmissionError, hash_field, inventory
 from autograder.containment import LAYERS, IsolationError, Policy, available_layers
@@ -289,9 +289,9 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
     if not timed_out and code not in (0, 1):
         tail = "\n".join(judge_log.strip().splitlines()[-15:])
         grader_errors.append(f"the judge (pytest) exited with code {code}:\n{tail}")
-    grader_errors += [f"grading of {submission}: {problem}" for problem in outcomes.problems]
+    grader_errors += [f"grading of {path_text(submission)}: {problem}" for problem in outcomes.problems]
     tests = _collect(assignment, outcomes.cases, only, public, timed_out, grader_errors)
-    return Result(assignment.id, str(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors,
+    return Result(assignment.id, path_text(submission), tests, round(time.monotonic() - started, 2), seed, grader_errors,
                   outcomes.isolation, notices)
 
 

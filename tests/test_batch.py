@@ -380,3 +380,69 @@ def test_student_folders_named_like_class_files_are_graded_like_anyone(tmp_path)
     rows = {r["student"]: r["score"] for r in csv.DictReader((out / "grades.csv").open())}
     assert rows == {("'" + name if name.startswith("-") else name): "100" for name in names}  # not a formula
     assert (out / "students" / ("b" * 251) / "results.json").is_file()
+
+
+def _notebook(source: str) -> str:
+    cell = {"cell_type": "code", "metadata": {"nbgrader": {"solution": True, "grade_id": "mini-double"}},
+            "source": source, "outputs": [], "execution_count": None}
+    return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+# Issue 28's class: every hostile name and notebook at once, beside one honest student. Each
+# entry: (file name, content); None for an empty folder.
+HOSTILE = {
+    "alice": ("mini.py", GOOD),
+    "alice\u200b": ("mini.py", CLASS["carol"]), "alice ": ("mini.py", CLASS["carol"]),
+    "\u0430lice": ("mini.py", CLASS["carol"]),                        # a Cyrillic a
+    "grades.csv": ("mini.py", GOOD), "scores.png": ("mini.py", GOOD), "similar.csv": ("mini.py", GOOD),
+    "students": ("mini.py", GOOD), "-x": ("mini.py", GOOD), "--help": ("mini.py", GOOD),
+    ".hidden": ("mini.py", GOOD), "b" * 251: ("mini.py", GOOD),
+    "\u00fc-nfc": ("mini.py", GOOD), "u\u0308-nfd": ("mini.py", GOOD),
+    "bob\ncarol": ("mini.py", GOOD), '=cmd|"x",y': ("mini.py", GOOD), "\u202egnp.exe": ("mini.py", GOOD),
+    os.fsdecode(b"latin\xe9"): ("mini.py", GOOD),                     # a name that is not UTF-8
+    "deep-minus": ("mini.ipynb", _notebook("x = " + "-" * 100_000 + "1\n")),
+    "deep-attr": ("mini.ipynb", _notebook("a" + ".b" * 200_000 + "\n")),
+    "deep-parens": ("mini.ipynb", _notebook("x = " + "(" * 100_000 + ")" * 100_000 + "\n")),
+    "empty": None,
+}
+
+
+def _make_hostile_class(root: Path) -> None:
+    for name, entry in HOSTILE.items():
+        (root / name).mkdir(parents=True)
+        if entry is not None:
+            (root / name / entry[0]).write_text(entry[1])
+
+
+def _grades(out: Path) -> dict[str, tuple[str, str]]:
+    return {r["student"]: (r["score"], r["status"]) for r in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
+
+
+def test_one_hostile_class_is_graded_whole_and_resumes_to_a_clean_runs_grades(tmp_path):
+    """Hostile names, deep notebooks, look-alikes and an honest student in one grade-batch --jobs 2:
+    no grader error, a row for every student, alice at full marks, every class file written; the
+    refused students make the exit code 4, not 3. Then one submission changes: --resume gives
+    what a clean run gives."""
+    root, out = tmp_path / "class", tmp_path / "grades"
+    _make_hostile_class(root)
+    command = batch_command(root, out, "--gradebook", str(tmp_path / "gradebook.db"))
+    command[command.index("--jobs") + 1] = "2"
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 4, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "error:" not in done.stderr, done.stderr[-3000:]
+    assert all((out / f).is_file() for f in ("grades.csv", "scores.png", "similar.csv"))
+    rows = _grades(out)
+    assert len(rows) == len(HOSTILE)
+    assert rows["alice"] == ("100", "graded") and rows["latin\\xe9"] == ("100", "graded")
+    assert {name for name, (_, status) in rows.items() if status == "refused"} == {"deep-minus", "deep-attr"}
+    assert "grader-error" not in {status for _, status in rows.values()}
+
+    (root / "grades.csv" / "mini.py").write_text(CLASS["bob"])     # 60 points now
+    shutil.rmtree(root / "empty")
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 4, resumed.stderr[-3000:]
+    clean_out = tmp_path / "clean"
+    clean = subprocess.run(batch_command(root, clean_out), capture_output=True, text=True, timeout=900)
+    assert clean.returncode == 4, clean.stderr[-3000:]
+    assert _grades(out) == _grades(clean_out)
+    assert _grades(out)["grades.csv"] == ("60", "graded") and "empty" not in _grades(out)
