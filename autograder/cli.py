@@ -341,7 +341,8 @@ def cmd_grade_batch(cfg, args) -> int:
         # of that student's row; a step that fails as a whole is the grader's own error.
         notes: dict[str, list[str]] = {}
         failures: list[str] = []
-        pairs = _class_step("similarity", failures, _similar, cfg, assignment, students, out / "similar.csv", notes)
+        pairs, flagged = _class_step("similarity", failures, _similar, cfg, assignment, students,
+                                     out / "similar.csv", notes) or ([], 0)
         if args.gradebook:
             from autograder import gradebook
 
@@ -360,6 +361,11 @@ def cmd_grade_batch(cfg, args) -> int:
             from autograder.similarity import NOTICE
 
             print(f"{len(pairs)} pair(s) of similar submissions in {out / 'similar.csv'}. {NOTICE}")
+        if flagged:
+            from autograder.similarity import RUNTIME_NOTICE
+
+            print(f"{flagged} submission(s) run code built at run time or from a string: "
+                  f"{out / 'runtime_code.csv'}. {RUNTIME_NOTICE}")
         for failure in failures:
             print(f"autograder: error: {failure}", file=sys.stderr)
         if failures or any(status == "grader-error" for _, _, status, _ in ordered):
@@ -403,7 +409,8 @@ def _similar(cfg, assignment, students: list[Path], path: Path, notes: dict[str,
             notes.setdefault(student.name, []).append(f"not compared for similarity ({type(error).__name__})")
     pairs = similarity.similar_pairs(submissions, base)
     similarity.write_csv(pairs, path)
-    return pairs
+    flagged = similarity.write_runtime_csv(submissions, path.with_name("runtime_code.csv"))
+    return pairs, flagged
 
 
 def cmd_release(cfg, args) -> int:

@@ -430,7 +430,7 @@ def test_one_hostile_class_is_graded_whole_and_resumes_to_a_clean_runs_grades(tm
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 4, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "error:" not in done.stderr, done.stderr[-3000:]
-    assert all((out / f).is_file() for f in ("grades.csv", "scores.png", "similar.csv"))
+    assert all((out / f).is_file() for f in ("grades.csv", "scores.png", "similar.csv", "runtime_code.csv"))
     rows = _grades(out)
     assert len(rows) == len(HOSTILE)
     assert rows["alice"] == ("100", "graded") and rows["latin\\xe9"] == ("100", "graded")
