@@ -345,11 +345,9 @@ class Sandbox:
         """The student's frames of the worker's stack now, innermost first: [(file relative
         to the submission, line, function)]. The worker's faulthandler writes the stack to its
         output log on STACK_SIGNAL; a worker that silenced it (or filled its log) leaves []."""
-        from autograder.worker import STACK_SIGNAL
-
         try:
             start = os.path.getsize(self.log_path)
-            os.kill(self._process.pid, STACK_SIGNAL)
+            os.kill(self._process.pid, wire.STACK_SIGNAL)
         except OSError:
             return []
         text, deadline = "", time.monotonic() + 1.0

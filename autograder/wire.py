@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
 from dataclasses import dataclass
 
@@ -21,6 +22,9 @@ import torch
 
 HEADER = struct.Struct(">Q")
 MAX_FRAME_BYTES = 512 * 2**20  # a reply larger than this is refused, not read into memory
+# Besides the frames: the judge's request for the worker's Python stack (faulthandler writes it
+# to the worker's output log), sent before it stops a call that did not return in time.
+STACK_SIGNAL = signal.SIGUSR1
 
 _META = "__kit_meta_tensor__"
 _UNSUPPORTED = "__kit_unsupported__"

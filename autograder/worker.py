@@ -5,8 +5,8 @@ scratch copy of the submission as working directory, a scrubbed environment and 
 output going to a log file. It then:
 
 1. reads one set-up frame: the containment ``Policy`` and the probe module's source,
-2. contains itself (``autograder.containment.contain``): limits, cgroup, namespaces and
-   identity; then imports torch, the kit's data modules and the probes; then Landlock and
+2. contains itself (``autograder.containment.contain``): cgroup, namespaces, identity and
+   limits; then imports torch, the kit's data modules and the probes; then Landlock and
    seccomp, after which it can read nothing but its installation and write nothing but its
    scratch folder, and can start no process, open no socket, signal no one else,
 3. installs the fence, an audit hook that only turns refusals into friendly messages,
@@ -169,6 +169,10 @@ def describe(error: BaseException) -> str:
         what = "your code printed or wrote more output than the grader allows (file size limit)"
     elif isinstance(error, StudentImportError):
         return str(error)
+    elif isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        what = "your code asked for more memory than the grader allows" + (
+            f" ({type(error).__name__}: {message})" if message else f" ({type(error).__name__})")
     elif isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES) and "grader" not in str(error):
         what = f"{type(error).__name__}: {error.strerror} (the grader's sandbox refused this" + (
             f": {error.filename})" if error.filename else ")")
@@ -182,9 +186,6 @@ def describe(error: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- hangs
-
-
-STACK_SIGNAL = signal.SIGUSR1  # the judge's request for the worker's stack before it stops it
 
 
 class StillHanging(BaseException):
@@ -384,7 +385,7 @@ def main(request_fd: int | None = None, reply_fd: int | None = None) -> None:
     sys.path.insert(0, _scratch)
     # Where a call that never returns was when the judge stopped it: the stack, written to the
     # worker's output log by a C handler (it runs even inside a native loop).
-    faulthandler.register(STACK_SIGNAL, file=sys.stderr, all_threads=True, chain=False)
+    faulthandler.register(wire.STACK_SIGNAL, file=sys.stderr, all_threads=True, chain=False)
     probes_by_name = registry(probes)
     wire.write_frame(reply_fd, {"ready": True, "devices": runtime["devices"], "layers": layers,
                                 "setup_seconds": seconds, "probes": sorted(probes_by_name)})

@@ -8,8 +8,10 @@ then the ordinary CLI. Run as non-root, the CLI is simply run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,10 +28,10 @@ USER = 1000
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux containment")
 
 
-def _as_non_root(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+def _non_root(argv: list[str], tmp: Path) -> list[str]:
+    """The command that runs ``python ARGV`` as a user who is not root, in ``tmp``."""
     if os.geteuid() != 0:
-        return subprocess.run([sys.executable, "-m", "autograder.cli", *args], capture_output=True, text=True,
-                              timeout=300)
+        return [sys.executable, *argv]
     tmp.chmod(0o755)
     for path in tmp.rglob("*"):
         os.chown(path, USER, USER)
@@ -44,9 +46,14 @@ def _as_non_root(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
         os.setresuid({USER}, {USER}, {USER})
         os.chdir({str(tmp)!r})
         os.environ["HOME"] = os.environ["TMPDIR"] = {str(tmp)!r}
-        os.execv(sys.executable, [sys.executable, "-m", "autograder.cli", *sys.argv[1:]])
+        os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
     """)
-    return subprocess.run([sys.executable, "-c", launcher, *args], capture_output=True, text=True, timeout=300)
+    return [sys.executable, "-c", launcher, *argv]
+
+
+def _as_non_root(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(_non_root(["-m", "autograder.cli", *args], tmp), capture_output=True, text=True,
+                          timeout=300)
 
 
 def _course(tmp: Path) -> Path:
@@ -106,6 +113,15 @@ def test_doctor_as_non_root(tmp_path):
     assert lines["identity"].startswith("missing: the kit does not run as root"), doctor.stdout + doctor.stderr
     assert lines["landlock"].startswith("active") and lines["seccomp"].startswith("active")
     assert doctor.returncode == 1  # a layer is missing
+    # which limits hold without root: threads where the worker has a user namespace of its own,
+    # memory in a delegated cgroup or else under RLIMIT_DATA
+    assert lines["cgroup"].startswith(("active", "missing: not root")), lines["cgroup"]
+    assert lines["cgroup"].startswith("active") or "RLIMIT_DATA <=" in lines["limits"] or \
+        "RLIMIT_DATA unset where a GPU is used" in lines["limits"], lines["limits"]
+    if lines["namespaces"].startswith("active") and _ucounts_kernel():
+        assert "threads <= 64 (RLIMIT_NPROC in the worker's user namespace)" in lines["limits"], lines["limits"]
+    else:
+        assert "threads: no RLIMIT_NPROC" in lines["limits"], lines["limits"]
 
 
 def test_warm_batch_as_non_root(tmp_path):
@@ -129,3 +145,125 @@ def test_warm_batch_as_non_root(tmp_path):
     assert [t["score"] for t in cheat["tests"] if t["name"] == "test_double"] == [0]
     report = (out / "students" / "good" / "report.md").read_text()
     assert "| landlock | active" in report and "| seccomp | active" in report
+
+
+# --------------------------------------------------------------------------- limits without root
+
+
+def _grade_hostile(tmp_path: Path, source: str) -> tuple[dict[str, float], dict[str, str], str]:
+    """Grade ``source`` as mini.py of the example course as a non-root user: ({test: score},
+    {test: message}, report.md)."""
+    course = _course(tmp_path)
+    folder, out = tmp_path / "student", tmp_path / "out"
+    folder.mkdir()
+    (folder / "mini.py").write_text(source)
+    graded = _as_non_root(["--config", str(course / "grading.yml"), "grade", str(folder), "--assignment", "mini",
+                           "--out", str(out)], tmp_path)
+    assert graded.returncode == 0, graded.stderr[-2000:]
+    tests = json.loads((out / "results.json").read_text())["tests"]
+    scores, messages = {}, {}
+    for test in tests:
+        name = test["name"].split("[")[0]
+        scores[name] = scores.get(name, 0) + test["score"]
+        if test["output"]:
+            messages[name] = test["output"]
+    return scores, messages, (out / "report.md").read_text()
+
+
+def _layer(report: str, name: str) -> str:
+    return next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
+
+
+def _ucounts_kernel() -> bool:
+    """RLIMIT_NPROC counted per (user namespace, uid): Linux 5.14 and later."""
+    major, minor = (int(part) for part in os.uname().release.split(".")[:2])
+    return (major, minor) >= (5, 14)
+
+
+@contextlib.contextmanager
+def _busy_user(tmp: Path, threads: int):
+    """Another process of the grading user holding ``threads`` threads while inside (a user's
+    desktop, their other jobs): RLIMIT_NPROC counted per uid would count them too."""
+    code = textwrap.dedent(f"""
+        import threading, time
+        for _ in range({threads}):
+            threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+        print("ready", flush=True)
+        time.sleep(600)
+    """)
+    busy = subprocess.Popen(_non_root(["-c", code], tmp), stdout=subprocess.PIPE, text=True)
+    try:
+        assert busy.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_a_thread_bomb_is_stopped_without_root(tmp_path):
+    """double() starts threads that never end, in a loop, and returns the right answer only if
+    it got 500 of them. Without root there is no pids cgroup and no uid of the worker's own; in
+    the worker's user namespace RLIMIT_NPROC counts its own tasks alone, not the grading user's
+    other processes (here another one holding 100 threads, more than the limit), so the bomb
+    stops at the limit, having started all but the worker's own threads: test_double costs 0
+    with one line, every other test is still scored."""
+    bomb = replace_function("double", """
+        import threading, time
+        started = 0
+        try:
+            for _ in range(500):  # threads that never end
+                threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+                started += 1
+        except RuntimeError as error:
+            raise RuntimeError(f"{error} after {started} threads") from None
+        return 2 * x
+    """)
+    (tmp_path / "busy").mkdir()
+    with _busy_user(tmp_path / "busy", 100):
+        scores, messages, report = _grade_hostile(tmp_path, bomb)
+    if not (_layer(report, "namespaces").startswith("| namespaces | active") and _ucounts_kernel()):
+        pytest.skip("the worker has no user namespace of its own on a kernel that counts tasks in it")
+    assert scores == {"test_double": 0, "test_normalise": 40, "test_device": 20}, messages
+    message = messages["test_double"]
+    assert "\n" not in message.strip() and "can't start new thread" in message and "mini.py line" in message
+    limit = int(re.search(r"threads <= (\d+) \(RLIMIT_NPROC in the worker's user namespace\)",
+                          _layer(report, "limits")).group(1))
+    started = int(re.search(r"after (\d+) threads", message).group(1))
+    assert limit - 8 <= started < limit, (limit, message)  # the worker's own threads count, the user's others not
+
+
+@pytest.mark.parametrize("hoard, resident", [
+    pytest.param("torch.ones(100 * 2**20, dtype=torch.uint8)", True, id="torch"),
+    pytest.param("bytearray(100 * 2**20)", True, id="bytearray"),
+    pytest.param("__import__('numpy').zeros(100 * 2**20, dtype='uint8')", False, id="untouched"),
+])
+def test_a_memory_hog_is_stopped_without_root(tmp_path, hoard, resident):
+    """normalise() takes 8 GB, 100 MB at a time (the example allows 1,500 MB). Memory it writes
+    (torch fills even torch.empty in the worker, which runs torch's deterministic algorithms;
+    bytearray zeroes its bytes) the judge's watch of its resident memory sees and stops at the
+    limit; memory it only reserves (numpy.zeros: calloc, pages the kernel zeroes when they are
+    first touched) is resident nowhere, and the kernel's RLIMIT_DATA stops it. Either way only
+    test_normalise is lost, with one line."""
+    hog = replace_function("normalise", f"""
+        hoard = []
+        try:
+            for _ in range(80):  # 8 GB, 100 MB at a time
+                hoard.append({hoard})
+        except MemoryError as error:
+            raise MemoryError(f"{{error}} after {{len(hoard)}} chunks") from None
+        return x / x.sum(dim=-1, keepdim=True)
+    """)
+    scores, messages, report = _grade_hostile(tmp_path, hog)
+    assert scores == {"test_double": 40, "test_normalise": 0, "test_device": 20}, messages
+    message = messages["test_normalise"]
+    assert "\n" not in message.strip() and "memory" in message.lower(), message
+    limits, cgroup = _layer(report, "limits"), _layer(report, "cgroup")
+    if cgroup.startswith("| cgroup | active") or "RLIMIT_DATA unset where a GPU is used" in limits:
+        return
+    data = int(re.search(r"RLIMIT_DATA <= (\d+) MB", limits).group(1))
+    chunks = re.search(r"after (\d+) chunks", message)
+    assert chunks or resident, message  # memory never resident: only the kernel can stop it
+    if chunks:  # stopped by the kernel: at RLIMIT_DATA, not at the far larger address-space backstop
+        assert 100 * int(chunks.group(1)) <= data, (data, message)
+    else:  # stopped by the judge's watch of resident memory (or, the judge late, by the kernel)
+        assert "more than the 1500 MB of memory allowed" in message or "can't allocate memory" in message, message

@@ -6,10 +6,13 @@ line saying what it did). The worker calls :func:`contain` before any student co
 imported; the report names every layer as active, off or missing, and goes into every
 grading's ``report.md``.
 
-    limits      setrlimit: file size, address-space backstop, no core dumps
     cgroup      memory (memfd, shmem, tmpfs counted) and task limits, made by the judge
-    namespaces  no network, own IPC, the scratch folder on a size-capped tmpfs
+    namespaces  no network, own IPC, the scratch folder on a size-capped tmpfs; without
+                root, first a user namespace of the worker's own
     identity    an unprivileged uid/gid of the grading's own (when the kit runs as root)
+    limits      setrlimit: file size, no core dumps, threads where the count is the worker's
+                own (its uid, or its user namespace: hence after the two layers above),
+                private memory where no cgroup counts it, an address-space backstop
     ----------  the worker imports torch and the probes here, while it can still read them
     landlock    read the Python installation and the kit's data, write the scratch folder only
     seccomp     no processes, sockets, ptrace, pidfd, memfd, mounts, signals to others
@@ -29,7 +32,7 @@ from autograder.containment.policy import LAYERS, WORKER_ID_BASE, Policy
 
 __all__ = ["Policy", "LAYERS", "WORKER_ID_BASE", "contain", "available_layers", "IsolationError"]
 
-BEFORE_IMPORT = (limits, cgroup, namespaces, identity)
+BEFORE_IMPORT = (cgroup, namespaces, identity, limits)
 AFTER_IMPORT = (landlock, seccomp)
 
 

@@ -9,7 +9,9 @@ its own size.
   charged to the worker's memory cgroup and disappears with the worker.
 
 Root makes them directly; anyone else first makes a user namespace (when the kernel
-allows unprivileged ones) in which it is root over these namespaces and nothing more.
+allows unprivileged ones) in which it is root over these namespaces and nothing more. That
+namespace is also what lets the limits layer, applied after this one, bound the worker's
+threads without root (see ``limits``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import shutil
 from autograder.containment import _mounts
 
 NAME = "namespaces"
+
+_own_user_namespace = False  # this process made a user namespace of its own (not as root)
 
 
 def _userns_allowed() -> bool:
@@ -41,9 +45,17 @@ def unavailable(policy=None) -> str | None:
     return None
 
 
+def in_own_user_namespace() -> bool:
+    """Whether this process made and entered a user namespace of its own: there, since Linux
+    5.14, RLIMIT_NPROC counts only its own tasks."""
+    return _own_user_namespace
+
+
 def _enter_user_namespace() -> None:
+    global _own_user_namespace
     uid, gid = os.geteuid(), os.getegid()
     _mounts.unshare(_mounts.CLONE_NEWUSER)
+    _own_user_namespace = True
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:

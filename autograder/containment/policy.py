@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 # The containment steps, in the order the worker applies them (see containment/__init__.py).
-LAYERS = ("limits", "cgroup", "namespaces", "identity", "landlock", "seccomp", "fence")
+LAYERS = ("cgroup", "namespaces", "identity", "limits", "landlock", "seccomp", "fence")
 
 # A worker's uid/gid is WORKER_ID_BASE + the judge's pid: unprivileged, owned by no user
 # of the machine, and different for every grading running at the same time.
@@ -42,7 +42,7 @@ class Policy:
     file_mb: int = 64                              # one file (and the printed output)
     scratch_mb: int = 256                          # the scratch folder in all
     scratch_files: int = 4096                      # files and folders in the scratch folder
-    pids: int = 64                                 # threads of the worker
+    pids: int = 64                                 # threads of the worker (cgroup, RLIMIT_NPROC)
     threads: int = 1                               # torch / BLAS threads
     cgroup: str | None = None                      # set by the judge when it made one for this worker
     layers: tuple[str, ...] = LAYERS               # the layers to apply (tests switch some off)
