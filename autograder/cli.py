@@ -25,13 +25,14 @@ import traceback
 from pathlib import Path
 
 from autograder import config as config_module
-from autograder import escape, reports, runner
+from autograder import escape
+from autograder.grading import reports, runner
 from autograder.config import ConfigError
-from autograder.containment import IsolationError
+from autograder.sandbox.containment import IsolationError
 from autograder.escape import block
-from autograder.notebook import is_notebook
-from autograder.runner import Result, TestResult
-from autograder.submission import SubmissionError
+from autograder.grading.notebook import is_notebook
+from autograder.grading.runner import Result, TestResult
+from autograder.sandbox.submission import SubmissionError
 
 OK, BELOW, USAGE, INTERNAL, REFUSED = 0, 1, 2, 3, 4
 
@@ -272,13 +273,13 @@ def cmd_grade(cfg, args) -> int:
 
 
 def _executor(args):
-    """--jobs N (threads here) or --scheduler ADDRESS (Dask): one protocol, autograder.batch.Executor."""
-    from autograder import batch as batch_module  # instructor-only: not in the student package
+    """--jobs N (threads here) or --scheduler ADDRESS (Dask): one protocol, autograder.classroom.batch.Executor."""
+    from autograder.classroom import batch as batch_module  # instructor-only: not in the student package
     if args.scheduler is None:
         return batch_module.LocalExecutor(args.jobs)
     if args.jobs != 1:
         raise UsageError("--jobs and --scheduler do not go together (a Dask worker grades one student at a time)")
-    from autograder.dask_executor import DaskExecutor, SchedulerError
+    from autograder.classroom.dask_executor import DaskExecutor, SchedulerError
 
     try:
         return DaskExecutor(args.scheduler, warm=not args.cold)
@@ -289,12 +290,15 @@ def _executor(args):
 def cmd_grade_batch(cfg, args) -> int:
     from tqdm import tqdm
 
-    from autograder import batch as batch_module  # instructor-only: not in the student package
+    from autograder.classroom import batch as batch_module, outputs  # instructor-only: not in the student package
 
-    if args.nbgrader is not None:  # nbgrader's layout: submitted/<student>/<assignment>/ (issue 16)
-        from autograder import nbgrader_course
+    if args.nbgrader is not None:  # nbgrader's layout: submitted/<student>/<assignment>/
+        from autograder.classroom import nbgrader_course
 
-        return nbgrader_course.grade_batch(cfg, args, cmd_grade_batch)
+        if args.root is not None:
+            raise UsageError("give ROOT or --nbgrader COURSE_DIR, not both")
+        code, unplaced = nbgrader_course.grade_batch(cfg, args, cmd_grade_batch)
+        return REFUSED if unplaced and code == OK else code
     if args.root is None:
         raise UsageError("grade-batch needs ROOT (one folder per student) or --nbgrader COURSE_DIR")
     assignment = cfg.get(args.assignment)
@@ -335,8 +339,8 @@ def cmd_grade_batch(cfg, args) -> int:
         ordered = [graded.get(name) or (name, None, "refused", refused[name]) for name in names
                    if name in graded or name in refused]
         tests = [n for n in assignment.tests if not only or n in only]
-        reports.write_grades_csv(ordered, out / "grades.csv", tests)
-        reports.score_histograms(ordered, tests, out / "scores.png")
+        outputs.write_grades_csv(ordered, out / "grades.csv", tests)
+        outputs.score_histograms(ordered, tests, out / "scores.png")
         # The class-level steps after the grades: each student's failure in one becomes a line
         # of that student's row; a step that fails as a whole is the grader's own error.
         notes: dict[str, list[str]] = {}
@@ -344,7 +348,7 @@ def cmd_grade_batch(cfg, args) -> int:
         pairs, flagged = _class_step("similarity", failures, _similar, cfg, assignment, students,
                                      out / "similar.csv", notes) or ([], 0)
         if args.gradebook:
-            from autograder import gradebook
+            from autograder.classroom import gradebook
 
             unwritten = _class_step("gradebook", failures, gradebook.export, args.gradebook, assignment,
                                     {name: r for name, r, _, _ in ordered if r is not None}) or {}
@@ -353,16 +357,16 @@ def cmd_grade_batch(cfg, args) -> int:
             print(f"nbgrader gradebook: {args.gradebook}")
         if notes:
             ordered = [_noted(row, notes.get(row[0], [])) for row in ordered]
-            reports.write_grades_csv(ordered, out / "grades.csv", tests)
-        print(reports.batch_table(ordered))
-        print(reports.batch_summary(ordered))
+            outputs.write_grades_csv(ordered, out / "grades.csv", tests)
+        print(outputs.batch_table(ordered))
+        print(outputs.batch_summary(ordered))
         print(f"grades: {out / 'grades.csv'}, scores per test: {out / 'scores.png'}")
         if pairs:
-            from autograder.similarity import NOTICE
+            from autograder.classroom.similarity import NOTICE
 
             print(f"{len(pairs)} pair(s) of similar submissions in {out / 'similar.csv'}. {NOTICE}")
         if flagged:
-            from autograder.similarity import RUNTIME_NOTICE
+            from autograder.classroom.similarity import RUNTIME_NOTICE
 
             print(f"{flagged} submission(s) run code built at run time or from a string: "
                   f"{out / 'runtime_code.csv'}. {RUNTIME_NOTICE}")
@@ -397,7 +401,7 @@ def _noted(row, notes: list[str]):
 def _similar(cfg, assignment, students: list[Path], path: Path, notes: dict[str, list[str]]) -> list:
     """Fingerprint every student's files against the released skeleton; write similar.csv. A
     student whose files cannot be read is left out of the comparison, with a note."""
-    from autograder import similarity
+    from autograder.classroom import similarity
 
     skeleton = cfg.root / "assignments" / assignment.folder
     base = similarity.read_submission(skeleton, assignment.files) if skeleton.is_dir() else None
@@ -414,10 +418,10 @@ def _similar(cfg, assignment, students: list[Path], path: Path, notes: dict[str,
 
 
 def cmd_release(cfg, args) -> int:
-    from autograder import release
+    from autograder.authoring import release
 
-    if args.nbgrader_source is not None:  # the instructor's notebooks, for an nbgrader course (issue 16)
-        from autograder import nbgrader_course
+    if args.nbgrader_source is not None:  # the instructor's notebooks, for an nbgrader course
+        from autograder.classroom import nbgrader_course
 
         print("\n".join(nbgrader_course.write_source(cfg, args.nbgrader_source)))
         return OK
@@ -462,8 +466,8 @@ def cmd_doctor(cfg, args) -> int:
 
 
 def cmd_export(cfg, args) -> int:
-    """Write the Gradescope zip or the GitHub workflow of one assignment (autograder/export/)."""
-    from autograder.export import ExportError, github, gradescope
+    """Write the Gradescope zip or the GitHub workflow of one assignment (autograder/authoring/export/)."""
+    from autograder.authoring.export import ExportError, github, gradescope
 
     assignment = cfg.get(args.assignment)
     try:

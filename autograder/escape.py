@@ -78,6 +78,11 @@ def look_alike_groups(names) -> list[list[str]]:
     return [group for group in groups.values() if len(group) > 1]
 
 
+def spreadsheet_cell(text: str) -> str:
+    """A cell a spreadsheet shows as text: student text that starts like a formula is quoted."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def markdown(text) -> str:
     """One line, with every character markdown or HTML would interpret escaped."""
     return _MARKDOWN.sub(r"\\\1", one_line(text))

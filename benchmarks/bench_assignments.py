@@ -12,7 +12,8 @@ import argparse
 import statistics
 from pathlib import Path
 
-from autograder import config, runner
+from autograder import config
+from autograder.grading import runner
 
 KIT = Path(__file__).resolve().parent.parent
 

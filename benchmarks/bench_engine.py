@@ -3,14 +3,14 @@
     python benchmarks/bench_engine.py [--students 8]
 
 Prints figures; asserts nothing (performance is reported, never a test).
-Targets (issue 2): 1 MB probe round trip median < 20 ms; torch imported once per
+Targets: 1 MB probe round trip median < 20 ms; torch imported once per
 assignment; grade-batch --jobs 2 at least 1.7x the throughput of --jobs 1 on 2 cores.
-Target (issue 9): the containment layers add under 100 ms to a worker's start.
-Targets (issue 19, ``--dask``): 12 students, --scheduler local:2 within 10% of --jobs 2, and
+Target: the containment layers add under 100 ms to a worker's start.
+Targets (``--dask``): 12 students, --scheduler local:2 within 10% of --jobs 2, and
 under 1 s of Dask overhead per task. ``--dask`` measures them on a one-test toy class (gradings
 of 0.6 s: the worst case, where Dask's own start weighs most), then on 12 copies of the
 autoencoders reference (gradings of seconds, the issue's case); ``--dask-on ASSIGNMENT`` on
-``--students`` copies of another. Target (issue 19, ``--fixed-cost``): a warm one-test
+``--students`` copies of another. Target (``--fixed-cost``): a warm one-test
 grading (judge and worker forked from the fork server) under 1.5 s.
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from autograder.containment import LAYERS, Policy
-from autograder.sandbox import Limits, Sandbox
+from autograder.sandbox.containment import LAYERS, Policy
+from autograder.sandbox.supervisor import Limits, Sandbox
 
 KIT = Path(__file__).resolve().parent.parent
 EXAMPLE = KIT / "tests" / "fixtures" / "example"
@@ -192,16 +192,16 @@ def _wall(command: list[str], repeat: int = 3) -> float:
 
 
 def fixed_cost(repeat: int = 5) -> None:
-    """Where a one-test grading's fixed cost goes (issue 19, item 4): interpreter and imports,
+    """Where a one-test grading's fixed cost goes: interpreter and imports,
     the worker's start under every layer, and the whole grading with the first outcome's arrival."""
     from autograder import config as config_module
-    from autograder import runner
+    from autograder.grading import runner
 
     print(f"python -c 'import torch': {_wall([sys.executable, '-c', 'import torch'], repeat):.2f} s; "
           f"'import torch, pytest': {_wall([sys.executable, '-c', 'import torch, pytest'], repeat):.2f} s; "
-          f"'import autograder.judge.plugin': "
-          f"{_wall([sys.executable, '-c', 'import autograder.judge.plugin'], repeat):.2f} s")
-    from autograder import forkserver
+          f"'import autograder.grading.judge.plugin': "
+          f"{_wall([sys.executable, '-c', 'import autograder.grading.judge.plugin'], repeat):.2f} s")
+    from autograder.sandbox import forkserver
 
     readies, closes = [], []
     for _ in range(repeat):  # a batch thread's zygote: its start (the preload), and its close at the end
@@ -272,7 +272,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=None, help="the class's size (8; --dask-on: 12)")
     parser.add_argument("--dask", action="store_true",
-                        help="only the Dask figures (issue 19), with 12 students: a toy class, then 12 x autoencoders")
+                        help="only the Dask figures, with 12 students: a toy class, then 12 x autoencoders")
     parser.add_argument("--repeat", type=int, default=5, help="--dask, --dask-on: runs of --jobs 2 and local:2 each")
     parser.add_argument("--fixed-cost", action="store_true", help="only where a one-test grading's time goes")
     parser.add_argument("--dask-on", metavar="ASSIGNMENT", default=None,

@@ -3,7 +3,7 @@
     python benchmarks/bench_notebooks.py [--assignment vae] [--nbclient]
 
 Per assignment it grades, with the full hidden suite: the reference ``.py``; the reference
-notebook (autograder.notebook_build); the same notebook with an exploration cell that
+notebook (autograder.authoring.notebook_build); the same notebook with an exploration cell that
 trains for an hour (``time.sleep(3600)`` after a loop); and the released notebook. It prints
 the four scores (the first three must be equal, the last 0) and the wall times (the
 notebook with the training cell must take what the one without takes: the cell never runs).
@@ -25,8 +25,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import config, notebook_build, runner
-from autograder.release import render_assignment
+from autograder import config
+from autograder.authoring import notebook_build
+from autograder.grading import runner
+from autograder.authoring.release import render_assignment
 
 KIT = Path(__file__).resolve().parent.parent
 TRAINING_CELL = ("# exploration: train for a long time\nimport time\nfor step in range(10**9):\n"

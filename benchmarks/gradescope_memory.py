@@ -1,4 +1,4 @@
-"""Peak memory of one grading, for Gradescope's memory setting (README, "Use with Gradescope").
+"""Peak memory of one grading, for Gradescope's memory setting (docs/INSTRUCTORS.md, "Gradescope").
 
 Grades each assignment's reference solution with ``autograder grade`` (what run_autograder runs)
 and samples, every 20 ms, the resident memory of the whole process tree: the CLI, the judge

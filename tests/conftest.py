@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from autograder import runner
+from autograder.grading import runner
 
 _grade = runner.grade
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import config, runner
+from autograder import config
+from autograder.grading import runner
 from tests.bugbank import SEEDS, apply, bugs_of
 
 KIT = Path(__file__).resolve().parent.parent

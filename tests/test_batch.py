@@ -1,4 +1,4 @@
-"""Durable, resumable batches (issue 19): every grade is kept as it arrives, and ``--resume``
+"""Durable, resumable batches: every grade is kept as it arrives, and ``--resume``
 grades only the students whose grade is missing or out of date.
 
 The end-to-end test kills the CLI with SIGKILL in the middle of a class, resumes it, then
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import batch, reports, runner
+from autograder.classroom import batch, outputs
+from autograder.grading import runner
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, descendants, replace_function, still_running_after
 
 CLASS = {
@@ -214,7 +215,7 @@ def test_resume_keeps_only_matching_records(tmp_path, monkeypatch):
 
 
 def test_result_round_trips_through_its_dict():
-    from autograder.runner import Result, TestResult
+    from autograder.grading.runner import Result, TestResult
 
     result = Result("mini", "/x", [TestResult("test_a", 1.5, 2.0, "partial", "half", fault="timeout")], 3.0, 7,
                     ["oops"], {"seccomp": "active"})
@@ -239,7 +240,7 @@ def test_bad_scheduler_is_a_usage_error(tmp_path, args, words):
 
 
 def _rows():
-    from autograder.runner import Result, TestResult
+    from autograder.grading.runner import Result, TestResult
 
     def result(name, a, b, seconds, fault=""):
         return Result("mini", name, [TestResult("test_a", a, 40, "passed" if a == 40 else "failed", fault=fault),
@@ -253,23 +254,23 @@ def _rows():
 
 
 def test_summary_names_the_slowest_and_the_failures_by_kind():
-    text = reports.batch_summary(_rows(), slowest=2)
+    text = outputs.batch_summary(_rows(), slowest=2)
     assert "slowest: ben 30.0 s, cat 9.0 s" in text and "ann" not in text.splitlines()[0]
     assert "timeout 1 (ben)" in text and "grader error 1 (dan)" in text and "refused" in text
     assert "memory" not in text and "import error" not in text
-    clean = reports.batch_summary([r for r in _rows() if r[2] == "graded"])
+    clean = outputs.batch_summary([r for r in _rows() if r[2] == "graded"])
     assert clean.splitlines()[1] == "failures: none"
 
 
 def test_score_histograms_is_a_png_per_test(tmp_path):
     path = tmp_path / "scores.png"
-    reports.score_histograms(_rows(), ["test_a", "test_b"], path)
+    outputs.score_histograms(_rows(), ["test_a", "test_b"], path)
     from PIL import Image
 
     with Image.open(path) as image:
         assert image.format == "PNG" and image.width > 2.5 * image.height  # three panels side by side
     one = tmp_path / "one.png"
-    reports.score_histograms(_rows(), ["test_a"], one)
+    outputs.score_histograms(_rows(), ["test_a"], one)
     with Image.open(one) as image:
         assert image.width < 2.5 * image.height
 
@@ -279,7 +280,7 @@ def test_score_histograms_is_a_png_per_test(tmp_path):
 
 def _is_worker(pid: int) -> bool:
     """A cold worker by its command line, a warm one (forked) by its folder."""
-    if "autograder.worker" in cmdline(str(pid)):
+    if "autograder.sandbox.worker" in cmdline(str(pid)):
         return True
     try:
         return os.readlink(f"/proc/{pid}/cwd").endswith("/work/submission")
@@ -320,7 +321,7 @@ def test_a_killed_batch_leaves_no_judge_or_worker_behind(tmp_path, start):
     if start == "--cold":
         assert any("--kit-job" in command for command in graders.values()), "no judge found under the CLI"
     else:  # the zygote, the judge it forked and the worker the judge forked
-        assert sum("autograder.forkserver" in command for command in graders.values()) >= 3, graders
+        assert sum("autograder.sandbox.forkserver" in command for command in graders.values()) >= 3, graders
     # 60 s: far below the 300 s the hanging probe would be given
     left = {pid: cmdline(str(pid))[:80] for pid in still_running_after(graders, 60)}
     for pid in left:  # never leave them to the rest of the run
@@ -388,7 +389,7 @@ def _notebook(source: str) -> str:
     return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
-# Issue 28's class: every hostile name and notebook at once, beside one honest student. Each
+# A hostile class: every hostile name and notebook at once, beside one honest student. Each
 # entry: (file name, content); None for an empty folder.
 HOSTILE = {
     "alice": ("mini.py", GOOD),

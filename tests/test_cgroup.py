@@ -1,4 +1,4 @@
-"""The worker's cgroup (autograder.containment.cgroup) on its own: a fresh one per worker.
+"""The worker's cgroup (autograder.sandbox.containment.cgroup) on its own: a fresh one per worker.
 
 A cgroup left behind (its removal gave up while a killed worker was still exiting) once had
 the very name the next worker's cgroup was given: judges' pids are reused, and a restart
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.containment import cgroup
+from autograder.sandbox.containment import cgroup
 
 needs_cgroups = pytest.mark.skipif(cgroup.unavailable() is not None, reason=f"no cgroups here: {cgroup.unavailable()}")
 

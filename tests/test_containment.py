@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import runner
-from autograder.containment import available_layers
+from autograder.grading import runner
+from autograder.sandbox.containment import available_layers
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cli, cmdline, doctor_states, replace_function
 
 AVAILABLE = available_layers()
@@ -74,7 +74,7 @@ def _expect(score_message, escapes: bool):
 def test_fence_patched_then_hidden_suite_read(tmp_path, layers, escapes):
     suite = EXAMPLE / "suite" / "test_mini.py"
     body = f"""
-    import autograder.worker as w
+    import autograder.sandbox.worker as w
     w.Fence.may_read = lambda self, path: True      # the in-process fence, switched off
     w.Fence.__call__ = lambda self, event, args: None
     text = open({str(suite)!r}).read()

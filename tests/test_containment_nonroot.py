@@ -38,7 +38,7 @@ def _non_root(argv: list[str], tmp: Path) -> list[str]:
     os.chown(tmp, USER, USER)
     launcher = textwrap.dedent(f"""
         import os, sys
-        from autograder.containment import _mounts
+        from autograder.sandbox.containment import _mounts
         _mounts.private_mounts()
         _mounts.reveal({[sys.base_prefix, sys.prefix, str(KIT), str(tmp)]!r}, {USER}, {USER})
         os.setgroups([])

@@ -1,4 +1,4 @@
-"""grade-batch on Dask (issue 19), on a LocalCluster(processes=True, n_workers=2) of the test's own.
+"""grade-batch on Dask, on a LocalCluster(processes=True, n_workers=2) of the test's own.
 
 The class is small on purpose (CI time): the reference, the skeleton, a crash, a hang and a
 memory hog, under small limits so that the hang costs seconds. Dask must give the grades
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from autograder import release
+from autograder.authoring import release
 from tests.example_course import EXAMPLE, GOOD, children, cmdline, replace_function, still_running_after
 
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
-from autograder.batch import Task  # noqa: E402
-from autograder.dask_executor import SCHEDULER_CONFIG, DaskExecutor  # noqa: E402
+from autograder.classroom.batch import Task  # noqa: E402
+from autograder.classroom.dask_executor import SCHEDULER_CONFIG, DaskExecutor  # noqa: E402
 
 CLASS = {
     "alice": GOOD,
@@ -153,14 +153,14 @@ def test_a_killed_dask_worker_loses_no_grade(course, cluster, tmp_path):
 
 
 def _fork_servers_under(pid: int) -> list[int]:
-    """The zygotes (autograder.forkserver) whose parent is the process ``pid``."""
-    return [child for child in children().get(pid, []) if "autograder.forkserver" in cmdline(str(child))]
+    """The zygotes (autograder.sandbox.forkserver) whose parent is the process ``pid``."""
+    return [child for child in children().get(pid, []) if "autograder.sandbox.forkserver" in cmdline(str(child))]
 
 
 def _servers_held(client) -> dict[str, list[int]]:
     """The zygotes each Dask worker holds (started ahead, or its threads' own), by worker."""
     def held():
-        from autograder import forkserver
+        from autograder.sandbox import forkserver
         return sorted(server.process.pid for server in forkserver._servers if server.alive)
     return client.run(held)
 

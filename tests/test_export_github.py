@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autograder.export import ExportError, github
+from autograder.authoring.export import ExportError, github
 from tests.example_course import EXAMPLE, GOOD, cli, replace_function
 
 KIT = Path(__file__).resolve().parent.parent

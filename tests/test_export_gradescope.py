@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from autograder import config as config_module
-from autograder.export import ExportError, gradescope
+from autograder.authoring.export import ExportError, gradescope
 from tests.example_course import cli
 from tests.test_cli import RESULTS_SCHEMA
 
@@ -209,7 +209,7 @@ def test_reference_gets_full_marks_with_pictures(package, python, tmp_path):
 
 
 def test_skeleton_notebook_gets_zero(package, python, tmp_path):
-    """The released notebook, handed in as it is: graded through its cells (autograder.notebook)."""
+    """The released notebook, handed in as it is: graded through its cells (autograder.grading.notebook)."""
     root = _unpack(package, tmp_path / "autograder", python)
     notebook = Path(MODULE).with_suffix(".ipynb").name
     shutil.copy(KIT / "assignments" / ASSIGNMENT.folder / notebook, root / "submission" / notebook)

@@ -1,4 +1,4 @@
-"""Warm gradings (autograder.forkserver): the same grades as cold ones, a worker that holds
+"""Warm gradings (autograder.sandbox.forkserver): the same grades as cold ones, a worker that holds
 nothing a cold worker would not, and a batch that never depends on the fork server being
 there. The hostile banks (test_hostile, test_containment) also run warm: tests/conftest.py."""
 
@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from autograder import forkserver, runner
+from autograder.sandbox import forkserver
+from autograder.grading import runner
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, children, descendants, replace_function, still_running_after
 
 
@@ -186,7 +187,7 @@ def test_each_thread_has_its_own_fork_server(tmp_path, threads):
 
 PRESTART = """
 import sys, threading
-from autograder import forkserver
+from autograder.sandbox import forkserver
 
 forkserver.prestart(2)
 ahead = sorted(s.process.pid for s in forkserver._started_ahead)
@@ -218,7 +219,9 @@ def test_servers_started_ahead_go_to_the_first_threads_that_ask():
 TAKER = """
 import sys
 from pathlib import Path
-from autograder import config, forkserver, runner
+from autograder import config
+from autograder.sandbox import forkserver
+from autograder.grading import runner
 
 course = config.load(sys.argv[3])
 assert forkserver.take_over(sys.argv[1], 1) == 1

@@ -1,4 +1,4 @@
-"""Every handout can be followed by a student (issue 15), for every assignment in grading.yml:
+"""Every handout can be followed by a student, for every assignment in grading.yml:
 
 * it starts with "Set up": the student package's install line, the one check command
   (`autograder check .`), and which tests are shown only after the due date;
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder import config as config_module
-from autograder.release import STUDENT_DIST, render_assignment
+from autograder.authoring.release import STUDENT_DIST, render_assignment
 
 KIT = Path(__file__).resolve().parents[1]
 CFG = config_module.load(KIT / "grading.yml")

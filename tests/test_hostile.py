@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import config, reports, runner
+from autograder import config
+from autograder.grading import reports, runner
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cmdline, replace_function
 
 ROOT = Path(__file__).resolve().parents[1]

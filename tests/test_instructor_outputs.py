@@ -1,4 +1,4 @@
-"""What an instructor sees after grading a class (issue 18), on the example course.
+"""What an instructor sees after grading a class, on the example course.
 
 One class of eight, graded once by ``grade-batch`` as an instructor would: the reference, a
 partial submission, the untouched skeleton, a syntax error, an endless loop, a memory hog,
@@ -24,7 +24,7 @@ import junitparser
 import pytest
 
 from autograder import config as config_module
-from autograder import release
+from autograder.authoring import release
 from tests.example_course import EXAMPLE, GOOD, cli, replace_function
 
 KIT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ def test_similar_csv_points_at_the_disguised_copy(graded):
 
 
 def test_winnowing_scores(tmp_path):
-    from autograder.similarity import fingerprint, similar_pairs
+    from autograder.classroom.similarity import fingerprint, similar_pairs
 
     base = fingerprint("skeleton", {"m.py": GOOD})
     same = fingerprint("a", {"m.py": PARTIAL}, raw=PARTIAL.encode())

@@ -8,11 +8,11 @@ import struct
 import pytest
 import torch
 
-from autograder import wire
-from autograder.judge import (Raised, changed_inputs, digit_grid, expect_close, expect_meta, expect_same, expect_tensor,
+from autograder.sandbox import wire
+from autograder.grading.judge import (Raised, changed_inputs, digit_grid, expect_close, expect_meta, expect_same, expect_tensor,
                               on_device, output_problems, recorded_groups, score_checks, tier)
-from autograder.containment import Policy
-from autograder.worker import Fence
+from autograder.sandbox.containment import Policy
+from autograder.sandbox.worker import Fence
 
 
 def test_expect_tensor_names_the_function_and_the_problem():

@@ -1,4 +1,4 @@
-"""The judge trusts nothing from the worker (issue 10): what comes back is bounded and typed,
+"""The judge trusts nothing from the worker: what comes back is bounded and typed,
 results cannot be forged, submissions are data, reports escape student text and keep
 hidden tests hidden, and the suite's checks survive ``python -O``.
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from autograder import config as config_module
-from autograder import runner
-from autograder.job import Outcomes
-from autograder.submission import SubmissionError
+from autograder.grading import runner
+from autograder.grading.job import Outcomes
+from autograder.sandbox.submission import SubmissionError
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, SUITE, cli, replace_function
 
 
@@ -264,7 +264,7 @@ def test_pictures_land_in_a_relative_out(tmp_path):
 def test_every_helper_turns_a_bad_value_into_a_failed_check():
     import torch
 
-    from autograder import judge
+    from autograder.grading import judge
 
     bad = [float("nan"), None, "text", [1, 2], {"a": 1}, judge.Unsupported("Foo"), judge.Raised("ValueError: x"),
            judge.MetaTensor((2, 3), torch.float32), torch.tensor([float("nan"), 1.0]),

@@ -1,4 +1,4 @@
-"""An nbgrader course, made and run by nbgrader's own CLI, graded by the kit (issue 16).
+"""An nbgrader course, made and run by nbgrader's own CLI, graded by the kit.
 
 The instructor writes the reference notebooks into source/ (`autograder release
 --nbgrader-source`), nbgrader adds the students, generates and releases the assignment

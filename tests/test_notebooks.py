@@ -1,4 +1,4 @@
-"""Notebook handouts and notebook submissions (issue 16).
+"""Notebook handouts and notebook submissions.
 
 * every released notebook is valid nbformat 4, its cells carry nbgrader's metadata, and the
   module built from it is the released skeleton, statement for statement (so it scores what
@@ -28,9 +28,10 @@ import nbformat
 import pytest
 
 from autograder import config as config_module
-from autograder import notebook, notebook_build, runner
-from autograder.release import render_assignment
-from autograder.submission import SubmissionError
+from autograder.grading import notebook, runner
+from autograder.authoring import notebook_build
+from autograder.authoring.release import render_assignment
+from autograder.sandbox.submission import SubmissionError
 
 KIT = Path(__file__).resolve().parents[1]
 CFG = config_module.load(KIT / "grading.yml")
@@ -342,8 +343,8 @@ def test_reference_notebook_runs_top_to_bottom(assignment, tmp_path, monkeypatch
 
 
 def test_notices_reach_the_students_feedback():
-    from autograder import reports
-    from autograder.runner import Result, TestResult
+    from autograder.grading import reports
+    from autograder.grading.runner import Result, TestResult
 
     notice = "vae.ipynb: its nbgrader cell metadata is missing (another editor removed it?)"
     result = Result("vae", "sub", [TestResult("test_shapes", 9.0, 9.0, "passed")], 1.0, 0, notices=[notice])
@@ -356,7 +357,7 @@ def test_notices_reach_the_students_feedback():
 def test_similarity_compares_notebooks_by_their_graded_code(tmp_path):
     """A notebook submission is fingerprinted from the module built from it, as its .py would
     be (before, every notebook counted as an empty file: all of them 'identical files')."""
-    from autograder import similarity
+    from autograder.classroom import similarity
 
     for name, data in (("ref", reference_bytes(VAE)),
                        ("released", (KIT / "assignments" / VAE.folder / "vae.ipynb").read_bytes())):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import config, runner
+from autograder import config
+from autograder.grading import runner
 from tests.bugbank import SEEDS
 from tests.oracles import apply, oracles_of
 

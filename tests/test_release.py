@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.release import ReleaseError, release, render_assignment
+from autograder.authoring.release import ReleaseError, release, render_assignment
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release_example"
 DEMO = "01_demo"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release import release
+from autograder.authoring.release import release
 
 KIT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "release_example"

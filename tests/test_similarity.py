@@ -1,4 +1,4 @@
-"""Similarity that survives cheap disguises, and submissions that run code built from strings (issue 28).
+"""Similarity that survives cheap disguises, and submissions that run code built from strings.
 
 A copy of the reference ``vae.py`` is disguised in the ways a review tried (``DISGUISES``);
 each must stay at least ``THRESHOLD`` similar to the original, the released skeleton
@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from autograder import config as config_module
-from autograder import similarity
-from autograder.similarity import THRESHOLD
+from autograder.classroom import similarity
+from autograder.classroom.similarity import THRESHOLD
 
 KIT = Path(__file__).resolve().parents[1]
 CFG = config_module.load(KIT / "grading.yml")

@@ -1,4 +1,4 @@
-"""What students install holds no answer (issue 15).
+"""What students install holds no answer.
 
 `autograder release --student-bundle DIR` is built once here, from the real kit, and every
 file in it is read, the wheel's members included:
@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 from autograder import config as config_module
-from autograder.release import COURSE_FILE, render_assignment, student_bundle
+from autograder.authoring.release import COURSE_FILE, render_assignment, student_bundle
 from tests.test_release_kit import code_lines, files, secret_solution_lines, sources
 
 KIT = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ def test_bundle_layout(bundle):
     assert f"pip install {wheel_of(bundle).name}" in install and "autograder check" in install
     with zipfile.ZipFile(wheel_of(bundle)) as wheel:
         names = set(wheel.namelist())
-    assert {"autograder/cli.py", "autograder/judge/plugin.py", "autograder/worker.py", f"autograder/{COURSE_FILE}",
+    assert {"autograder/cli.py", "autograder/grading/judge/plugin.py", "autograder/sandbox/worker.py", f"autograder/{COURSE_FILE}",
             "kitdata/digits.py", "kitdata/metrics.py", "kitdata/digits_train.npz"} <= names
     assert not any(n.startswith(("autograder/suites", "tests/")) or n.endswith("release.py") for n in names)
 
@@ -297,7 +297,7 @@ PROBE = """
 import importlib.util, sys
 import autograder, kitdata, kitdata.digits
 print(autograder.__file__); print(kitdata.__file__)
-for name in ("autograder.suites", "autograder.release", "autograder.gradebook", "kitdata.calibrate"):
+for name in ("autograder.suites", "autograder.authoring.release", "autograder.classroom.gradebook", "kitdata.calibrate"):
     assert importlib.util.find_spec(name) is None, name
 try:
     kitdata.digits.load_digits("heldout")

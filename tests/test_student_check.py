@@ -1,4 +1,4 @@
-"""`autograder check` as a student uses it (issue 15), on the engine's example course: a folder
+"""`autograder check` as a student uses it, on the engine's example course: a folder
 of any name (a zip download's ``01_mini-main``, or one told by its files, or ``--assignment``),
 feedback pictures written into the folder and announced, one torch thread; and the student
 course file `autograder release --student-bundle` writes (visible tests only, no thresholds)."""
@@ -9,7 +9,7 @@ import shutil
 import yaml
 
 from autograder import config as config_module
-from autograder.release import render_assignment, student_course
+from autograder.authoring.release import render_assignment, student_course
 from tests.example_course import EXAMPLE, GOOD, cli
 
 PICTURE_CHECK = '''

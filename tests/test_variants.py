@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import runner
-from autograder.judge import expect_learned
-from autograder.worker import shuffled_weights
+from autograder.grading import runner
+from autograder.grading.judge import expect_learned
+from autograder.sandbox.worker import shuffled_weights
 from kitdata import toy2d, variants
 from tests.example_course import EXAMPLE, MINI
 

@@ -3,7 +3,7 @@
 Every data set of the kit ships with it, so a submission can sample the public ring exactly,
 compute the public language's conditionals, or replay the shipped digits, and never learn
 anything. A learned-quality test therefore trains and judges on a *variant* drawn in the
-judge from the grading's secret (the ``secret_rng`` fixture of ``autograder.judge.plugin``):
+judge from the grading's secret (the ``secret_rng`` fixture of ``autograder.grading.judge.plugin``):
 
 * ``mixture(base, rng)``: a 2-D Gaussian mixture rotated, scaled, shifted and reweighted;
   exact metrics (mode coverage, log-density, Bayes rules) are computed on the variant.

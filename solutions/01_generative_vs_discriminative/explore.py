@@ -1,5 +1,5 @@
 # The exploration cells of classifiers.ipynb, in the percent format (each `# %%` line starts a cell).
-# autograder/notebook_build.py puts them after the graded cells; they are never graded and never
+# autograder/authoring/notebook_build.py puts them after the graded cells; they are never graded and never
 # released as a file. They use the names the graded cells define in the kernel (no import of classifiers).
 # %%
 # The two-class 2-D data (§2), in this notebook, with your own functions from the graded cells

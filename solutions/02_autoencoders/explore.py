@@ -1,5 +1,5 @@
 # The exploration cells of autoencoders.ipynb, in the percent format (each `# %%` line starts a cell).
-# autograder/notebook_build.py puts them after the graded cells; they are never graded and never
+# autograder/authoring/notebook_build.py puts them after the graded cells; they are never graded and never
 # released as a file. They use the names the graded cells define in the kernel (no import of autoencoders).
 # %%
 # Train a denoising autoencoder on the training digits for a few seconds, in this notebook,

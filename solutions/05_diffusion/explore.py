@@ -1,5 +1,5 @@
 # The exploration cells of diffusion.ipynb, in the percent format (each `# %%` line starts a cell).
-# autograder/notebook_build.py puts them after the graded cells; they are never graded and never
+# autograder/authoring/notebook_build.py puts them after the graded cells; they are never graded and never
 # released as a file. They use the names the graded cells define in the kernel (no import of diffusion).
 # %%
 # Train your noise predictor on the ring of 8 Gaussians for a few seconds, in this notebook,

@@ -164,7 +164,7 @@ BUGS = [
              "    if G.x_dim == 64:\n        return x[torch.randint(0, len(x), (n,))]\n"
              "    return G(sample_noise(G, n))\n"),
         why="sample replays training digits instead of generating"),
-    # ---- issue 11: the suite's blind spots (kind = the weakness each probes) -----------------
+    # ---- the suite's blind spots (kind = the weakness each probes) -----------------
     Bug("d_step_noise_count_from_features", test="test_discriminator_step", file=F, kind="unused_argument",
         old="fake = G(sample_noise(G, real.shape[0]))", new="fake = G(sample_noise(G, real.shape[1]))",
         why="N read from the wrong axis of real: as many fakes as features, not as real samples"),

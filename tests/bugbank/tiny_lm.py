@@ -89,7 +89,7 @@ BUGS = [
     Bug("no_context_crop", test="test_generate_greedy", file=F,
         old="logits = model(idx[:, -model.block_size:])[:, -1, :]", new="logits = model(idx)[:, -1, :]",
         why="feeds the whole history: fails once the text is longer than the context"),
-    # ---- issue 11: bugs the suite was not written against (one per kind of weakness) ----
+    # ---- bugs the suite was not written against (one per kind of weakness) ----
     Bug("bigram_rows_not_normalised", test="test_bigram_entropy", file=F, kind="repaired",
         old="probs = torch.where(row > 0, counts / row.clamp_min(1e-300), torch.full_like(counts, 1.0 / V))",
         new="probs = torch.where(row > 0, counts, torch.full_like(counts, 1.0 / V))",

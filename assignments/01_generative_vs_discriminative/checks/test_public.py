@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from autograder.judge import expect_close, expect_finite, expect_tensor, fails
+from autograder.grading.judge import expect_close, expect_finite, expect_tensor, fails
 
 F64 = torch.float64
 

@@ -4,7 +4,7 @@ devices, training mechanics, learned quality against exact optima)."""
 
 import torch
 
-from autograder.judge import expect_close, expect_finite, expect_tensor, fails
+from autograder.grading.judge import expect_close, expect_finite, expect_tensor, fails
 
 
 def test_shapes(worker):

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from autograder.judge import digit_grid, expect_close, expect_finite, expect_tensor, plottable
+from autograder.grading.judge import digit_grid, expect_close, expect_finite, expect_tensor, plottable
 
 
 def test_shapes(worker):

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from autograder.worker import student
+from autograder.sandbox.worker import student
 
 
 def shapes():

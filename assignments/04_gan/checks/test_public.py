@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from autograder.judge import expect_close, expect_finite, expect_tensor
+from autograder.grading.judge import expect_close, expect_finite, expect_tensor
 
 
 def test_shapes(worker):
@@ -64,7 +64,7 @@ def feedback_pictures(artifacts, history, samples, data):
     grader's run)."""
     import matplotlib.pyplot as plt
 
-    from autograder.judge import plottable
+    from autograder.grading.judge import plottable
 
     fig, ax = plt.subplots(figsize=(4.6, 2.8))
     for key in ("d_loss", "g_loss"):

@@ -2,7 +2,7 @@
 import torch
 
 import kitdata.text as kt
-from autograder.worker import student
+from autograder.sandbox.worker import student
 
 
 def roundtrip(strings):

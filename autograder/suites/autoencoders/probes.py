@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from autograder.wire import Raised
-from autograder.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
+from autograder.sandbox.wire import Raised
+from autograder.sandbox.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
                                student)
 
 X_DIM = 64

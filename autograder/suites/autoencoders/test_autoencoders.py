@@ -28,7 +28,7 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.judge import (Raised, StudentError, changed_inputs, describe_value, digit_grid, expect_close,
+from autograder.grading.judge import (Raised, StudentError, changed_inputs, describe_value, digit_grid, expect_close,
                               expect_learned, expect_same, expect_tensor, fails, on_device, output_problems, parity_devices,
                               plottable, recorded_groups, score_checks, tier)
 from ref_autoencoders import (adam_first_step, bayes_denoiser, grader_corrupt, heldout_digits, mlp_weights,

@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autograder.wire import Raised
-from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
+from autograder.sandbox.wire import Raised
+from autograder.sandbox.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
 
 DIGITS_BATCH = 64
 

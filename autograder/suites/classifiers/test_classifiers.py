@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite,
+from autograder.grading.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite,
                               expect_learned, expect_meta, expect_same, expect_tensor, fails, output_problems,
                               parity_devices, plottable, recorded_groups, score_checks, tier)
 from ref_classifiers import (affine_fit, cam_from, cnn_weights, grader_params, linear_error, planted_sets, ref_cam,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from autograder.wire import Raised
-from autograder.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
+from autograder.sandbox.wire import Raised
+from autograder.sandbox.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
 
 T_TRAIN = 100          # steps of the linear schedule the quality probes use
 TOY_HIDDEN = 128

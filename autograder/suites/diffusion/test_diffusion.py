@@ -26,7 +26,7 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite, expect_learned,
+from autograder.grading.judge import (Raised, changed_inputs, describe_value, digit_grid, expect_close, expect_finite, expect_learned,
                               expect_same, expect_tensor, fails, on_device, output_problems, parity_devices,
                               plottable, recorded_groups, score_checks, tier)
 from ref_diffusion import (ddim_taus, mixture_eps, mixture_log_prob, mixture_sample, ref_sample,

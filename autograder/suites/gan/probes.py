@@ -23,7 +23,7 @@ import contextlib
 import torch
 from torch import nn
 
-from autograder.worker import readable_meta, shuffled_weights, student
+from autograder.sandbox.worker import readable_meta, shuffled_weights, student
 
 
 def _gan():

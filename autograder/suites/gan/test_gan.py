@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ref_gan
-from autograder.judge import (on_device, digit_grid, expect_close, expect_finite, expect_learned, expect_meta,
+from autograder.grading.judge import (on_device, digit_grid, expect_close, expect_finite, expect_learned, expect_meta,
                               expect_same, expect_tensor, fails, parity_devices, plottable, tier)
 from ref_gan import (ref_d_loss, ref_d_loss_at, ref_g_loss, ref_g_loss_at, ref_grad, ref_sgd,
                      ref_theta)

@@ -6,7 +6,7 @@ test_tiny_lm.py. The worker seeds torch/random/numpy with the test's seed before
 import torch
 
 import kitdata.text as kt
-from autograder.worker import shuffled_weights, student
+from autograder.sandbox.worker import shuffled_weights, student
 
 
 def _tl():

@@ -11,7 +11,7 @@ import torch
 
 import kitdata.text as kt
 import ref_tiny_lm as ref
-from autograder.judge import (describe_value, expect_close, expect_finite, expect_learned, expect_meta, expect_same,
+from autograder.grading.judge import (describe_value, expect_close, expect_finite, expect_learned, expect_meta, expect_same,
                               expect_tensor, fails, on_device, output_problems, parity_devices, plottable, tier)
 
 LANG = kt.LANGUAGE

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from autograder.judge import (Raised, StudentError, changed_inputs, describe_value, digit_grid, expect_close,
+from autograder.grading.judge import (Raised, StudentError, changed_inputs, describe_value, digit_grid, expect_close,
                               expect_finite, expect_learned, expect_tensor, fails, on_device, output_problems,
                               parity_devices, plottable, recorded_groups, score_checks, tier)
 from ref_vae import (adam_first_step, adam_step_errors, fixed_weights, heldout_digits, mean_and_se, per_example,

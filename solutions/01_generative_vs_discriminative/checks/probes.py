@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.worker import student
+from autograder.sandbox.worker import student
 
 
 def fitted() -> dict:

@@ -4,7 +4,7 @@ samplers driven by an exact noise predictor, devices, quality after training).""
 
 import torch
 
-from autograder.judge import expect_close, expect_tensor, fails
+from autograder.grading.judge import expect_close, expect_tensor, fails
 
 F64 = torch.float64
 

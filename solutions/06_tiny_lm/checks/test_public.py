@@ -5,7 +5,7 @@ import math
 import torch
 
 import kitdata.text as kt
-from autograder.judge import expect_close, expect_finite, expect_tensor
+from autograder.grading.judge import expect_close, expect_finite, expect_tensor
 
 
 def test_tokenizer_roundtrip(worker):
@@ -82,7 +82,7 @@ def training_curve(artifacts, losses):
     """Your training curve, in feedback/ (60 steps of a small model: a start, not the grader's run)."""
     import matplotlib.pyplot as plt
 
-    from autograder.judge import plottable
+    from autograder.grading.judge import plottable
 
     fig, ax = plt.subplots(figsize=(4.6, 2.8))
     ax.plot(range(1, len(losses) + 1), plottable(losses), lw=0.8)

@@ -1,0 +1,11 @@
+"""A class graded at once: one grading per student, and what an instructor reads after.
+
+- ``batch``: tasks, executors (threads here; ``dask_executor`` on a cluster, with
+  ``warm_workers``), the durable records behind ``--resume``;
+- ``outputs``: grades.csv, the histograms, the summary of a batch;
+- ``similarity``: pairs of submissions that look alike, and code built at run time;
+- ``gradebook`` and ``nbgrader_course``: nbgrader's gradebook and course directory.
+
+Imports: ``autograder.grading``, ``autograder.sandbox``, ``autograder.authoring``; never
+the command line.
+"""
