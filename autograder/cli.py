@@ -62,11 +62,16 @@ def _default_config() -> Path:
     return STUDENT_COURSE
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(student_package: bool = False) -> argparse.ArgumentParser:
+    """The command line; in the student package, --help lists the student's commands only."""
     parser = _Parser(prog="autograder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=None,
                         help="the course file (default: ./grading.yml, else the kit's own)")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     metavar="{" + ",".join(STUDENT_COMMANDS) + "}" if student_package else None)
+
+    def instructor(text: str) -> dict:  # still parsed there (unlisted), so that main() can say whose they are
+        return {} if student_package else {"help": text}
 
     commands.add_parser("list", help="the assignments, their tests and points")
 
@@ -77,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--feedback", type=Path, default=None, metavar="DIR",
                        help="where the feedback pictures go (default: ASSIGNMENT_DIR/feedback)")
 
-    grade = commands.add_parser("grade", help="grade one submission")
+    grade = commands.add_parser("grade", **instructor("grade one submission"))
     grade.add_argument("submission", type=Path)
     which = grade.add_mutually_exclusive_group(required=True)
     which.add_argument("--assignment", help="the assignment id (see 'autograder list')")
@@ -86,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--fail-under", type=float, default=None, metavar="PERCENT",
                        help="exit with 1 if the score is below this percentage of the maximum")
 
-    batch = commands.add_parser("grade-batch", help="grade a class: one folder per student under ROOT")
+    batch = commands.add_parser("grade-batch", **instructor("grade a class: one folder per student under ROOT"))
     batch.add_argument("root", type=Path, nargs="?", default=None)
     batch.add_argument("--nbgrader", type=Path, default=None, metavar="COURSE_DIR",
                        help="grade an nbgrader course's submitted/<student>/<assignment>/ into its gradebook.db "
@@ -108,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="which layers confine student code on this machine, and why one is missing")
 
-    release = commands.add_parser("release", help="regenerate assignments/ from solutions/")
+    release = commands.add_parser("release", **instructor("regenerate assignments/ from solutions/"))
     release.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
     release.add_argument("--student-bundle", type=Path, default=None, metavar="DIR",
                          help="write what students install into DIR (new or empty): the released assignments, "
@@ -117,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="write each assignment's reference notebook (solutions in) into an nbgrader "
                               "course: COURSE_DIR/source/<id>/<name>.ipynb, for 'nbgrader generate_assignment'")
 
-    export = commands.add_parser("export", help="package one assignment for Gradescope or GitHub Classroom")
+    export = commands.add_parser("export", **instructor("package one assignment for Gradescope or GitHub Classroom"))
     export.add_argument("platform", choices=("gradescope", "github"))
     export.add_argument("--assignment", required=True, metavar="ID")
     export.add_argument("--out", type=Path, required=True,
@@ -489,7 +494,7 @@ COMMANDS = {"doctor": cmd_doctor, "export": cmd_export, "list": cmd_list, "check
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(student_package=STUDENT_COURSE.is_file()).parse_args(argv)
         cfg = config_module.load(args.config or _default_config())
         if args.command not in STUDENT_COMMANDS and cfg.path == STUDENT_COURSE:
             raise UsageError(f"'{args.command}' is the instructor's; this installation is the student package "

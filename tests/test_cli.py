@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -155,3 +156,17 @@ def test_a_reader_that_leaves_early_is_not_a_grader_error():
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_student_packages_help_lists_the_students_commands_only(capsys):
+    """The student package has no grade, grade-batch, release or export: its --help does not
+    offer them (asked for anyway, main() says they are the instructor's)."""
+    from autograder import cli as cli_module
+
+    for student_package, listed in ((True, {"list", "check", "doctor"}),
+                                    (False, {"list", "check", "doctor", "grade", "grade-batch", "release", "export"})):
+        cli_module._parser(student_package=student_package).print_help()
+        text = capsys.readouterr().out
+        shown = set(re.findall(r"^ {4}([a-z-]+) ", text, re.M))
+        assert shown == listed, text
+    assert cli_module._parser(student_package=True).parse_args(["grade", ".", "--assignment", "vae"]).command == "grade"

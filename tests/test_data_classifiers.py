@@ -62,9 +62,11 @@ def test_planted_variant_patterns_are_like_the_public_ones():
     for _ in range(30):
         patterns = planted.variant_patterns(rng)
         assert patterns.shape == (3, 3, 3)
-        for p in patterns:
+        for label, p in enumerate(patterns):
             assert np.array_equal(p, p[::-1, ::-1])           # unchanged by a half turn
             assert 4 <= p.sum() <= 8 and p.any(0).all() and p.any(1).all()
+            public = planted.PATTERNS[label]                   # far from its public namesake
+            assert min(planted._shifted_distance(p, public), planted._shifted_distance(public, p)) >= 4
         seen.add(patterns.tobytes())
         images, labels, centres = planted.make(20, generator=1, patterns=patterns)
         assert images.shape == (20, 1, planted.SIZE, planted.SIZE) and set(labels) <= {0, 1, 2}

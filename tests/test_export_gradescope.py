@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -47,10 +48,17 @@ def package(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def python(tmp_path_factory) -> Path:
-    """A virtual environment over this machine's packages: where setup.sh installs the zip's kit
-    (never over the kit this checkout has installed)."""
+    """A virtual environment over the packages of the environment running these tests: where
+    setup.sh installs the zip's kit (never over the kit this checkout has installed).
+
+    Not ``--system-site-packages``: from inside a venv that reaches the base interpreter's
+    packages (an old setuptools, no wheel), not the ones the README's install put in the venv.
+    The running environment's site-packages are put on the path as plain entries, so their
+    packages import but their .pth files (the checkout's editable install) do not run."""
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    packages = next((venv / "lib").glob("python3*/site-packages"))
+    (packages / "running_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     return venv / "bin"
 
 

@@ -115,7 +115,7 @@ def _exploration(stem: str) -> list[str]:
         f"{EXPLORATION_LINE}\n"
         f"# The public checks on this notebook as saved on disk (save it first): they build {stem}.py\n"
         "# from its graded cells, run them in the grader's sandbox (training your model briefly)\n"
-        "# and draw your curves and samples into feedback/. About 10 seconds.\n"
+        "# and draw your curves and samples into feedback/. Under a minute (25-40 s measured).\n"
         "import subprocess\n"
         "import sys\n\n"
         f"checks = subprocess.run([sys.executable, \"-m\", \"autograder.cli\", \"check\", \"{stem}.ipynb\"],\n"

@@ -467,8 +467,14 @@ def student_bundle(cfg, out: Path) -> list[str]:
         f"# {cfg.course.course}: what you install\n\n"
         "Install the checker and the course data (Python 3.10+, PyTorch is pulled from the package index):\n\n"
         f"    pip install {wheel.name}\n\n"
-        "Then, in an assignment's folder (any name: a zip download's `NN_name-main` works too):\n\n"
+        "Without an NVIDIA GPU (Linux or Windows), install PyTorch's CPU build first: it leaves out\n"
+        "the CUDA libraries, several GB (macOS wheels are CPU/MPS builds already):\n\n"
+        "    pip install torch --index-url https://download.pytorch.org/whl/cpu\n"
+        f"    pip install {wheel.name}\n\n"
+        "Then, from this folder (the one holding `assignments/`):\n\n"
         f"    autograder check assignments/{first}\n\n"
+        "or, inside an assignment's folder (any name: a zip download's `NN_name-main` works too),\n"
+        "`autograder check .`\n\n"
         "It runs the public checks on your work in a sandbox, with one torch thread, and writes the\n"
         "feedback pictures into the folder's `feedback/`. `autograder list` shows the tests and points.\n",
         encoding="utf-8")

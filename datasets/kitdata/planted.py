@@ -104,8 +104,10 @@ def variant_patterns(rng: np.random.Generator, n_classes: int = 3, min_distance:
     """n_classes 3 x 3 binary patterns (float64 (C, 3, 3)) like the public ones: unchanged by a
     half turn (so the pattern's centre is its centre of mass, where a CAM peaks), 4 to 8 bright
     pixels, every row and column lit, any two differing in at least ``min_distance`` pixels
-    under every shift by one pixel (the public PATTERNS: 4). 93 sets of three to draw from,
-    in any order."""
+    under every shift by one pixel (the public PATTERNS: 4), and each as far from the public
+    pattern of its own class: a network trained on the public images must not name the drawn
+    ones right (one drawn pattern close to its public namesake gave such a network 61% held-out
+    accuracy, half the points). 202 ordered sets of three to draw from."""
     while True:
         drawn = []
         for _ in range(n_classes):
@@ -116,8 +118,11 @@ def variant_patterns(rng: np.random.Generator, n_classes: int = 3, min_distance:
             drawn.append(cells.reshape(3, 3))
         if not all(4 <= p.sum() <= 8 and p.any(0).all() and p.any(1).all() for p in drawn):
             continue
-        if all(min(_shifted_distance(drawn[i], drawn[j]), _shifted_distance(drawn[j], drawn[i])) >= min_distance
-               for i in range(n_classes) for j in range(i + 1, n_classes)):
+        def apart(a, b):
+            return min(_shifted_distance(a, b), _shifted_distance(b, a)) >= min_distance
+
+        if all(apart(drawn[i], drawn[j]) for i in range(n_classes) for j in range(i + 1, n_classes)) and \
+                all(apart(drawn[i], PATTERNS[i]) for i in range(min(n_classes, len(PATTERNS)))):
             return np.stack(drawn)
 
 
