@@ -127,8 +127,11 @@ def _parser(student_package: bool = False) -> argparse.ArgumentParser:
     export.add_argument("--assignment", required=True, metavar="ID")
     export.add_argument("--out", type=Path, required=True,
                         help="gradescope: the zip to write (ID-autograder.zip); github: a folder for the workflow")
-    export.add_argument("--torch-index", default="", metavar="URL",
-                        help="an --index-url for torch (e.g. PyTorch's CPU-only index); default: the package index")
+    export.add_argument("--torch-index", default=None, metavar="URL",
+                        help="the --index-url torch and torchvision are installed from "
+                             "(default: PyTorch's CPU-only index, since neither platform's machines have a GPU)")
+    export.add_argument("--cuda-torch", action="store_true",
+                        help="install the package index's torch (CUDA builds, several GB) instead of the CPU ones")
     export.add_argument("--kit-repo", default="OWNER/KIT", metavar="OWNER/NAME",
                         help="github: the instructor's private repository holding the kit and its hidden suites")
     export.add_argument("--kit-ref", default="main", help="github: the branch or tag of --kit-repo (default main)")
@@ -472,9 +475,12 @@ def cmd_doctor(cfg, args) -> int:
 
 def cmd_export(cfg, args) -> int:
     """Write the Gradescope zip or the GitHub workflow of one assignment (autograder/authoring/export/)."""
-    from autograder.authoring.export import ExportError, github, gradescope
+    from autograder.authoring.export import CPU_TORCH_INDEX, ExportError, github, gradescope
 
     assignment = cfg.get(args.assignment)
+    if args.cuda_torch and args.torch_index is not None:
+        raise UsageError("--cuda-torch and --torch-index do not go together")
+    args.torch_index = "" if args.cuda_torch else CPU_TORCH_INDEX if args.torch_index is None else args.torch_index
     try:
         if args.platform == "gradescope":
             lines = gradescope.export(cfg, assignment, args.out, torch_index=args.torch_index)

@@ -36,12 +36,17 @@ AVAILABLE = available_layers()
 pytestmark = pytest.mark.usefixtures("start")
 
 
+# The example's 8 s per call is short for an escape that must succeed on a loaded machine (1.8 GB
+# written to a memfd with no layer took longer there): no test here waits on a time limit.
+ROOMY = MINI.model_copy(update={"limits": MINI.limits.model_copy(update={"probe_seconds": 30})})
+
+
 def _grade(tmp_path: Path, body: str, layers, folder: Path | None = None):
     """Grade only test_double with ``double``'s body replaced; return its score and message."""
     folder = folder or tmp_path / "class" / "student"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "mini.py").write_text(replace_function("double", body))
-    result = runner.grade(CONFIG, MINI, folder, only=["test_double"], layers=layers)
+    result = runner.grade(CONFIG, ROOMY, folder, only=["test_double"], layers=layers)
     assert not result.grader_errors, result.grader_errors
     (test,) = [t for t in result.tests if t.name == "test_double"]
     assert "\n" not in test.message

@@ -177,3 +177,32 @@ def test_the_kits_own_ci_runs_ci_run():
     assert "bash .ci/run" in runs
     assert (KIT / ".ci" / "run").is_file()
     assert "secrets." not in (KIT / ".github" / "workflows" / "ci.yml").read_text()
+
+
+def test_the_template_holds_the_starter_code_and_its_checks(tmp_path):
+    """A student clones the template and works in it: the released assignment is there (the
+    skeleton, not the solution), and `autograder check .` finds its public checks."""
+    course = tmp_path / "course"  # the example course, its public checks beside the solution
+    shutil.copytree(EXAMPLE, course)
+    shutil.copytree(EXAMPLE / "checks", course / "solutions" / "01_mini" / "checks")
+    out = tmp_path / "template"
+    done = cli("--config", str(course / "grading.yml"), "export", "github", "--assignment", "mini",
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    skeleton = (out / "mini.py").read_text()
+    assert "### BEGIN SOLUTION" not in skeleton and "return 2 * x" not in skeleton
+    assert (out / "checks" / "test_public.py").is_file()
+    checked = cli("--config", str(course / "grading.yml"), "check", ".", "--assignment", "mini", cwd=out)
+    out_text = checked.stdout + checked.stderr
+    assert checked.returncode == 1 and "no public checks" not in out_text and "FAIL" in out_text, out_text[-2000:]
+
+
+def test_torchs_wheels_are_cached_between_pushes(workflow):
+    """Each job's Python keeps pip's cache between pushes, keyed on what it installs."""
+    _, flow = workflow
+    keys = {}
+    for name, job in flow["jobs"].items():
+        (setup,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python")]
+        assert setup["with"]["cache"] == "pip", name
+        keys[name] = setup["with"]["cache-dependency-path"]
+    assert keys == {"public-checks": ".autograder/*.whl", "grade": "kit/pyproject.toml"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -258,3 +259,28 @@ def test_a_refused_submission_still_gets_results(package, python, tmp_path):
     results = _run(root, python)
     assert results["score"] == 0 and results["tests"] == []
     assert "not graded" in results["output"] and "symbolic link" in results["output"]
+
+
+def test_torch_comes_from_the_cpu_index_unless_cuda_is_asked_for(tmp_path):
+    """Gradescope's and GitHub's machines have no GPU: the exports install torch and torchvision
+    from PyTorch's CPU index by default; --cuda-torch keeps the package index's builds."""
+    from autograder.authoring.export import CPU_TORCH_INDEX
+
+    for extra, index in (((), CPU_TORCH_INDEX), (("--cuda-torch",), "")):
+        out = tmp_path / f"zip{len(extra)}.zip"
+        done = cli("--config", str(KIT / "grading.yml"), "export", "gradescope", "--assignment", ASSIGNMENT.id,
+                   "--out", str(out), *extra)
+        assert done.returncode == 0, done.stderr
+        with zipfile.ZipFile(out) as archive:
+            setup = archive.read("setup.sh").decode()
+        assert f'TORCH_INDEX_URL="{index}"' in setup
+        assert re.search(r'--index-url "\$TORCH_INDEX_URL" "torch[^"]*" "torchvision[^"]*"', setup), setup
+        flow = tmp_path / f"flow{len(extra)}"
+        done = cli("--config", str(KIT / "grading.yml"), "export", "github", "--assignment", ASSIGNMENT.id,
+                   "--out", str(flow), *extra)
+        assert done.returncode == 0, done.stderr
+        workflow = next(flow.rglob("*.yml")).read_text()
+        assert f'TORCH_INDEX_URL: "{index}"' in workflow
+    both = cli("--config", str(KIT / "grading.yml"), "export", "gradescope", "--assignment", ASSIGNMENT.id,
+               "--out", str(tmp_path / "x.zip"), "--cuda-torch", "--torch-index", CPU_TORCH_INDEX)
+    assert both.returncode == 2 and "do not go together" in both.stderr

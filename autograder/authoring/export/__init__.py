@@ -15,3 +15,9 @@ students' side (the workflow, the artifacts) holds no hidden file at all.
 
 class ExportError(Exception):
     """The package cannot be built (a suite that imports a solution, a bad --out...); one line."""
+
+
+# Where torch comes from in the images the exports build: PyTorch's CPU-only wheels, since neither
+# Gradescope's nor GitHub's default machines have a GPU (a few hundred MB instead of CUDA's
+# several GB); `autograder export ... --cuda-torch` keeps the package index's default build.
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"

@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 from autograder.escape import markdown, one_line
-from autograder.authoring.export import ExportError
+from autograder.authoring.export import CPU_TORCH_INDEX, ExportError
 
 WORKFLOW = ".github/workflows/classroom.yml"
 WHEELS = ".autograder"       # the student package's wheel, in the template repository
@@ -61,7 +61,8 @@ env:
   ASSIGNMENT: {assignment}
   KIT_REPOSITORY: {kit_repo}
   KIT_REF: {kit_ref}
-  # an --index-url for torch (PyTorch's CPU-only index makes the install a few hundred MB)
+  # where torch comes from: PyTorch's CPU-only index (GitHub's runners have no GPU; a few hundred
+  # MB instead of several GB); empty for the package index's CUDA builds (export --cuda-torch)
   TORCH_INDEX_URL: "{torch_index}"
   PIP_PROGRESS_BAR: "off"
 jobs:
@@ -75,6 +76,8 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "3.11"
+          cache: pip                                # torch's wheels kept between pushes
+          cache-dependency-path: {wheels}/*.whl
       - name: Install the student package
         run: |
           if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" torch; fi
@@ -107,10 +110,12 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "3.11"
+          cache: pip                                # torch's wheels kept between pushes
+          cache-dependency-path: kit/pyproject.toml
       - name: Install the kit
         id: install
         run: |
-          if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" torch; fi
+          if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" torch torchvision; fi
           pip install -e "$KIT"
       - name: Grade
         id: grade
@@ -146,7 +151,7 @@ jobs:
 
 
 def workflow(assignment_id: str, kit_repo: str, kit_ref: str = "main", secret: str = "KIT_TOKEN",
-             torch_index: str = "") -> str:
+             torch_index: str = CPU_TORCH_INDEX) -> str:
     """The workflow's text for one assignment."""
     for name, value, pattern in (("--kit-repo", kit_repo, r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+"),
                                  ("--kit-ref", kit_ref, r"[A-Za-z0-9_./-]+"), ("--secret", secret, r"[A-Za-z_][A-Za-z0-9_]*"),
@@ -158,19 +163,32 @@ def workflow(assignment_id: str, kit_repo: str, kit_ref: str = "main", secret: s
 
 
 def export(cfg, assignment, out: Path, kit_repo: str = "OWNER/KIT", kit_ref: str = "main",
-           secret: str = "KIT_TOKEN", torch_index: str = "", student_wheel: Path | None = None) -> list[str]:
-    """Write ``out/.github/workflows/classroom.yml`` (and the student wheel into ``out/.autograder/``
-    if given); return what was written."""
+           secret: str = "KIT_TOKEN", torch_index: str = CPU_TORCH_INDEX, student_wheel: Path | None = None) -> list[str]:
+    """Write the template repository: the released assignment (skeleton, notebook, handout and
+    its figures, public checks: what a student starts from, as ``autograder release`` writes it),
+    ``out/.github/workflows/classroom.yml`` and the student wheel into ``out/.autograder/`` if
+    given; return what was written."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: not a folder")
     if student_wheel is not None and not (Path(student_wheel).is_file() and str(student_wheel).endswith(".whl")):
         raise ExportError(f"--student-wheel: {student_wheel} is not a wheel (autograder release --student-bundle "
                           "writes one)")
+    solution = cfg.solution_dir(assignment)
+    if solution.is_dir():
+        from autograder.authoring.release import render_assignment
+
+        released = render_assignment(solution)
+        for rel, data in released.items():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_bytes(data)
+        lines = [f"wrote: {out}/ the released assignment ({len(released)} files: the starter code and its checks)"]
+    else:
+        lines = [f"no solutions/{assignment.folder} here: the template holds no starter code"]
     target = out / WORKFLOW
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(workflow(assignment.id, kit_repo, kit_ref, secret, torch_index), encoding="utf-8")
-    lines = [f"wrote: {target}"]
+    lines.append(f"wrote: {target}")
     if student_wheel is not None:
         (out / WHEELS).mkdir(exist_ok=True)
         shutil.copyfile(student_wheel, out / WHEELS / Path(student_wheel).name)

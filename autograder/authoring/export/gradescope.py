@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from autograder.escape import markdown, one_line
-from autograder.authoring.export import ExportError
+from autograder.authoring.export import CPU_TORCH_INDEX, ExportError
 
 KIT = "kit"                       # the kit's folder inside the zip (/autograder/source/kit)
 ROOT_VARIABLE = "AUTOGRADER_ROOT"  # tests only: where /autograder is
@@ -69,11 +69,12 @@ if [ "${AUTOGRADER_SKIP_INSTALL:-0}" = 1 ]; then  # the kit's own tests: depende
 fi
 apt-get update -q
 apt-get install -y -q python3 python3-pip libseccomp2
-# CPU-only torch is enough on Gradescope and a few hundred MB instead of ~5 GB: set
-# TORCH_INDEX_URL below to the --index-url that PyTorch's install page gives for "CPU".
+# CPU-only torch (PyTorch's CPU index, the export's default): Gradescope has no GPU, and it is a
+# few hundred MB instead of ~5 GB. torchvision from the same index, or the package index's would
+# pull its own CUDA torch back in. Empty (export --cuda-torch): the package index's builds.
 TORCH_INDEX_URL="__TORCH_INDEX_URL__"
 if [ -n "$TORCH_INDEX_URL" ]; then
-    python3 -m pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" "__TORCH__"
+    python3 -m pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" "__TORCH__" "__TORCHVISION__"
 fi
 python3 -m pip install --no-cache-dir -r requirements.txt
 # The kit in place: the worker (a scrubbed environment, no PYTHONPATH) imports it from here.
@@ -168,7 +169,7 @@ kitdata = ["*.npz"]
 """, scripts=False)
 
 
-def package(cfg, assignment, torch_index: str = "") -> dict[str, bytes]:
+def package(cfg, assignment, torch_index: str = CPU_TORCH_INDEX) -> dict[str, bytes]:
     """The zip's files (path -> bytes): scripts, requirements and the one-assignment kit."""
     import autograder
     import kitdata
@@ -184,8 +185,10 @@ def package(cfg, assignment, torch_index: str = "") -> dict[str, bytes]:
     _check_suite(suite_files, suite)
     deps = requirements()
     torch = next((d for d in deps if re.match(r"torch\b(?!vision)", d)), "torch")
+    torchvision = next((d for d in deps if d.startswith("torchvision")), "torchvision")
     files = {
-        "setup.sh": SETUP_SH.replace("__TORCH_INDEX_URL__", torch_index).replace("__TORCH__", torch).encode(),
+        "setup.sh": SETUP_SH.replace("__TORCH_INDEX_URL__", torch_index).replace("__TORCHVISION__", torchvision)
+                     .replace("__TORCH__", torch).encode(),
         "run_autograder": RUN_AUTOGRADER.replace("__ASSIGNMENT__", assignment.id).encode(),
         "requirements.txt": ("\n".join(deps) + "\n").encode(),
         f"{KIT}/pyproject.toml": _pyproject(deps).encode(),
@@ -231,7 +234,7 @@ def write_zip(files: dict[str, bytes], out: Path) -> None:
     out.write_bytes(buffer.getvalue())
 
 
-def export(cfg, assignment, out: Path, torch_index: str = "") -> list[str]:
+def export(cfg, assignment, out: Path, torch_index: str = CPU_TORCH_INDEX) -> list[str]:
     """Write the zip; return what it holds, one line per part."""
     files = package(cfg, assignment, torch_index)
     write_zip(files, out)
