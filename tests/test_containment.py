@@ -21,13 +21,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from autograder.grading import runner
-from autograder.sandbox.containment import available_layers
+from autograder.sandbox.containment import Policy, available_layers
 from tests.example_course import CONFIG, EXAMPLE, GOOD, MINI, cli, cmdline, doctor_states, replace_function
 
 AVAILABLE = available_layers()
@@ -332,3 +333,17 @@ def test_strict_isolation_grades_only_where_every_layer_holds(tmp_path):
     else:
         with pytest.raises(runner.IsolationError, match="isolation is strict"):
             runner.grade(CONFIG, MINI, folder, isolation="strict")
+
+
+def test_site_packages_on_the_path_are_readable_and_nothing_else_is(tmp_path, monkeypatch):
+    """A venv whose .pth lists another environment's site-packages imports torch from there (and
+    torch imports parts of itself after Landlock): that folder is readable to the worker. Another
+    path entry (an editable checkout of the kit) is not."""
+    layered = tmp_path / "other-env" / "lib" / "python3.11" / "site-packages"
+    checkout = tmp_path / "checkout"
+    layered.mkdir(parents=True)
+    checkout.mkdir()
+    monkeypatch.setattr(sys, "path", [*sys.path, str(layered), str(checkout)])
+    readable = Policy.for_grading().readable
+    assert os.path.realpath(layered) in readable
+    assert not any(os.path.realpath(checkout).startswith(r) for r in readable)

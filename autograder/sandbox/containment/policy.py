@@ -56,7 +56,12 @@ class Policy:
         import autograder
         import kitdata
 
-        python = {sys.base_prefix, sys.prefix, *site.getsitepackages()}
+        # Site-packages folders on the path besides this environment's own: a venv whose .pth
+        # lists another environment's (a nested or layered venv) imports torch from there, and
+        # torch imports parts of itself lazily, after Landlock. Only folders of that name: a
+        # path entry such as an editable checkout must not open the kit's folder to the worker.
+        layered = [p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")]
+        python = {sys.base_prefix, sys.prefix, *site.getsitepackages(), *layered}
         readable = sorted({os.path.realpath(p) for p in python}) + [os.path.dirname(kitdata.__file__)]
         readable += [p for p in SYSTEM_READABLE if os.path.exists(p)]
         engine_suites = os.path.join(os.path.dirname(autograder.__file__), "suites")
