@@ -406,9 +406,10 @@ def _noted(row, notes: list[str]):
     return (name, result, status, "; ".join(([reason] if reason else []) + notes))
 
 
-def _similar(cfg, assignment, students: list[Path], path: Path, notes: dict[str, list[str]]) -> list:
-    """Fingerprint every student's files against the released skeleton; write similar.csv. A
-    student whose files cannot be read is left out of the comparison, with a note."""
+def _similar(cfg, assignment, students: list[Path], path: Path, notes: dict[str, list[str]]) -> tuple[list, int]:
+    """Fingerprint every student's files against the released skeleton; write similar.csv and
+    runtime_code.csv; return the pairs and how many submissions were flagged. A student whose
+    files cannot be read is left out of the comparison, with a note."""
     from autograder.classroom import similarity
 
     skeleton = cfg.root / "assignments" / assignment.folder

@@ -33,7 +33,7 @@ def export(database: Path, assignment: Assignment, results: dict[str, Result]) -
             gradebook.update_or_create_grade_cell(name, assignment.id, assignment.id,
                                                   max_score=test.points, cell_type="code")
         for student, result in results.items():
-            if not student.isprintable() or student != student.encode("utf-8", "surrogateescape").decode("utf-8", "replace"):
+            if not student.isprintable():  # a byte that is not UTF-8 reads as a lone surrogate: not printable
                 failed[student] = "the name is not printable UTF-8 text, which a gradebook id must be"
                 continue
             try:

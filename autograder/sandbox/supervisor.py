@@ -296,8 +296,9 @@ class Sandbox:
         except _Fault as fault:
             text = f"your code {fault}"
             if fault.fault == "timeout":
-                self.stalled_seconds += time.monotonic() - started
-                text += self._remember_hang(self._stack_at_stop(), time.monotonic() - started)
+                waited = time.monotonic() - started
+                self.stalled_seconds += waited
+                text += self._remember_hang(self._stack_at_stop(), waited)
             self.stop()
             raise StudentError(text, fault.fault) from None
         finally:

@@ -170,19 +170,21 @@ def describe(error: BaseException) -> str:
     elif isinstance(error, StudentImportError):
         return str(error)
     elif isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
-        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        what = "your code asked for more memory than the grader allows" + (
-            f" ({type(error).__name__}: {message})" if message else f" ({type(error).__name__})")
+        what = f"your code asked for more memory than the grader allows ({_raised(error)})"
     elif isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES) and "grader" not in str(error):
         what = f"{type(error).__name__}: {error.strerror} (the grader's sandbox refused this" + (
             f": {error.filename})" if error.filename else ")")
     else:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        what = type(error).__name__ + (f": {message}" if message else "")
-        if len(what) > 300:
-            what = what[:297] + "..."
+        what = _raised(error)
     where = _student_frame(error.__traceback__)
     return f"{what} ({where})" if where else what
+
+
+def _raised(error: BaseException) -> str:
+    """'ValueError: the first line of its message', at most 300 characters."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    what = type(error).__name__ + (f": {message}" if message else "")
+    return what if len(what) <= 300 else what[:297] + "..."
 
 
 # --------------------------------------------------------------------------- hangs
