@@ -105,6 +105,32 @@ def test_a_warm_worker_holds_nothing_hidden(tmp_path, monkeypatch):
         assert result.tests[0].score == 40, (warm, result.tests[0].message)
 
 
+def test_a_worker_restarted_after_a_crash_holds_nothing_hidden_either(tmp_path, monkeypatch):
+    """After a crash the judge has loaded the suite: the next worker comes from its nursery,
+    forked before the judge read anything. A first test crashes the worker (double of a 7 x 7
+    tensor kills itself); the scan then runs in the worker started after it. The crash is still
+    reported as one (the judge adopts the nursery's workers and reads how they died)."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "probes.py").write_text((EXAMPLE / "suite" / "probes.py").read_text())
+    tests = (EXAMPLE / "suite" / "test_mini.py").read_text()
+    crash_first = (
+        "\n\ndef test_crash_first(worker):\n"
+        "    worker.call('double', torch.zeros(7, 7))\n"
+    )
+    head, rest = tests.split("\n\n\ndef test_double", 1)
+    (suite / "test_mini.py").write_text(head + crash_first + "\n\ndef test_double" + rest + f"\nSECRET = {PLANTED!r}\n")
+    monkeypatch.setenv("KIT_INSTRUCTOR_TOKEN", PLANTED)
+    body = "import os\nif tuple(x.shape) == (7, 7):\n    os.kill(os.getpid(), 11)\n" + SCAN
+    folder = _submission(tmp_path, "scanner", replace_function("double", body))
+    assignment = MINI.model_copy(update={"tests": {"test_crash_first": MINI.tests["test_double"], **MINI.tests}})
+    result = runner.grade(CONFIG, assignment, folder, only=["test_crash_first", "test_double"], suite=suite, warm=True)
+    assert not result.grader_errors, result.grader_errors
+    first, double = result.tests
+    assert first.score == 0 and first.fault == "crash" and "SIGSEGV" in first.message, first.message
+    assert double.score == 40, double.message
+
+
 def test_no_worker_holds_the_grading_secret(tmp_path, monkeypatch):
     """The key of the hidden data variants travels in the judge's job: a worker that held it
     could draw the variants itself. The scan looks for the secret as the job spells it; the

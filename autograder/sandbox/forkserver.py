@@ -33,6 +33,7 @@ when the runner's end of the socket closes: a killed taker leaves nothing behind
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import select
@@ -47,14 +48,15 @@ import time
 import traceback
 import weakref
 
-from autograder.sandbox.containment._syscalls import die_with_parent
+from autograder.sandbox.containment._syscalls import adopt_orphans, die_with_parent
 from autograder.sandbox.containment.policy import base_environment
+from autograder.sandbox import lean_torch
 from autograder.sandbox.process import take_on
 
 # What every grading imports, loaded once by the zygote. Only what a cold worker loads
 # anyway (autograder.sandbox.worker.main's load) or what is public code: never a suite, never
 # held-out data, never the runner's configuration.
-PRELOAD = ("numpy", "torch", "torch._inductor.config", "pytest",
+PRELOAD = ("numpy", "torch", "pytest", "scipy.linalg", "scipy.stats", "matplotlib.pyplot",
            "autograder.grading.judge.plugin", "autograder.grading.judge.expect", "autograder.sandbox.worker",
            "kitdata", "kitdata.digits", "kitdata.toy2d", "kitdata.text", "kitdata.features")
 
@@ -333,6 +335,13 @@ def _serve() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    lean_torch.install()
+    lean_torch.lean_allocator()
+    # The collector writes into every object it visits: left to run in a judge or a worker,
+    # it would copy each page of the interpreter's preloaded heap they share with this one.
+    gc.collect()
+    gc.freeze()
+    lean_torch.drop_loaded_pages()
     zygote = os.getpid()
     while True:
         pid = os.fork()
@@ -385,7 +394,9 @@ def _judge(channel: socket.socket, zygote: int) -> None:
     code = 70
     try:
         die_with_parent(signal.SIGKILL, zygote)
+        adopt_orphans()  # the nursery's spares
         spare = _fork_spare()
+        nursery = _fork_nursery()
         request, fds = _receive(channel)
         channel.close()
         if request is None:  # the runner has gone
@@ -393,7 +404,7 @@ def _judge(channel: socket.socket, zygote: int) -> None:
         output, report = fds
         os.setsid()  # the runner kills the judge's process group on a timeout
         take_on(request["cwd"], output, request["env"])
-        supervisor.spare = spare
+        supervisor.spare, supervisor.nursery = spare, nursery
         import pytest
 
         code = int(pytest.main(request["args"] + ["--kit-results-fd", str(report)]))
@@ -424,28 +435,86 @@ def _receive(channel: socket.socket) -> tuple[dict | None, list[int]]:
 
 def _fork_spare():
     """Fork the worker-to-be: its own session, no fd of ours but its two pipes, dead with us."""
-    from autograder.sandbox import supervisor, worker
+    from autograder.sandbox import supervisor
 
     request_read, request_write = os.pipe()
     reply_read, reply_write = os.pipe()
     judge = os.getpid()
     pid = os.fork()
     if pid == 0:
-        code = 1
-        try:
-            die_with_parent(signal.SIGKILL, judge)
-            os.setsid()
-            _close_all_but(request_read, reply_write)
-            sys.argv = ["-c", str(request_read), str(reply_write)]
-            worker.main(request_read, reply_write)
-            code = 0
-        except BaseException:  # noqa: BLE001 - as a cold worker's uncaught error: to its log
-            traceback.print_exc()
-        finally:
-            _exit_now(code)
+        _be_spare(request_read, reply_write, judge)
     os.close(request_read)
     os.close(reply_write)
     return supervisor.SpareWorker(supervisor.Forked(pid), request_write, reply_read)
+
+
+def _be_spare(request_read: int, reply_write: int, judge: int) -> None:
+    """The worker-to-be's side of a fork (never returns): wait for the judge's set-up frame."""
+    from autograder.sandbox import worker
+
+    code = 1
+    try:
+        die_with_parent(signal.SIGKILL, judge)
+        os.setsid()
+        _close_all_but(request_read, reply_write)
+        sys.argv = ["-c", str(request_read), str(reply_write)]
+        worker.main(request_read, reply_write)
+        code = 0
+    except BaseException:  # noqa: BLE001 - as a cold worker's uncaught error: to its log
+        traceback.print_exc()
+    finally:
+        _exit_now(code)
+
+
+def _fork_nursery():
+    """Fork the process that makes the judge's later spares (``supervisor.Nursery``)."""
+    from autograder.sandbox import supervisor
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    judge = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            die_with_parent(signal.SIGKILL, judge)
+            _close_all_but(theirs.fileno())
+            _nurse(theirs, judge)
+            code = 0
+        except BaseException:  # noqa: BLE001 - to the judge's log
+            traceback.print_exc()
+        finally:
+            _exit_now(code)
+    theirs.close()
+    return supervisor.Nursery(supervisor.Forked(pid), ours)
+
+
+def _nurse(channel: socket.socket, judge: int) -> None:
+    """For each byte the judge sends, a spare: forked by a go-between that exits at once, so
+    that the spare is adopted by the judge (a subreaper), which can then wait for it and read
+    how it died. Its pid and the judge's ends of its pipes go back on ``channel``."""
+    while channel.recv(1):
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        born_read, born_write = os.pipe()
+        middle = os.fork()
+        if middle == 0:
+            spare = os.fork()
+            if spare == 0:
+                go_between = os.getppid()
+                while os.getppid() == go_between:  # adopted once it has exited
+                    time.sleep(0.001)
+                _be_spare(request_read, reply_write, judge)  # dies at once if not adopted by the judge
+            os.write(born_write, str(spare).encode())
+            os._exit(0)
+        os.waitpid(middle, 0)
+        pid = int(os.read(born_read, 32))
+        for fd in (request_read, reply_write, born_read, born_write):
+            os.close(fd)
+        try:
+            socket.send_fds(channel, [json.dumps({"pid": pid}).encode()], [request_write, reply_read])
+        finally:
+            os.close(request_write)
+            os.close(reply_read)
 
 
 def _exit_now(code: int) -> None:

@@ -44,6 +44,42 @@ class SpareWorker:
     replies: int
 
 
+class Nursery:
+    """A process forked by a warm judge next to its spare, before the judge read anything of
+    its grading, which forks a new spare whenever the judge asks: a worker restarted after a
+    fault starts as warm as the first, sharing torch's memory instead of importing it again.
+    Each such spare is this judge's child (the judge adopts orphans: the nursery forks it
+    through a go-between that exits at once)."""
+
+    def __init__(self, process: "Forked", channel):
+        self.process, self.channel = process, channel
+        channel.settimeout(60)
+
+    def spare(self) -> SpareWorker | None:
+        """A new spare, or None where the nursery is gone (the worker then starts cold)."""
+        import json
+        import socket
+
+        fds = []
+        try:
+            self.channel.sendall(b"s")
+            data, fds, _, _ = socket.recv_fds(self.channel, 1 << 10, 2)
+            pid = int(json.loads(data)["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            for fd in fds:
+                os.close(fd)
+            self.close()
+            return None
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            return None
+        return SpareWorker(Forked(pid), fds[0], fds[1])
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 class Forked:
     """The few ``subprocess.Popen`` methods the sandbox uses, for a child made by os.fork()."""
 
@@ -70,9 +106,11 @@ class Forked:
         return self.returncode
 
 
-# Set in a warm judge (autograder.sandbox.forkserver) and taken by its first worker start: any later
-# start (after a fault) is a cold one, since the judge has by then loaded the hidden suite.
+# Set in a warm judge (autograder.sandbox.forkserver): the spare is taken by its first worker
+# start, and any later start (after a fault) asks the nursery for another. Without them a
+# worker starts cold: the judge itself, which has loaded the hidden suite, is never forked.
 spare: SpareWorker | None = None
+nursery: Nursery | None = None
 
 
 FAULTS = ("import", "raised", "value", "timeout", "memory", "crash", "channel", "output")
@@ -164,6 +202,8 @@ class Sandbox:
         (self.scratch / ".tmp").mkdir(exist_ok=True)
         self.starts += 1
         taken, spare = spare, None
+        if taken is None and nursery is not None:
+            taken = nursery.spare()
         if taken is not None and taken.process.poll() is not None:  # the spare died waiting
             os.close(taken.requests)
             os.close(taken.replies)

@@ -24,6 +24,12 @@ def no_new_privs() -> None:
 
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> None:
+    """Become the parent of any descendant whose own parent exits (PR_SET_CHILD_SUBREAPER)."""
+    check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def die_with_parent(signum: int, parent: int) -> None:

@@ -92,8 +92,9 @@ def ref_log_px(w, x, half_width: float = 6.0, step: float = 0.05):
     z = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
     log_prior = -0.5 * (z ** 2).sum(-1) - math.log(2 * math.pi)
     out = []
-    for row in x:
-        out.append(torch.logsumexp(ref_log_px_z(w, row, z) + log_prior, 0) + 2 * math.log(step))
+    for row in x:   # the grid in parts: (points, D) logits of ~10 MB at a time
+        log_joint = torch.cat([ref_log_px_z(w, row, part) for part in z.split(20_000)]) + log_prior
+        out.append(torch.logsumexp(log_joint, 0) + 2 * math.log(step))
     return torch.stack(out)
 
 
@@ -101,11 +102,14 @@ def ref_iwae(w, x, k: int, replicas: int, generator) -> torch.Tensor:
     """The judge's own IWAE_k draws, float64: (B, replicas)."""
     mu, logvar = ref_encode(w, x)
     eps = torch.randn(replicas, k, *mu.shape, generator=generator, dtype=F64)   # (R, k, B, Z)
-    z = mu + torch.exp(0.5 * logvar) * eps
-    log_prior = -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
-    log_q = -0.5 * (eps ** 2 + logvar + math.log(2 * math.pi)).sum(-1)
-    log_w = ref_log_px_z(w, x, z) + log_prior - log_q                             # (R, k, B)
-    return (torch.logsumexp(log_w, 1) - math.log(k)).T
+    out = []
+    for part in eps.split(max(1, 20_000 // (k * len(x)))):                     # the decoder's (r, k, B, D) ~10 MB
+        z = mu + torch.exp(0.5 * logvar) * part
+        log_prior = -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
+        log_q = -0.5 * (part ** 2 + logvar + math.log(2 * math.pi)).sum(-1)
+        log_w = ref_log_px_z(w, x, z) + log_prior - log_q                         # (r, k, B)
+        out.append(torch.logsumexp(log_w, 1) - math.log(k))
+    return torch.cat(out).T
 
 
 def ref_train_loss(w, x):
