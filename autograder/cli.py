@@ -10,6 +10,7 @@
     autograder release --nbgrader-source COURSE_DIR   reference notebooks into an nbgrader course's source/
     autograder doctor                                 which containment layers hold on this machine
     autograder export gradescope|github --assignment ID --out PATH   a Gradescope zip, or a student repo's workflow
+    autograder export grades --format canvas|moodle|csv --out FILE BATCH_OUT [--roster ROSTER.csv]   an LMS's gradebook import
 
 Exit codes: 0 graded (or checks passed); 1 graded but below --fail-under (or a check
 failed); 2 bad usage, bad grading.yml or unreadable submission; 3 the grader itself failed.
@@ -44,6 +45,19 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage block
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _Intermixed(_Parser):
+    """A command whose positionals may come after its options (``export grades --out F BATCH_OUT``)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if getattr(self, "_mixing", False):  # parse_known_intermixed_args calls back here
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
 
 
 # The student package (autograder release --student-bundle) carries its course file here; the
@@ -104,9 +118,6 @@ def _parser(student_package: bool = False) -> argparse.ArgumentParser:
     batch.add_argument("--resume", action="store_true",
                        help="keep the grades already recorded under --out whose submission, kit and suite "
                             "are unchanged; grade the rest")
-    batch.add_argument("--cold", action="store_true",
-                       help="start a fresh judge and worker (each importing torch) for every student, instead of "
-                            "forking them from a warm process kept per batch thread")
     batch.add_argument("--gradebook", type=Path, default=None, metavar="DB",
                        help="also record the grades in nbgrader's gradebook (an SQLite file)")
     _grading_options(batch)
@@ -123,8 +134,19 @@ def _parser(student_package: bool = False) -> argparse.ArgumentParser:
                               "course: COURSE_DIR/source/<id>/<name>.ipynb, for 'nbgrader generate_assignment'")
 
     export = commands.add_parser("export", **instructor("package one assignment for Gradescope or GitHub Classroom"))
-    export.add_argument("platform", choices=("gradescope", "github"))
-    export.add_argument("--assignment", required=True, metavar="ID")
+    export.__class__ = _Intermixed  # BATCH_OUT may follow the options
+    export.add_argument("platform", choices=("gradescope", "github", "grades"))
+    export.add_argument("batch_out", type=Path, nargs="?", default=None, metavar="BATCH_OUT",
+                        help="grades: a grade-batch --out folder, whose scores (after late penalties) are exported")
+    export.add_argument("--assignment", default=None, metavar="ID", help="gradescope, github: the assignment")
+    export.add_argument("--format", default=None, choices=("canvas", "moodle", "csv"),
+                        help="grades: Canvas's gradebook CSV, Moodle's grade import CSV, or the kit's own CSV")
+    export.add_argument("--roster", type=Path, default=None, metavar="ROSTER.csv",
+                        help="grades: folder names to LMS identities (columns: folder, name, id, sis_user_id, "
+                             "sis_login_id, section, email, username, idnumber)")
+    export.add_argument("--column", default=None, metavar="NAME",
+                        help="grades: the grade column's name (Canvas: 'Name (assignment id)' of an existing "
+                             "assignment; default: the assignment id)")
     export.add_argument("--out", type=Path, required=True,
                         help="gradescope: the zip to write (ID-autograder.zip); github: a folder for the workflow")
     export.add_argument("--torch-index", default=None, metavar="URL",
@@ -147,6 +169,9 @@ def _grading_options(command) -> None:
     command.add_argument("--seed", type=int, default=0, help="the grader's seed (default 0)")
     command.add_argument("--tests", default=None, help="grade only these tests (comma-separated names)")
     command.add_argument("--quiet", action="store_true", help="print the total only")
+    command.add_argument("--cold", action="store_true",
+                         help="start the judge and the worker as fresh interpreters (each importing torch) instead "
+                              "of forking both from one process that has imported it: twice the memory")
     command.add_argument("--isolation", choices=("best", "strict"), default=None,
                          help="strict: refuse to grade unless every containment layer holds "
                               "(default: grading.yml's isolation, else best)")
@@ -262,7 +287,7 @@ def cmd_grade(cfg, args) -> int:
         else:
             result = runner.grade(cfg, assignment, folder, seed=args.seed, only=only[assignment.id],
                                   artifacts_dir=out, progress=None if args.quiet else _show_progress,
-                                  isolation=args.isolation, warm=args.all)  # --all: six gradings, one fork server
+                                  isolation=args.isolation, warm=not args.cold)
         for notice in result.notices:
             print(f"note: {notice}", file=sys.stderr)
         if out:
@@ -347,7 +372,7 @@ def cmd_grade_batch(cfg, args) -> int:
         ordered = [graded.get(name) or (name, None, "refused", refused[name]) for name in names
                    if name in graded or name in refused]
         tests = [n for n in assignment.tests if not only or n in only]
-        outputs.write_grades_csv(ordered, out / "grades.csv", tests)
+        outputs.write_grades_csv(ordered, out / "grades.csv", tests, late=done.late)
         outputs.score_histograms(ordered, tests, out / "scores.png")
         # The class-level steps after the grades: each student's failure in one becomes a line
         # of that student's row; a step that fails as a whole is the grader's own error.
@@ -359,16 +384,28 @@ def cmd_grade_batch(cfg, args) -> int:
             from autograder.classroom import gradebook
 
             unwritten = _class_step("gradebook", failures, gradebook.export, args.gradebook, assignment,
-                                    {name: r for name, r, _, _ in ordered if r is not None}) or {}
+                                    {name: r for name, r, _, _ in ordered if r is not None}, done.late) or {}
             for name, why in unwritten.items():
                 notes.setdefault(name, []).append(f"not written to the gradebook ({why})")
             print(f"nbgrader gradebook: {args.gradebook}")
         if notes:
             ordered = [_noted(row, notes.get(row[0], [])) for row in ordered]
-            outputs.write_grades_csv(ordered, out / "grades.csv", tests)
-        print(outputs.batch_table(ordered))
+            outputs.write_grades_csv(ordered, out / "grades.csv", tests, late=done.late)
+        # the class report (index.html) last, from the rows read back from the records: grades.csv is already safe
+        from autograder.classroom import class_report
+
+        unpaged = _class_step("class report", failures, class_report.write, out, ordered, assignment, tests,
+                              {s.name: s for s in students}) or {}
+        if unpaged:
+            for name, why in unpaged.items():
+                notes.setdefault(name, []).append(why)
+            ordered = [_noted(row, [unpaged[row[0]]] if row[0] in unpaged else []) for row in ordered]
+            outputs.write_grades_csv(ordered, out / "grades.csv", tests, late=done.late)
+        print(outputs.batch_table(ordered, done.late))
         print(outputs.batch_summary(ordered))
         print(f"grades: {out / 'grades.csv'}, scores per test: {out / 'scores.png'}")
+        if (out / "index.html").is_file():
+            print(f"class report (open it in a browser): {out / 'index.html'}")
         if pairs:
             from autograder.classroom.similarity import NOTICE
 
@@ -476,6 +513,20 @@ def cmd_doctor(cfg, args) -> int:
 
 def cmd_export(cfg, args) -> int:
     """Write the Gradescope zip or the GitHub workflow of one assignment (autograder/authoring/export/)."""
+    if args.platform == "grades":  # an LMS's gradebook import, from a graded batch
+        from autograder.classroom import lms_export
+
+        if args.batch_out is None or args.format is None:
+            raise UsageError("export grades needs --format canvas|moodle|csv, --out FILE and BATCH_OUT "
+                             "(a grade-batch --out folder)")
+        try:
+            done = lms_export.export(args.batch_out, args.out, args.format, args.roster, args.column)
+        except lms_export.ExportError as error:
+            raise UsageError(str(error)) from None
+        print("\n".join(done.lines))
+        return OK
+    if args.assignment is None or args.batch_out is not None:
+        raise UsageError(f"export {args.platform} needs --assignment ID and no BATCH_OUT")
     from autograder.authoring.export import CPU_TORCH_INDEX, ExportError, github, gradescope
 
     assignment = cfg.get(args.assignment)

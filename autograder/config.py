@@ -7,8 +7,10 @@ A bad file is reported as one line naming the file, the field and what is wrong:
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,6 +36,53 @@ class Limits(_Strict):
     scratch_files: int = Field(4096, gt=0, description="files and folders the submission may create")
 
 
+def _aware(value, what: str = "a due date"):
+    """A moment with its time zone: YAML's ``2026-12-01T23:59:00+01:00`` (or ``...Z``), or
+    the same as a quoted string. A date alone or a time without a zone is refused: a due date
+    read in the grader's zone would move with the machine that grades."""
+    if isinstance(value, str):
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):  # YAML gives 2026-12-01 a date, quoted a string
+            raise ValueError(f"{what} needs a time and a time zone, not a date alone: write it like "
+                             "2026-12-01T23:59:00+01:00")
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what} should be a date and time with its time zone, "
+                             "like 2026-12-01T23:59:00+01:00") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{what} needs a time zone: write it like 2026-12-01T23:59:00+01:00 "
+                             "(or ...Z for UTC)")
+        return value
+    if isinstance(value, date):
+        raise ValueError(f"{what} needs a time and a time zone, not a date alone: write it like "
+                         "2026-12-01T23:59:00+01:00")
+    raise ValueError(f"{what} should be a date and time with its time zone, like 2026-12-01T23:59:00+01:00")
+
+
+class LatePolicy(_Strict):
+    """How a late submission is marked down: ``per_day`` percent of its score for every day or
+    part of a day after the due date (the student's extension included), none within
+    ``grace_minutes``, and zero for a submission more than ``cutoff_days`` late."""
+    per_day: float = Field(0.0, ge=0, le=100, description="percent of the score taken per started day late")
+    grace_minutes: float = Field(0.0, ge=0, description="this late still counts as on time")
+    cutoff_days: float | None = Field(None, gt=0, description="later than this many days: the score is 0")
+
+
+# An extension: a new due date for that student, or a number of days added to the assignment's.
+Extension = Union[datetime, float]
+
+
+def _extension(value, what: str):
+    if isinstance(value, bool):
+        raise ValueError(f"{what} should be a date and time with its time zone, or a number of days")
+    if isinstance(value, (int, float)):
+        if not value > 0:
+            raise ValueError(f"{what} should be a positive number of days")
+        return float(value)
+    return _aware(value, what)
+
+
 class TestEntry(_Strict):
     points: float = Field(ge=0)
     visibility: Literal["visible", "hidden", "after_due_date", "after_published"] = "visible"
@@ -51,6 +100,34 @@ class Assignment(_Strict):
     # names, and how many tests are shown after the due date (counted, not named)
     checks: list[str] = []
     tests_after_due_date: int = Field(0, ge=0)
+    # late submissions (autograder.classroom.late): the due date, the penalty (else the
+    # course's), and per student a later due date or days added
+    due: datetime | None = None
+    late: LatePolicy | None = None
+    extensions: dict[str, Extension] = {}
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _due(cls, value):
+        return None if value is None else _aware(value)
+
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _extensions(cls, value):
+        if not isinstance(value, dict):
+            return value
+        return {str(name): _extension(v, f"the extension of {str(name)!r}") for name, v in value.items()}
+
+    @model_validator(mode="after")
+    def _late_needs_due(self):
+        if self.due is None and (self.late is not None or self.extensions):
+            raise ValueError(f"{'late' if self.late is not None else 'extensions'} needs the assignment's "
+                             "due date (due: 2026-12-01T23:59:00+01:00)")
+        for name, extension in self.extensions.items():
+            if isinstance(extension, datetime) and extension <= self.due:
+                raise ValueError(f"the extension of {name!r} ({extension.isoformat()}) is not after the due date "
+                                 f"({self.due.isoformat()})")
+        return self
 
     @field_validator("tests")
     @classmethod
@@ -73,7 +150,22 @@ class Course(_Strict):
     course: str = "course"
     # strict: refuse to grade when a containment layer is missing (autograder doctor says which)
     isolation: Literal["best", "strict"] = "best"
+    # the late policy of every assignment with a due date and no policy of its own
+    late: LatePolicy = LatePolicy()
+    # days added to every due date for these students (an assignment's own entry wins)
+    extensions: dict[str, float] = {}
     assignments: list[Assignment] = Field(min_length=1)
+
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _extensions(cls, value):
+        if not isinstance(value, dict):
+            return value
+        for name, days in value.items():
+            if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:
+                raise ValueError(f"the extension of {str(name)!r} should be a positive number of days "
+                                 "(a new due date goes in that assignment's extensions)")
+        return {str(name): float(days) for name, days in value.items()}
 
     @model_validator(mode="after")
     def _unique(self):
@@ -147,6 +239,8 @@ def load(path: str | Path) -> Config:
     except ValidationError as error:
         first = error.errors()[0]
         got = first.get("input")
+        if isinstance(got, date):  # YAML's dates and times: shown as written, not as Python's repr
+            got = got.isoformat()
         got_text = "" if isinstance(got, (dict, list)) or first["type"] == "missing" else f" (got {got!r})"
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{name}: {_where(first['loc'])}: {message}{got_text}") from None

@@ -126,10 +126,11 @@ def test_grades_csv_has_one_word_statuses_and_a_reason(graded):
     assert list(next(csv.reader((graded["out"] / "grades.csv").open())))[:5] == \
         ["student", "score", "max_score", "status", "reason"]
     statuses = {name: row["status"] for name, row in rows.items()}
-    assert statuses == {"alice": "graded", "bob": "graded", "carol": "graded", "dave": "import-error",
+    assert statuses == {"alice": "graded", "bob": "graded", "carol": "not-started", "dave": "import-error",
                         "erin": "timeout", "frank": "memory", "grace": "graded", "heidi": "refused"}
     assert rows["alice"]["score"] == "100" and rows["alice"]["reason"] == ""
     assert rows["bob"]["score"] == "80" and rows["carol"]["score"] == "0"
+    assert rows["carol"]["reason"].startswith("not started")   # the released skeleton, untouched
     assert "SyntaxError" in rows["dave"]["reason"]
     assert "did not finish within" in rows["erin"]["reason"]
     assert "memory" in rows["frank"]["reason"]

@@ -5,10 +5,14 @@ The instructor writes the reference notebooks into source/ (`autograder release
 through a local exchange; three students fetch it and submit: alice the notebook with her
 code in its graded cells, bob a ``.py`` instead, carol a notebook that is not JSON any more;
 nbgrader collects; `autograder grade-batch --nbgrader` grades them into the course's
-gradebook.db and feedback/<student>/vae/. Three short tests per grading keep it ~60 s.
+gradebook.db and autograded/<student>/vae/; nbgrader's generate_feedback and release_feedback
+turn that into feedback pages, and alice's fetch_feedback brings hers home, the kit's
+feedback text and its picture inside. Three short tests per grading (one of them draws the
+training curve) keep it ~60 s.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -24,7 +28,7 @@ from autograder import config as config_module
 KIT = Path(__file__).resolve().parents[1]
 CFG = config_module.load(KIT / "grading.yml")
 VAE = CFG.get("vae")
-QUICK = ["test_shapes", "test_kl_divergence", "test_elbo_terms"]
+QUICK = ["test_shapes", "test_kl_divergence", "test_training_loop"]   # the last draws vae_loss.png
 NBGRADER = shutil.which("nbgrader")
 pytestmark = pytest.mark.skipif(NBGRADER is None, reason="nbgrader's command is not installed")
 
@@ -80,6 +84,10 @@ def course(tmp_path_factory):
     graded = subprocess.run(autograder + ["grade-batch", "--nbgrader", str(course), "--assignment", "vae",
                                           "--tests", ",".join(QUICK)], cwd=course, env=env,
                             capture_output=True, text=True)
+    # the feedback's way back, by nbgrader's own commands, as docs/INSTRUCTORS.md and docs/STUDENTS.md say
+    run(nbgrader + ["generate_feedback", "vae"], course, env)
+    run(nbgrader + ["release_feedback", "vae"], course, env)
+    run(nbgrader + ["fetch_feedback", "vae"] + exchange_args, root / "alice", env)
     return course, graded
 
 
@@ -117,6 +125,37 @@ def test_a_broken_notebook_is_a_refused_row_with_one_line(course):
 def test_feedback_where_nbgrader_expects_it(course):
     course, _ = course
     for student in ("alice", "bob"):
-        feedback = (course / "feedback" / student / "vae" / "feedback.md").read_text()
+        autograded = course / "autograded" / student / "vae"
+        assert (autograded / "vae.ipynb").is_file() and (autograded / "timestamp.txt").is_file()
+        feedback = (course / "feedback" / student / "vae" / "feedback.md").read_text()   # generate_feedback's copy
         assert "# Feedback: vae" in feedback and "test_kl_divergence" in feedback
-    assert not (course / "feedback" / "carol").exists()
+        assert (course / "feedback" / student / "vae" / "vae.html").is_file()
+    assert not (course / "feedback" / "carol").exists() and not (course / "autograded" / "carol").exists()
+
+
+def test_the_student_fetches_the_kits_feedback_with_its_picture(course):
+    """nbgrader's round trip ends at alice: the page fetch_feedback brought her holds the kit's
+    feedback (its table, the note of the training test) and the training curve, embedded."""
+    course, _ = course
+    pages = list((course.parent / "alice" / "vae" / "feedback").glob("*/vae.html"))
+    assert len(pages) == 1, pages
+    page = pages[0].read_text()
+    assert "Feedback: vae" in page and "test_kl_divergence" in page and "held-out -ELBO" in page
+    picture = (course / "autograder" / "vae" / "students" / "alice" / "vae_loss.png").read_bytes()
+    assert "data:image/png;base64," + base64.b64encode(picture).decode() in page
+    full = sum(VAE.tests[name].points for name in QUICK)
+    assert f"vae (Score: {float(full)} / {float(VAE.max_points)})" in page   # nbgrader's heading, from the gradebook
+
+
+def test_submission_times_reach_the_gradebook(course):
+    course, _ = course
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import parse_utc
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in ("alice", "bob"):
+            written = (course / "submitted" / student / "vae" / "timestamp.txt").read_text()
+            assert gradebook.find_submission("vae", student).timestamp == parse_utc(written)
+    with open(course / "autograder" / "vae" / "grades.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert rows["alice"]["timestamp_source"] == "nbgrader" and rows["alice"]["submitted"]

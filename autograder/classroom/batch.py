@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 import autograder
 import kitdata
+from autograder.classroom import late
 from autograder.grading import reports, runner
 from autograder.config import Assignment, Config
 from autograder.grading.runner import Result, TestResult
@@ -177,7 +178,9 @@ def grading_hash(cfg: Config, assignment: Assignment, seed: int, only) -> str:
     hasher = hashlib.sha256()
     suite = Path(cfg.suite_dir(assignment))
     _hash_folder(suite, hasher, 1 << 34, 100_000)
-    hash_field(hasher, assignment.model_dump_json().encode())
+    # the due date, late policy and extensions change the late penalty, not the grade: a record
+    # kept by --resume gets its penalty worked out again (grade_students)
+    hash_field(hasher, assignment.model_dump_json(exclude={"due", "late", "extensions"}).encode())
     hash_field(hasher, json.dumps([seed, sorted(only or [])]).encode())
     hash_field(hasher, hashlib.sha256(runner.grading_secret(assignment, suite).encode()).digest())
     _hash_code(hasher)
@@ -235,6 +238,20 @@ class Batch:
     rows: list[Row]
     graded: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    late: dict[str, dict] = field(default_factory=dict)  # the records' "late" entries (autograder.classroom.late)
+
+
+def late_entry(cfg: Config, assignment: Assignment, name: str, folder: Path, result: dict | None) -> dict | None:
+    """A graded student's "late" entry (autograder.classroom.late.assess); None without a
+    result. A folder whose time cannot be read is not marked late, with a note: never the batch's end."""
+    if not result:
+        return None
+    raw = result_from_dict(result)
+    try:
+        return late.assess(cfg, assignment, name, Path(folder), raw.score, raw.max_score)
+    except Exception as error:
+        return late.assess(cfg, assignment, name, Path(folder), raw.score, raw.max_score,
+                           late.Submitted(None, "none", (f"the submission time could not be read ({type(error).__name__})",)))
 
 
 def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str, Path]], out: Path, *,
@@ -256,6 +273,7 @@ def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str
     keys: dict[str, dict] = {}
     tasks: list[Task] = []
     batch = Batch([])
+    folders = dict(students)
     for name, folder in students:
         try:
             keys[name] = {**common, "submission": submission_hash(folder, assignment)}
@@ -263,7 +281,13 @@ def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str
             keys[name] = {**common, "submission": f"unreadable: {error}"}
         record = read_record(records, name) if resume else None
         if record is not None and record.get("key") == keys[name]:
+            entry = late_entry(cfg, assignment, name, folder, record.get("result"))
+            if record.get("late") != entry:  # the due date, policy or an extension changed since
+                record = {**record, "late": entry}
+                write_record(records, name, record)
+                late.annotate_feedback(report_folder(out, name) / "feedback.md", entry)
             rows[name] = row_of(name, record)
+            batch.late[name] = record.get("late")
             batch.kept.append(name)
             continue
         tasks.append(Task(str(cfg.path), assignment.id, name, str(Path(folder).resolve()), str(out.resolve()),
@@ -271,8 +295,11 @@ def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str
     bar = progress(len(tasks)) if progress else None
     try:
         for task, outcome in executor.run(tasks):
+            entry = late_entry(cfg, assignment, task.student, folders[task.student], outcome.get("result"))
             write_record(records, task.student, {**outcome, "key": keys[task.student], "run": run_id,
-                                                 "graded_at": time.time()})
+                                                 "graded_at": time.time(), "late": entry})
+            if entry is not None:
+                late.annotate_feedback(report_folder(out, task.student) / "feedback.md", entry)
             batch.graded.append(task.student)
             if bar is not None:
                 bar.update(1)
@@ -285,5 +312,6 @@ def grade_students(cfg: Config, assignment: Assignment, students: list[tuple[str
         if record is None:
             raise OSError(f"{records / name}.json: written, but it does not read back")
         rows[name] = row_of(name, record)
+        batch.late[name] = record.get("late")
     batch.rows = [rows[name] for name, _ in students]
     return batch

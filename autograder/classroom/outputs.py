@@ -15,37 +15,62 @@ from autograder.escape import look_alike_groups, one_line, spreadsheet_cell, stu
 from autograder.grading.runner import Result
 
 
-def batch_table(rows: list[tuple[str, Result | None, str, str]]) -> str:
-    """The class at a glance: student, score, status and the first line of the reason."""
+# Appended to grades.csv after the tests' columns: what autograder.classroom.late worked out
+LATE_COLUMNS = ["raw_score", "late_penalty", "late_percent", "days_late", "due", "submitted", "timestamp_source"]
+
+
+def final_score(result: Result, late: dict | None) -> float:
+    """The score after the late penalty (the raw score where there is none)."""
+    score = (late or {}).get("score")
+    return score if isinstance(score, (int, float)) and not isinstance(score, bool) else result.score
+
+
+def batch_table(rows: list[tuple[str, Result | None, str, str]], late: dict[str, dict] | None = None) -> str:
+    """The class at a glance: student, score (after any late penalty), status and the first line of the reason."""
+    late = late or {}
     lines = [f"{'student':<24} {'score':>15}  {'status':<13} reason"]
     for student, result, status, reason in rows:
-        score = f"{result.score:g} / {result.max_score:g}" if result else "-"
+        score = f"{final_score(result, late.get(student)):g} / {result.max_score:g}" if result else "-"
+        percent = (late.get(student) or {}).get("penalty_percent") if result else None
+        if percent:
+            reason = f"late: -{percent:g}%" + (f"; {reason}" if reason else "")
         lines.append(f"{student_name(student, 24):<24} {score:>15}  {status:<13} {one_line(reason, 100)}")
     return "\n".join(lines)
 
 
-def write_grades_csv(rows: list[tuple[str, Result | None, str, str]], path: Path, test_names: list[str]) -> None:
-    """One line per student: name, score, max, status (one word: graded, import-error, timeout,
-    memory, grader-error, refused), the first line of the reason, then each test's points
-    (empty for a test that did not run)."""
+def write_grades_csv(rows: list[tuple[str, Result | None, str, str]], path: Path, test_names: list[str],
+                     late: dict[str, dict] | None = None) -> None:
+    """One line per student: name, score (after any late penalty), max, status (one word: graded,
+    import-error, timeout, memory, grader-error, refused), the first line of the reason, each
+    test's points (empty for a test that did not run), then ``LATE_COLUMNS``: the score before
+    the penalty, the penalty in points and in percent, started days late, the student's due
+    date (their extension included), the submission time and where it was read from."""
+    late = late or {}
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["student", "score", "max_score", "status", "reason", *test_names])
+        writer.writerow(["student", "score", "max_score", "status", "reason", *test_names, *LATE_COLUMNS])
         for student, result, status, reason in rows:
             cells = [spreadsheet_cell(student_name(student)), "0", "", status, spreadsheet_cell(one_line(reason))]
+            entry = (late.get(student) or {}) if result is not None else {}
             if result is not None:
                 by_name = {t.name: t.score for t in result.tests}
-                cells[1:3] = f"{result.score:g}", f"{result.max_score:g}"
+                cells[1:3] = f"{final_score(result, entry):g}", f"{result.max_score:g}"
                 cells += [f"{by_name[n]:g}" if n in by_name else "" for n in test_names]
             else:
                 cells += [""] * len(test_names)
+            cells += [f"{result.score:g}" if result is not None else "",
+                      f"{entry['penalty_points']:g}" if "penalty_points" in entry else "",
+                      f"{entry['penalty_percent']:g}" if "penalty_percent" in entry else "",
+                      str(entry.get("days_late", "")), entry.get("due") or "", entry.get("submitted") or "",
+                      entry.get("source") or ""]
             writer.writerow(cells)
 
 
 # Each status a batch row can have but "graded", by the kind of failure an instructor looks into.
 FAILURE_KINDS = {"timeout": "timeout", "memory": "memory", "import-error": "import error",
-                 "grader-error": "grader error", "refused": "refused (not a gradable folder)"}
+                 "grader-error": "grader error", "refused": "refused (not a gradable folder)",
+                 "not-started": "not started (the released skeleton)"}
 
 
 def batch_summary(rows: list[tuple[str, Result | None, str, str]], slowest: int = 5) -> str:

@@ -223,6 +223,24 @@ def _unwritten(path: Path) -> int:
     return text.count(STUB)
 
 
+def _worked_in(book: Path, unanswered: int, submission: Path, skeletons: tuple[Path | None, ...]) -> bool:
+    """Whether the student answered any of a notebook's stubs: fewer are left than in the released
+    module (in a released folder other than the submission), or, with none to compare, none is left.
+    An untouched notebook beside the graded module needs no notice."""
+    for folder in skeletons:
+        if folder is None or not folder.is_dir():
+            continue
+        try:
+            if folder.resolve() == submission.resolve():
+                continue
+        except OSError:
+            continue
+        released = folder / (book.stem + ".py")
+        if released.is_file() and not released.is_symlink():
+            return unanswered < _unwritten(released)
+    return unanswered == 0
+
+
 def _copy_notebook(source: Path, target: Path) -> None:
     """Copy one notebook named on the command line: a regular file, never through a link, capped."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -280,7 +298,7 @@ def prepare(submission: Path, files: list[str], private: Path,
                 chosen[f] = book
                 notices.append(f"graded {book.name}, where more of the work is done than in {f} beside it "
                                f"(hand in one of them, or name it: autograder check {book.name})")
-            elif in_notebook == in_module:
+            elif in_notebook == in_module and _worked_in(book, in_notebook, submission, skeletons):
                 notices.append(f"graded {f}; {book.name} beside it was not used (hand in the notebook "
                                f"alone, or name it: autograder check {book.name})")
     if not chosen:

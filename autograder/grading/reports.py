@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from autograder.escape import block, markdown, one_line, xml
-from autograder.grading.runner import Result
+from autograder.grading.runner import NOT_STARTED, Result, not_started
 
 STUDENT_VISIBLE = ("visible",)
 
@@ -104,7 +104,9 @@ def feedback_markdown(result: Result, instructor: bool = False) -> str:
                   "not shown (hidden, or released after the due date).", ""]
     else:
         lines += [f"**{result.score:g} / {result.max_score:g}** points", ""]
-    lines += [f"> {markdown(notice)}" for notice in result.notices] + [""] * bool(result.notices)
+    notices = ([NOT_STARTED[:1].upper() + NOT_STARTED[1:] + ": write the functions the handout describes, "
+                "then run the checks again"] if not_started(result) else []) + result.notices
+    lines += [f"> {markdown(notice)}" for notice in notices] + [""] * bool(notices)
     lines += ["| | test | points | what the grader saw |", "|---|---|---|---|"]
     for t in shown:
         message = markdown(t.message or "")
@@ -145,7 +147,7 @@ def table(results: list[Result], with_tests: bool = True) -> str:
     lines = []
     for r in results:
         lines.append(f"{r.assignment:<14} {r.score:>7g} / {r.max_score:<5g}  ({r.execution_time:.1f} s)  "
-                     f"{one_line(r.submission)}")
+                     f"{one_line(r.submission)}" + ("  (not started)" if not_started(r) else ""))
         if with_tests:
             for t in r.tests:
                 status = TERMINAL[t.status]

@@ -72,7 +72,7 @@ class Result:
     @property
     def status(self) -> str:
         """One word an instructor can filter a class on: grader-error, import-error, timeout,
-        memory (the first that applies), else graded."""
+        memory, not-started (the first that applies), else graded."""
         return _status(self)[0]
 
     @property
@@ -98,7 +98,21 @@ def _status(result: Result) -> tuple[str, str]:
         for test in result.tests:
             if test.fault == fault:
                 return status, test.message
+    if not_started(result):
+        return "not-started", NOT_STARTED
     return "graded", ""
+
+
+NOT_STARTED = "not started: every test stopped at a NotImplementedError of the released skeleton"
+
+
+def not_started(result: Result) -> bool:
+    """The untouched skeleton (or one whose every test still reaches an unwritten stub):
+    no point, and every test failed at the skeleton's NotImplementedError (or after a test
+    whose function is "not written yet", as the judge names it first)."""
+    return (bool(result.tests) and result.score == 0
+            and all(t.status == "failed" and (notebook.STUB in t.message or " is not written yet: see " in t.message)
+                    for t in result.tests))
 
 
 def _policy(config: Config, suite: Path, layers, strict: bool) -> Policy:
@@ -382,6 +396,6 @@ def _collect(assignment: Assignment, entries: list[CaseOutcome], only, public: b
 
 
 def _case_message(case: CaseOutcome, n_cases: int) -> str:
-    if n_cases > 1 and "[" in case.nodeid:
-        return f"[{case.nodeid.rsplit('[', 1)[1]} {case.message}"
+    # the judge names a parametrised case in words, "(case batch=1, z_dim=2)"; pytest's
+    # bracketed node id never reaches a student
     return case.message

@@ -75,6 +75,22 @@ def inventory(folder: Path, max_bytes: int = MAX_BYTES, max_entries: int = MAX_E
     return entries
 
 
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """A regular file's bytes, read through no link and waiting on no FIFO, or None where it is
+    missing, not a regular file or larger than ``limit``: for the small files of a student's
+    folder the class steps read (timestamps, metadata)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as source:
+        info = os.fstat(source.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        data = source.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
 def copy(source: Path, target: Path, max_bytes: int = MAX_BYTES, max_entries: int = MAX_ENTRIES) -> None:
     """Copy the checked submission ``source`` into the new folder ``target``."""
     entries = inventory(source, max_bytes, max_entries)

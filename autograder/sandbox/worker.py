@@ -28,7 +28,7 @@ import sys
 import traceback
 import types
 
-from autograder.sandbox import wire
+from autograder.sandbox import lean_torch, wire
 from autograder.sandbox.containment import IsolationError, Policy, contain
 
 _scratch = os.getcwd()
@@ -81,6 +81,26 @@ def detached(value):
     if isinstance(value, (list, tuple)):
         return type(value)(detached(v) for v in value)
     return value
+
+
+@contextlib.contextmanager
+def substituted(module: types.ModuleType, **pieces):
+    """The module's functions named in ``pieces`` replaced by the grader's for the duration,
+    and restored afterwards (a function the module lacked is removed again). The student's
+    code looks its functions up in its module when it calls them, so a downstream function
+    (a training loop) runs on the grader's correct pieces: each test judges its own function."""
+    missing = object()
+    saved = {name: module.__dict__.get(name, missing) for name in pieces}
+    try:
+        for name, piece in pieces.items():
+            setattr(module, name, piece)
+        yield module
+    finally:
+        for name, old in saved.items():
+            if old is missing:
+                module.__dict__.pop(name, None)
+            else:
+                setattr(module, name, old)
 
 
 def attempt_detached(fn):
@@ -361,8 +381,10 @@ def main(request_fd: int | None = None, reply_fd: int | None = None) -> None:
         import numpy  # noqa: F401  (native code, loaded before seccomp and the fence)
         import torch
 
+        lean_torch.install()
+        lean_torch.lean_allocator()
         torch.set_num_threads(policy.threads)
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        lean_torch.deterministic_algorithms(torch, warn_only=True)
         runtime["torch"], runtime["devices"] = torch, _devices(torch)
         for name in ("kitdata", "kitdata.digits", "kitdata.toy2d", "kitdata.text", "kitdata.features"):
             importlib.import_module(name)
@@ -371,6 +393,7 @@ def main(request_fd: int | None = None, reply_fd: int | None = None) -> None:
         sys.modules["probes"] = probes
         exec(compile(setup["probes_source"], "<probes>", "exec"), probes.__dict__)
         runtime["probes"] = probes
+        lean_torch.drop_loaded_pages()  # what the imports read and no call needs (a fork's: little)
 
     seconds: dict[str, float] = {}
     try:

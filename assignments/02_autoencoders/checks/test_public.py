@@ -2,11 +2,13 @@
 hidden suite checks the same functions more thoroughly (float64 references, statistics,
 devices, training mechanics, learned quality against exact optima)."""
 
+import pytest
 import torch
 
 from autograder.grading.judge import expect_close, expect_finite, expect_tensor, fails
 
 
+@pytest.mark.judges("Autoencoder")
 def test_shapes(worker):
     out = worker.call("shapes")
     for name, shape in {"encode": (5, 3), "decode": (5, 64), "forward": (5, 64), "linear_encode": (5, 3),
@@ -15,6 +17,7 @@ def test_shapes(worker):
         expect_tensor(out[name], name=name, shape=shape)
 
 
+@pytest.mark.judges("reconstruction_loss")
 def test_reconstruction_loss_sums_over_pixels(worker):
     x_hat = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
     x = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
@@ -23,6 +26,7 @@ def test_reconstruction_loss_sums_over_pixels(worker):
     expect_close(got, torch.tensor([13.0, 0.75], dtype=torch.float64), name="reconstruction_loss", atol=1e-12)
 
 
+@pytest.mark.judges("gaussian_noise", "masking_noise")
 def test_corruption_basics(worker):
     x = torch.rand(200, 64, dtype=torch.float64) + 0.1
     out = worker.call("noise", x, 0.5, 0.3)
@@ -37,12 +41,15 @@ def test_corruption_basics(worker):
         fails(f"masking_noise(x, 0.3): {zeroed:.2f} of the pixels are zeroed, not about 0.3")
 
 
+@pytest.mark.judges("LinearAutoencoder")
 def test_linear_autoencoder_is_centred(worker):
     out = worker.call("linear_centred")
     expect_close(out["encode_mean"], torch.zeros(1, 4), name="LinearAutoencoder.encode(mean)", atol=1e-5)
     expect_close(out["decode_zero"], out["mean"].unsqueeze(0), name="LinearAutoencoder.decode(0)", atol=1e-5)
 
 
+@pytest.mark.judges("train")
+@pytest.mark.upstream("test_shapes", "test_reconstruction_loss_sums_over_pixels", "test_corruption_basics")
 def test_denoising_loss_goes_down(worker):
     losses = worker.call("short_denoising", 200)
     if not isinstance(losses, list) or len(losses) != 200:

@@ -4,11 +4,13 @@ sample quality after training)."""
 
 import math
 
+import pytest
 import torch
 
 from autograder.grading.judge import digit_grid, expect_close, expect_finite, expect_tensor, plottable
 
 
+@pytest.mark.judges("VAE")
 def test_shapes(worker):
     out = worker.call("shapes")
     expect_tensor(out["mu"], name="VAE.encode(x)[0] (mu)", shape=(5, 8), dtype=torch.float32)
@@ -21,6 +23,7 @@ def test_shapes(worker):
     expect_tensor(out["iwae"], name="iwae_bound", shape=(5,), dtype=torch.float32)
 
 
+@pytest.mark.judges("kl_divergence")
 def test_kl_divergence_formula(worker):
     mu = torch.tensor([[0.0, 0.0], [1.0, -2.0], [0.5, 0.0]], dtype=torch.float64)
     logvar = torch.tensor([[0.0, 0.0], [0.0, 0.0], [math.log(4.0), -1.0]], dtype=torch.float64)
@@ -30,6 +33,17 @@ def test_kl_divergence_formula(worker):
     expect_close(got, expected, name="kl_divergence", rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.judges("reconstruction_loss")
+def test_reconstruction_loss_formula(worker):
+    logits = torch.tensor([[0.0, 2.0, -3.0], [1.5, -0.5, 4.0]], dtype=torch.float64)
+    x = torch.tensor([[1.0, 0.0, 0.25], [0.0, 1.0, 1.0]], dtype=torch.float64)
+    got = expect_tensor(worker.call("recon", logits, x), name="reconstruction_loss", shape=(2,), dtype=torch.float64)
+    # -sum_d [ x_d log sigmoid(l_d) + (1 - x_d) log(1 - sigmoid(l_d)) ], summed over pixels (the handout)
+    expected = -(x * torch.nn.functional.logsigmoid(logits) + (1 - x) * torch.nn.functional.logsigmoid(-logits)).sum(-1)
+    expect_close(got, expected, name="reconstruction_loss (-log p(x|z), summed over pixels)", rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.judges("reparameterize")
 def test_reparameterize_has_gradients(worker):
     out = worker.call("gradients")
     assert out["mu_grad"] is not None, "no gradient reaches mu through reparameterize"
@@ -37,6 +51,8 @@ def test_reparameterize_has_gradients(worker):
     expect_close(out["mu_grad"], torch.ones(3, 2), name="d sum(z) / d mu", atol=1e-6)
 
 
+@pytest.mark.judges("elbo")
+@pytest.mark.upstream("test_kl_divergence_formula", "test_reconstruction_loss_formula")
 def test_elbo_is_recon_plus_kl(worker):
     out = worker.call("elbo_dict")
     assert isinstance(out, dict) and {"elbo", "recon", "kl"} <= set(out), \
@@ -48,7 +64,10 @@ def test_elbo_is_recon_plus_kl(worker):
     assert bool((out["recon"] > 0).all()), "-log p(x|z) of grey-level pixels is positive"
 
 
+@pytest.mark.judges("iwae_bound")
+@pytest.mark.upstream("test_shapes")
 def test_iwae_is_above_elbo(worker):
+    # the ELBO here is the handout's, from your encode and decode: only iwae_bound is judged
     out = worker.call("iwae_vs_elbo")
     elbo, iw1, iw16 = (expect_tensor(out[k], name=k, shape=(500,)).double() for k in ("elbo", "iwae1", "iwae16"))
     se = float(elbo.std() / math.sqrt(500))
@@ -56,6 +75,9 @@ def test_iwae_is_above_elbo(worker):
     assert float(iw16.mean()) > float(elbo.mean()), "iwae_bound with k = 16 should be above the ELBO on average"
 
 
+@pytest.mark.judges("train")
+@pytest.mark.upstream("test_shapes", "test_kl_divergence_formula", "test_reconstruction_loss_formula",
+                      "test_reparameterize_has_gradients", "test_elbo_is_recon_plus_kl")
 def test_training_reduces_the_loss(worker, artifacts):
     out = worker.call("short_training", 300)
     assert isinstance(out, dict) and "losses" in out, "the probe short_training should return losses and samples"

@@ -2,11 +2,13 @@
 grader's tests are stricter (exact updates, extreme logits, devices, sample quality)."""
 import math
 
+import pytest
 import torch
 
 from autograder.grading.judge import expect_close, expect_finite, expect_tensor
 
 
+@pytest.mark.judges("Generator", "Discriminator")
 def test_shapes(worker):
     out = worker.call("shapes")
     expect_tensor(out["x"], name="Generator(4, 2)", shape=(10, 2), dtype=torch.float32)
@@ -15,6 +17,7 @@ def test_shapes(worker):
     assert float(x.min()) >= 0 and float(x.max()) <= 1, "output='sigmoid' should give values in [0, 1]"
 
 
+@pytest.mark.judges("discriminator_loss", "generator_loss")
 def test_losses_at_zero_logits(worker):
     # sigma(0) = 1/2: L_D = 2 log 2, non-saturating L_G = log 2, saturating L_G = -log 2 (handout, section 2)
     out = worker.call("losses", torch.zeros(5), torch.zeros(3))
@@ -23,6 +26,7 @@ def test_losses_at_zero_logits(worker):
     expect_close(out["g_sat"], torch.tensor(-math.log(2)), name="generator_loss(saturating=True) at zero logits", rtol=1e-5)
 
 
+@pytest.mark.judges("discriminator_loss", "generator_loss")
 def test_losses_finite_on_large_logits(worker):
     big = torch.tensor([-1e4, -200.0, 200.0, 1e4])
     out = worker.call("losses", big, big)
@@ -30,6 +34,7 @@ def test_losses_finite_on_large_logits(worker):
         expect_finite(expect_tensor(out[key], name=name, shape=()), name=f"{name} on logits of size 1e4")
 
 
+@pytest.mark.judges("sample_noise", "make_optimizers")
 def test_noise_and_optimizers(worker):
     out = worker.call("noise_and_optimizers")
     expect_tensor(out["noise"], name="sample_noise(G, 5) for G of z_dim 3 in float64", shape=(5, 3),
@@ -39,6 +44,8 @@ def test_noise_and_optimizers(worker):
     assert out["own"], "make_optimizers: opt_g should hold exactly G's parameters and opt_d exactly D's"
 
 
+@pytest.mark.judges("discriminator_step", "generator_step")
+@pytest.mark.upstream("test_losses_at_zero_logits", "test_losses_finite_on_large_logits")
 def test_step_isolation(worker):
     out = worker.call("isolation")
     same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a, b))
@@ -50,6 +57,9 @@ def test_step_isolation(worker):
     assert not same(out["g_after_g"], out["g_after_d"]), "generator_step did not change G"
 
 
+@pytest.mark.judges("train")
+@pytest.mark.upstream("test_shapes", "test_losses_at_zero_logits", "test_losses_finite_on_large_logits",
+                      "test_noise_and_optimizers", "test_step_isolation")
 def test_short_training(worker, artifacts):
     out = worker.call("short_training", 300)
     h = out["history"]

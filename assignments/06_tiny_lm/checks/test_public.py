@@ -2,12 +2,14 @@
 the grader's own tests are stricter (see the handout, section 5)."""
 import math
 
+import pytest
 import torch
 
 import kitdata.text as kt
 from autograder.grading.judge import expect_close, expect_finite, expect_tensor
 
 
+@pytest.mark.judges("CharTokenizer")
 def test_tokenizer_roundtrip(worker):
     strings = ["", "abcABC", kt.LANGUAGE.sample(200, seed=1)]
     out = worker.call("roundtrip", strings + ["a?b"])
@@ -17,6 +19,7 @@ def test_tokenizer_roundtrip(worker):
     assert out["decoded"][-1] == "a\ufffdb", "an unknown character should decode to U+FFFD"
 
 
+@pytest.mark.judges("TinyGPT")
 def test_logits_and_causality(worker):
     V = 11
     idx = torch.randint(0, V, (2, 16), generator=torch.Generator().manual_seed(0))
@@ -28,6 +31,7 @@ def test_logits_and_causality(worker):
         "changing the last token changed earlier positions' logits: check the causal mask")
 
 
+@pytest.mark.judges("lm_loss")
 def test_loss_formula(worker):
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 3, 5, generator=g)
@@ -39,6 +43,7 @@ def test_loss_formula(worker):
     assert abs(float(uniform) - math.log(5)) < 1e-5, "lm_loss of uniform logits over 5 tokens should be ln 5"
 
 
+@pytest.mark.judges("BigramLM")
 def test_bigram_shapes(worker):
     ids = torch.tensor([0, 1, 2, 1, 0, 2, 2, 1])
     logits = expect_tensor(worker.call("bigram", ids, 3), name="BigramLM.forward", shape=(1, 8, 3), dtype=torch.float32)
@@ -46,6 +51,7 @@ def test_bigram_shapes(worker):
     assert bool(((rows - 1).abs() < 1e-4).all()), "BigramLM.forward should return log-probabilities (rows of exp sum to 1)"
 
 
+@pytest.mark.judges("CausalSelfAttention")
 def test_attention_shapes(worker):
     x = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(0))
     out = worker.call("attention", x, 3)
@@ -55,6 +61,7 @@ def test_attention_shapes(worker):
     assert float(att.triu(1).abs().max()) == 0.0, "att should be 0 above the diagonal: a position never sees its future"
 
 
+@pytest.mark.judges("get_batch")
 def test_batch_shifted(worker):
     ids = torch.arange(100) * 10
     x, y = worker.call("batch", ids)
@@ -64,6 +71,8 @@ def test_batch_shifted(worker):
     assert bool((y == x + 10).all()), "y should be x shifted by one position"
 
 
+@pytest.mark.judges("train")
+@pytest.mark.upstream("test_logits_and_causality", "test_loss_formula", "test_batch_shifted", "test_attention_shapes")
 def test_training_lowers_the_loss(worker, artifacts):
     losses = worker.call("short_training", 60)
     assert isinstance(losses, (list, tuple)) and len(losses) == 60, "train should return one loss per step"
@@ -72,6 +81,8 @@ def test_training_lowers_the_loss(worker, artifacts):
     assert last < first - 0.2, "60 training steps barely lowered the loss: check train() and the optimiser"
 
 
+@pytest.mark.judges("generate")
+@pytest.mark.upstream("test_logits_and_causality")
 def test_generate_reproducible(worker):
     a, b = worker.call("sample", 3)
     a = expect_tensor(a, name="generate", shape=(2, 11))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.grading.notebook import STUB
+from autograder.sandbox import lean_torch
 from autograder.sandbox.containment import Policy
 from autograder.sandbox.containment._syscalls import die_with_parent
 from autograder.grading.job import Job as JobSpec
@@ -45,6 +48,7 @@ class Job:
         os.set_inheritable(report_fd, False)  # no process the judge starts may write to it
         self._report = os.fdopen(report_fd, "w", encoding="utf-8", buffering=1)
         self._sandbox: Sandbox | None = None
+        self.blame: Blame | None = None   # the suite's upstream declarations, read at collection
         self.started = time.monotonic()
 
     @property
@@ -75,7 +79,17 @@ class Job:
         self._report.close()
 
 
+MARKERS = (
+    "upstream(*tests): the tests of this suite whose functions this test relies on; when one of "
+    "them failed in the same grading, a failure here names that function first",
+    "judges(*functions): the student's functions this test judges (named when a downstream test "
+    "fails because of this one)",
+)
+
+
 def pytest_configure(config):
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
     if sys.flags.optimize:
         raise pytest.UsageError("the judge must not run with -O / PYTHONOPTIMIZE: it would strip the suite's checks")
     job = config.getoption("--kit-job")
@@ -83,6 +97,11 @@ def pytest_configure(config):
     if config._kit_job is not None:
         _end_with_the_runner(config._kit_job)
         _limit_own_memory(config._kit_job.spec.limits.memory_mb)
+        import torch  # noqa: F401 - every suite's; loaded here to keep its compiler out (lean_torch)
+
+        lean_torch.install()
+        lean_torch.lean_allocator()
+        lean_torch.drop_loaded_pages()
         # A suite keeps its reference maths in modules beside its tests (ref_<id>.py);
         # --import-mode=importlib does not put the suite's folder on the path by itself.
         sys.path.insert(0, str(config.rootpath))
@@ -144,10 +163,127 @@ def pytest_runtest_setup(item):
 
 def pytest_collection_modifyitems(config, items):
     job = config._kit_job
-    if job and job.only:
+    if job is None:
+        return
+    job.blame = Blame.read(items)
+    if job.only:
         keep = [item for item in items if item.originalname in job.only]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+    items[:] = job.blame.upstream_first(items)
+
+
+# --------------------------------------------------------------------------- upstream blame
+
+
+def _marker_args(item, name: str) -> tuple[str, ...]:
+    return tuple(str(arg) for mark in item.iter_markers(name) for arg in mark.args)
+
+
+MAX_CAUSES = 2   # functions named at the head of a message: the first wrong ones, not a list
+
+
+class Blame:
+    """Which function a failure is really about.
+
+    A suite declares, on a test that calls several of the student's functions, the tests that
+    judge the ones it relies on (``@pytest.mark.upstream("test_kl_divergence")``), and on those
+    the functions they judge (``@pytest.mark.judges("kl_divergence")``). When a test fails after
+    an upstream test failed (or lost points) in the same grading, its message starts with
+    "kl_divergence is wrong: see test_kl_divergence." The test keeps its outcome and its score;
+    only the message changes. An upstream test that failed because of its own upstream passes
+    the blame on: the function named is the first one that is wrong."""
+
+    def __init__(self, upstream: dict[str, tuple[str, ...]], judges: dict[str, tuple[str, ...]]):
+        self.upstream, self.judges = upstream, judges
+        self.bad: dict[str, str] = {}      # test -> its first message, for tests that lost points
+
+    @classmethod
+    def read(cls, items) -> "Blame":
+        upstream, judges = {}, {}
+        for item in items:
+            name = item.originalname
+            upstream.setdefault(name, _marker_args(item, "upstream"))
+            judges.setdefault(name, _marker_args(item, "judges"))
+        unknown = sorted({u for ups in upstream.values() for u in ups} - set(upstream))
+        if unknown:  # a misspelt declaration is the suite's bug, found before any student is graded
+            raise pytest.UsageError(f"upstream marker names no test of this suite: {', '.join(unknown)}")
+        return cls(upstream, judges)
+
+    def upstream_first(self, items) -> list:
+        """The items in their order, except that a test's upstream tests run before it."""
+        by_name: dict[str, list] = {}
+        for item in items:
+            by_name.setdefault(item.originalname, []).append(item)
+        ordered, placed = [], set()
+
+        def place(name, visiting):
+            if name in placed or name in visiting or name not in by_name:
+                return
+            visiting.add(name)
+            for up in self.upstream.get(name, ()):
+                place(up, visiting)
+            placed.add(name)
+            ordered.extend(by_name[name])
+
+        for name in by_name:
+            place(name, set())
+        return ordered
+
+    def record(self, name: str, message: str) -> None:
+        self.bad.setdefault(name, message)
+
+    def _roots(self, name: str, seen: set[str]) -> list[str]:
+        """The failed tests at the top of ``name``'s failed upstream tests (``name`` itself when
+        none of its own upstream tests failed)."""
+        failed = [u for u in self.upstream.get(name, ()) if u in self.bad]
+        if not failed:
+            return [name]
+        roots = []
+        for u in failed:
+            if u not in seen:  # each upstream test once (a declaration may loop)
+                seen.add(u)
+                roots += self._roots(u, seen)
+        return roots
+
+    def functions(self, test: str) -> str:
+        """The student's function(s) ``test`` judges: those its message names, else all declared."""
+        declared = self.judges.get(test) or (test.removeprefix("test_"),)
+        message = self.bad.get(test, "")
+        named = [f for f in declared if re.search(rf"(?<![\w.]){re.escape(f)}(?!\w)", message)
+                 or "." in f and f in message]
+        return " or ".join(named or declared)
+
+    def prefix(self, name: str) -> str:
+        """"kl_divergence is wrong: see test_kl_divergence. " when an upstream test of ``name``
+        failed in this grading, else ""."""
+        if not any(u in self.bad for u in self.upstream.get(name, ())):
+            return ""
+        causes: dict[tuple[str, str], list[str]] = {}   # (functions, state) -> their tests
+        for test in dict.fromkeys(r for r in self._roots(name, {name}) if r != name):
+            causes.setdefault((self.functions(test), self.state(test)), []).append(test)
+        if not causes:
+            return ""
+        named = [f"{functions} {state}: see {' and '.join(tests)}"
+                 for (functions, state), tests in list(causes.items())[:MAX_CAUSES]]
+        more = len(causes) - MAX_CAUSES
+        return "; ".join(named) + (f" (and {more} more function(s) before it)" if more > 0 else "") + ". "
+
+    def state(self, test: str) -> str:
+        return "is not written yet" if STUB in self.bad.get(test, "") else "is wrong"
+
+
+def case_words(item) -> str:
+    """A parametrised case in words: "batch=1, z_dim=2, k=5", "saturating", never "[1-2-5]"."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return ""
+    params = callspec.params
+    simple = all(isinstance(v, (bool, int, float, str)) for v in params.values())
+    auto = simple and callspec.id == "-".join(str(v) for v in params.values())
+    if not auto:  # ids the suite chose are words already
+        return callspec.id.replace("-", ", ")
+    return ", ".join(v if isinstance(v, str) else f"{k}={v}" for k, v in params.items())
 
 
 def _test_seed(grader_seed: int, nodeid: str) -> int:
@@ -282,10 +418,20 @@ def pytest_runtest_makereport(item, call):
             status, message, detail, fault = _message(call.excinfo)
         credit = getattr(item, "_kit_credit", None)
         artifacts = getattr(item, "_kit_artifacts", None)
+        fraction = (credit.fraction if credit else 1.0) if status == "passed" else 0.0
+        message = message or (credit.reason if credit else "")
+        words = case_words(item)
+        if message and words:  # which case, in words: the node's bracketed id is for pytest only
+            message = f"(case {words}) {message}"
+        blame = getattr(job, "blame", None)
+        if fraction < 1.0 and status in ("failed", "passed") and blame is not None:
+            blame.record(item.originalname, message)
+            if call.when == "call":  # a test cut short before it ran (the time limit) blames nothing
+                message = blame.prefix(item.originalname) + message
         job.send("case", {
             "nodeid": item.nodeid, "when": call.when, "outcome": status,
-            "fraction": (credit.fraction if credit else 1.0) if status == "passed" else 0.0,
-            "message": message or (credit.reason if credit else ""), "detail": detail,
+            "fraction": fraction,
+            "message": message, "detail": detail,
             "duration": round(call.duration, 3),
             "artifacts": artifacts.files if artifacts else [],
             "notes": artifacts.notes if artifacts else [],

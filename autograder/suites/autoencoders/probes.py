@@ -2,16 +2,22 @@
 the student's ``autoencoders.py``. They measure nothing; the judge (test_autoencoders.py)
 does. Models trained here are kept for a second call that receives the held-out inputs
 from the judge once training is over.
+
+The student's ``train`` runs :func:`substituted`: with the grader's ``reconstruction_loss``
+and ``gaussian_noise`` (judged by test_reconstruction_loss and test_gaussian_noise) in the
+student's module for the duration of the call, so the tests of training judge the loop (and
+the model) alone.
 """
 
 from __future__ import annotations
+
 
 import torch
 import torch.nn as nn
 
 from autograder.sandbox.wire import Raised
 from autograder.sandbox.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
-                               student)
+                                        student, substituted)
 
 X_DIM = 64
 
@@ -22,6 +28,23 @@ def _ae():
 
 def _gen(seed):
     return torch.Generator().manual_seed(int(seed))
+
+
+# --------------------------------------------------------------------------- the grader's pieces
+# The handout's definitions, exactly (ref_autoencoders.py holds the same maths in float64).
+
+
+def _ref_reconstruction_loss(x_hat, x):
+    return (x_hat - x).pow(2).sum(dim=-1)
+
+
+def _ref_gaussian_noise(x, sigma, generator=None):
+    return x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+# What train (and the corruption the probes hand it) may call that another test judges; never
+# train, reconstruct or a model class.
+UNDER_TRAIN = {"reconstruction_loss": _ref_reconstruction_loss, "gaussian_noise": _ref_gaussian_noise}
 
 
 # --------------------------------------------------------------------------- grader-owned models
@@ -285,8 +308,10 @@ def train_mechanics(weights, data, steps: int, batch_size: int, lr: float, corru
         given.append(x.detach().clone())
         return 0.5 * x.flip(-1) + 0.25
 
-    losses = attempt_detached(lambda: student("autoencoders").train(model, data, steps, batch_size=batch_size, lr=lr,
-                                                             corrupt=corrupt if corrupted else None))
+    ae = _ae()
+    with substituted(ae, **UNDER_TRAIN):
+        losses = attempt_detached(lambda: ae.train(model, data, steps, batch_size=batch_size, lr=lr,
+                                                   corrupt=corrupt if corrupted else None))
     return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
             "final": model.weights(), "given": given[: steps + 2], "calls": len(given)}
 
@@ -324,7 +349,8 @@ def train_linear(seed: int, z_dim: int, steps: int, batch_size: int, lr: float, 
     ae = _ae()
     torch.manual_seed(seed)
     model = ae.LinearAutoencoder(x_dim=X_DIM, z_dim=z_dim, mean=x.mean(0))
-    losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr))
+    with substituted(ae, **UNDER_TRAIN):
+        losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr))
     _KEPT["linear"] = model
     return losses
 
@@ -341,14 +367,15 @@ def linear_heldout(x_held: torch.Tensor) -> dict:
 
 def train_dae(seed: int, sigma: float, steps: int, batch_size: int, lr: float, z_dim: int, hidden: int,
               x: torch.Tensor) -> list:
-    """The student's Autoencoder trained as a denoiser by the student's train, with the
-    student's gaussian_noise(x, sigma) as the corruption, on the judge's data x. Kept for
-    :func:`dae_outputs`."""
+    """The student's Autoencoder trained as a denoiser by the student's train, with
+    gaussian_noise(x, sigma) as the corruption (the grader's, as is reconstruction_loss, for
+    the duration of the call), on the judge's data x. Kept for :func:`dae_outputs`."""
     ae = _ae()
     torch.manual_seed(seed)
     model = ae.Autoencoder(x_dim=x.shape[1], z_dim=z_dim, hidden=hidden)
-    losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr,
-                              corrupt=lambda b: ae.gaussian_noise(b, sigma)))
+    with substituted(ae, **UNDER_TRAIN):
+        losses = detached(ae.train(model, x, steps, batch_size=batch_size, lr=lr,
+                                   corrupt=lambda b: ae.gaussian_noise(b, sigma)))
     _KEPT["dae"] = model
     return losses
 
@@ -403,7 +430,8 @@ def generate_with_ae(seed: int, steps: int, n: int, z_dim: int, x: torch.Tensor)
     ae = _ae()
     torch.manual_seed(seed)
     model = ae.Autoencoder(x_dim=X_DIM, z_dim=z_dim, hidden=128)
-    ae.train(model, x, steps, batch_size=64, lr=2e-3)
+    with substituted(ae, **UNDER_TRAIN):
+        ae.train(model, x, steps, batch_size=64, lr=2e-3)
     model.eval()
     with torch.no_grad():
         codes = model.encode(x)

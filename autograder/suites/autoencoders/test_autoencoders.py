@@ -65,6 +65,7 @@ def _shape_spec(batch: int, z_dim: int) -> dict:
     }
 
 
+@pytest.mark.judges("Autoencoder")
 @pytest.mark.parametrize("batch,z_dim,hidden", SHAPE_CASES)
 def test_shapes(worker, seed, credit, batch, z_dim, hidden):
     """Every function returns what the handout says (shape, float32): the bottleneck has
@@ -81,6 +82,7 @@ def test_shapes(worker, seed, credit, batch, z_dim, hidden):
     score_checks(problems + changed[:1], len(expected) + 1, credit, f"batch {batch}, z_dim {z_dim}")
 
 
+@pytest.mark.judges("Autoencoder")
 def test_architecture(worker, seed, credit):
     """The handout's Autoencoder: its parameter count follows z_dim and hidden, dropout
     works in train mode only and only in the encoder, neither the code nor the decoder's
@@ -174,6 +176,7 @@ def _structure_problems(out) -> list[str]:
     return problems
 
 
+@pytest.mark.judges("LinearAutoencoder")
 def test_linear_autoencoder(worker, seed):
     """LinearAutoencoder in float64: encode(x) = W_enc (x - mean) and decode(z) = W_dec z + mean
     exactly, with its own weight matrices (no activation, the mean removed and restored)."""
@@ -210,6 +213,7 @@ def test_linear_autoencoder(worker, seed):
 # --------------------------------------------------------------------------- loss
 
 
+@pytest.mark.judges("reconstruction_loss")
 def test_reconstruction_loss(worker, seed, credit):
     """sum_d (x_hat - x)^2 per example against float64: a batch of one, float32, and
     far-from-typical values (1e8 apart by 1, 1e150) where an expanded square cancels."""
@@ -269,6 +273,7 @@ def _generator_checks(fn, outs):
               "(torch.manual_seed must fix them)")
 
 
+@pytest.mark.judges("gaussian_noise")
 def test_gaussian_noise(worker, seed):
     """x_tilde - x is N(0, sigma^2) entry by entry (mean, variance, normality at alpha = 1e-7,
     for sigma 0.3 and 2.5 in float64), independent of x and across entries; sigma = 0 returns
@@ -296,6 +301,7 @@ def test_gaussian_noise(worker, seed):
     expect_close(zero, x[:3], rtol=0, atol=0, name="gaussian_noise(x, sigma=0)")
 
 
+@pytest.mark.judges("masking_noise")
 def test_masking_noise(worker, seed):
     """Each entry is zeroed with probability p, independently (binomial tests at alpha = 1e-7
     for p = 0.25 and 0.7, also per row and per column), kept exactly otherwise; p = 0 and
@@ -456,6 +462,7 @@ def _adam_replay(groups, batches, seen_as, data, lr, final):
     return None
 
 
+@pytest.mark.judges("train")   # on the grader's reconstruction_loss (probes.UNDER_TRAIN): nothing upstream
 def test_train_mechanics(worker, seed, credit):
     """The student's train on the grader's model (a fixed tanh MLP, deterministic loss) and
     data from the seed, with the grader's corruption and without: exactly `steps` Adam
@@ -476,6 +483,7 @@ def test_train_mechanics(worker, seed, credit):
     score_checks(problems, 8, credit)
 
 
+@pytest.mark.judges("reconstruct")
 def test_reconstruct(worker, seed):
     """reconstruct puts the model in eval mode, runs it without gradients and without any
     corruption: on the grader's model (whose output tells its mode) it returns exactly
@@ -548,6 +556,7 @@ def _secret_digits(secret_rng):
     return perm, perm.apply(train_digits()).contiguous(), perm.apply(x_held).contiguous(), y_held
 
 
+@pytest.mark.upstream("test_linear_autoencoder", "test_train_mechanics")   # the loss: the grader's
 @pytest.mark.parametrize("z_dim", [2, 5])
 def test_linear_ae_matches_pca(worker, seed, secret_rng, thresholds, credit, artifacts, z_dim):
     """A linear autoencoder with a z_dim bottleneck, trained by the student's train for a
@@ -606,6 +615,8 @@ def _dae_outputs(worker, inputs):
     return trained, shuffled
 
 
+@pytest.mark.upstream("test_shapes", "test_architecture", "test_train_mechanics", "test_reconstruct")   # the loss
+# and the corruption: the grader's (probes.UNDER_TRAIN)
 def test_dae_digits(worker, seed, secret_rng, thresholds, credit, artifacts):
     """The student's Autoencoder trained as a denoiser (gaussian_noise of sigma) by the
     student's train on this grading's training digits (a pixel permutation drawn for the
@@ -656,6 +667,8 @@ def test_dae_digits(worker, seed, secret_rng, thresholds, credit, artifacts):
           "model(corrupt(x)) with the clean x?")
 
 
+@pytest.mark.upstream("test_shapes", "test_architecture", "test_train_mechanics", "test_reconstruct")   # the loss
+# and the corruption: the grader's (probes.UNDER_TRAIN)
 def test_dae_mixture(worker, seed, secret_rng, thresholds, credit, artifacts):
     """The student's Autoencoder trained as a denoiser on draws from this grading's 2-D
     Gaussian mixture (kitdata.toy2d.ring8() rotated, scaled, shifted and reweighted, drawn
@@ -787,6 +800,7 @@ def _other_codes(g, codes):
             ("float32 codes of a trained autoencoder's size, far from 0", big)]
 
 
+@pytest.mark.judges("sample_random_latents", "sample_fitted_latents")
 def test_latent_samplers(worker, seed, credit):
     """sample_random_latents decodes z ~ N(0, I) and sample_fitted_latents decodes z ~ N(m, C)
     fitted to the codes (the grader's decoder writes z into the first pixels, so the judge
@@ -846,6 +860,8 @@ def test_latent_samplers(worker, seed, credit):
     score_checks(problems, 2 + len(others), credit)
 
 
+@pytest.mark.upstream("test_shapes", "test_architecture", "test_train_mechanics", "test_latent_samplers")   # the loss:
+# the grader's (probes.UNDER_TRAIN)
 def test_random_latents(worker, seed, secret_rng, thresholds, credit, artifacts):
     """Generation with a plain autoencoder: the student's Autoencoder trained by the student's
     train on this grading's training digits (a pixel permutation drawn for the grading), then

@@ -5,18 +5,36 @@ Several probes hand the student's functions models of the grader's own (``Record
 ``FixedCNN``) with weights chosen by the judge, so the judge can compute exact float64
 references without trusting the student's networks. Held-out data arrive from the judge
 only after training, in a second call on the model the first one kept.
+
+``train_classifier`` runs :func:`substituted`: with the grader's ``cross_entropy`` (judged by
+test_cross_entropy) in the student's module for the duration of the call, so the tests of the
+training loop judge the loop alone.
 """
 
 from __future__ import annotations
+
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from autograder.sandbox.wire import Raised
-from autograder.sandbox.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
+from autograder.sandbox.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
+                                        student, substituted)
 
 DIGITS_BATCH = 64
+
+
+# --------------------------------------------------------------------------- the grader's pieces
+
+
+def _ref_cross_entropy(logits, y):
+    """The handout's mean cross-entropy from the logits (ref_classifiers.py holds it in float64)."""
+    return (torch.logsumexp(logits, dim=1) - logits.gather(1, y[:, None])[:, 0]).mean()
+
+
+# What train_classifier may call that another test judges (never train_classifier or a model class).
+UNDER_TRAIN = {"cross_entropy": _ref_cross_entropy}
 
 
 class FixedCNN(nn.Module):
@@ -178,8 +196,10 @@ class RecordingLinear(nn.Module):
 
 
 def train_mechanics(weight, bias, x, y, steps: int, batch_size: int, lr: float) -> dict:
+    clf = student("classifiers")
     model = RecordingLinear(weight, bias)
-    losses = attempt_detached(lambda: student("classifiers").train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+    with substituted(clf, **UNDER_TRAIN):
+        losses = attempt_detached(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
     return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
             "final": model.weights()}
 
@@ -192,7 +212,8 @@ def train_seeded(weight, bias, x, y, steps: int, batch_size: int, lr: float, see
     for s in seeds:
         model = RecordingLinear(weight, bias)
         torch.manual_seed(int(s))
-        attempt(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+        with substituted(clf, **UNDER_TRAIN):
+            attempt(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
         runs.append([grp["batches"][0] for grp in model.groups[:steps]])
     return runs
 
@@ -229,7 +250,8 @@ def train_digits(seed: int, steps: int, lr: float, x, y) -> list:
     clf = student("classifiers")
     torch.manual_seed(seed)
     model = clf.LogisticRegression(64, 10)
-    losses = detached(clf.train_classifier(model, x, y, steps, batch_size=DIGITS_BATCH, lr=lr))
+    with substituted(clf, **UNDER_TRAIN):
+        losses = detached(clf.train_classifier(model, x, y, steps, batch_size=DIGITS_BATCH, lr=lr))
     _TRAINED["digits"] = model
     return losses
 
@@ -255,7 +277,8 @@ def train_planted(seed: int, steps: int, batch_size: int, lr: float, x, y) -> li
     clf = student("classifiers")
     torch.manual_seed(seed)
     model = clf.TinyCNN()
-    losses = detached(clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+    with substituted(clf, **UNDER_TRAIN):
+        losses = detached(clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
     _TRAINED["planted"] = model
     return losses
 
@@ -290,7 +313,8 @@ def fit_mixture(seed: int, sets: list, steps: int, batch_size: int, lr: float) -
         params = attempt_detached(lambda: clf.fit_gaussian_classifier(x, y, 2))
         torch.manual_seed(seed + i)
         model = clf.LogisticRegression(2, 2).double()
-        losses = attempt(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
+        with substituted(clf, **UNDER_TRAIN):
+            losses = attempt(lambda: clf.train_classifier(model, x, y, steps, batch_size=batch_size, lr=lr))
         kept.append((params, model, losses))
     _TRAINED["mixture"] = kept
     return len(kept)

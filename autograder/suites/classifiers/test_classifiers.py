@@ -92,6 +92,7 @@ def _fit_data(g, dim: int, n_classes: int):
     return x, y
 
 
+@pytest.mark.judges("fit_gaussian_classifier")
 def test_fit_gaussian(worker, seed, credit):
     """fit_gaussian_classifier against the float64 maximum-likelihood fit: the priors from
     the class counts, the class means, the shared covariance with 1/N plus var_floor on the
@@ -158,6 +159,7 @@ def _digit_case(seed: int):
     return params, torch.cat([pick[:12], pick[12:18] * 0.5 + 0.25, pick[18:].flip(1)])
 
 
+@pytest.mark.judges("log_joint", "posterior", "predict")
 def test_log_joint_posterior(worker, seed, credit):
     """log_joint, posterior and predict on the grader's Gaussian classifier (unequal priors,
     a covariance far from I) against float64 references; rows of the posterior sum to one
@@ -233,6 +235,7 @@ def _distribution_problems(draws, params, c: int, what: str) -> list[str]:
     return problems
 
 
+@pytest.mark.judges("sample_class")
 def test_sample_class(worker, seed, credit):
     """sample_class draws from N(mu_c, Sigma): the judge whitens the draws with the true L
     (z = L^{-1}(x - mu_c)) and tests mean 0, covariance I and Gaussian tails at 5 standard
@@ -284,6 +287,7 @@ def test_sample_class(worker, seed, credit):
     score_checks(problems, 7, credit)
 
 
+@pytest.mark.upstream("test_fit_gaussian", "test_sample_class")
 def test_digit_samples(worker, seed, secret_rng, thresholds, credit, artifacts):
     """The Gaussian classifier fitted on the training digits under a pixel permutation drawn
     for this grading (the judge's secret) generates digits of the class asked: the judge
@@ -373,6 +377,7 @@ def _ce_cases(g):
     return [("", moderate, y_mod), (" with logits of 1e2 to 1e4", extreme, y_ext), (" on a batch of one", one, y_one)]
 
 
+@pytest.mark.judges("cross_entropy")
 def test_cross_entropy(worker, seed, credit):
     """cross_entropy against float64 (the mean over the batch of logsumexp - the label's
     logit), and its gradient with respect to the logits ((softmax - one-hot) / B), for
@@ -425,6 +430,7 @@ def _adam_replay_matches(groups, rows, data, labels, lr) -> bool:
     return True
 
 
+@pytest.mark.judges("train_classifier")   # on the grader's cross_entropy (probes.UNDER_TRAIN): nothing upstream
 def test_train_mechanics(worker, seed, credit):
     """train_classifier on the grader's linear model and data drawn from the seed, watched
     step by step: exactly `steps` Adam steps of learning rate `lr` (the judge replays the
@@ -517,6 +523,8 @@ def _digits_accuracy(logits, x_probe, x_held, y_held):
     return float(((x_held @ a + b).argmax(1) == y_held).double().mean()), b
 
 
+@pytest.mark.judges("LogisticRegression")
+@pytest.mark.upstream("test_train_mechanics")   # cross_entropy: the grader's
 def test_logistic_regression(worker, seed, secret_rng, thresholds, credit, artifacts):
     """LogisticRegression(64, 10) trained by the student's train_classifier for a fixed
     number of steps on the training digits under a pixel permutation drawn for this grading
@@ -573,6 +581,7 @@ def test_logistic_regression(worker, seed, secret_rng, thresholds, credit, artif
 # --------------------------------------------------------------------------- the CNN and CAM
 
 
+@pytest.mark.judges("TinyCNN")
 def test_cnn_forward(worker, seed, credit):
     """TinyCNN with the grader's weights loaded into conv1, conv2 and fc: its features
     (ReLU, 2x2 max-pool, conv, ReLU) and logits (global *average* pooling, then fc) against
@@ -608,6 +617,8 @@ def test_cnn_forward(worker, seed, credit):
 CAM_CASES = [(1, 6, 8), (5, 8, 12)]     # (batch, H, W): a batch of one
 
 
+@pytest.mark.judges("class_activation_map")
+@pytest.mark.upstream("test_cnn_forward")
 @pytest.mark.parametrize("batch,height,width", CAM_CASES)
 def test_cam_values(worker, seed, batch, height, width):
     """class_activation_map on the grader's CNN against float64: sum_k w_{c,k} f_k for each
@@ -629,6 +640,7 @@ def test_cam_values(worker, seed, batch, height, width):
     expect_same(out.get("images_after"), images, name="class_activation_map's input x (leave it unchanged)")
 
 
+@pytest.mark.upstream("test_train_mechanics", "test_cnn_forward", "test_cam_values")   # cross_entropy: the grader's
 def test_cnn_localisation(worker, seed, secret_rng, thresholds, credit, artifacts):
     """TinyCNN() trained by the student's train_classifier on planted-object images whose
     three patterns, training set and held-out set the judge draws for this grading (its
@@ -712,6 +724,7 @@ def _plot_cams(artifacts, images, cams, centres, labels, hits) -> None:
 # --------------------------------------------------------------------------- the data-generating distribution
 
 
+@pytest.mark.upstream("test_fit_gaussian", "test_log_joint_posterior", "test_train_mechanics")   # cross_entropy: the grader's
 def test_bayes_excess_error(worker, seed, secret_rng, thresholds, credit, artifacts):
     """On 2-D data with known class-conditionals, a variant of kitdata.labelled2d drawn for
     this grading (the judge's secret: both classes moved by one similarity transform, the

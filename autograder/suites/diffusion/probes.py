@@ -8,19 +8,53 @@ parameters only in the probe calls that drive the student's samplers with it. Th
 mixtures are drawn by the judge from the test's seed; the mixture a student's network is
 trained on in ``train_toy`` reaches the worker only as samples, so nothing in the worker
 can hand a student's training the exact answer.
+
+A probe that runs a student function downstream of another (``diffusion_loss`` calls
+``q_sample``, ``train`` calls ``diffusion_loss``) runs it :func:`substituted`: the grader's
+``q_sample`` (judged by test_q_sample) and, under ``train``, the grader's ``diffusion_loss``
+(judged by test_loss) are in the student's module for the duration of the call, so each test
+judges its own function.
 """
 
 from __future__ import annotations
+
 
 import torch
 import torch.nn as nn
 
 from autograder.sandbox.wire import Raised
-from autograder.sandbox.worker import attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights, student
+from autograder.sandbox.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
+                                        student, substituted)
 
 T_TRAIN = 100          # steps of the linear schedule the quality probes use
 TOY_HIDDEN = 128
 DIGITS_HIDDEN = 256
+
+
+# --------------------------------------------------------------------------- the grader's pieces
+# The handout's definitions, exactly (ref_diffusion.py holds the same maths in float64).
+
+
+def _ref_q_sample(x0, t, alpha_bars, noise=None):
+    if noise is None:
+        noise = torch.randn_like(x0)
+    a = alpha_bars[t].unsqueeze(-1)
+    return a.sqrt().to(x0.dtype) * x0 + (1 - a).sqrt().to(x0.dtype) * noise
+
+
+def _ref_diffusion_loss(model, x0, alpha_bars, t=None, noise=None):
+    T = alpha_bars.shape[0] - 1
+    if t is None:
+        t = torch.randint(1, T + 1, (x0.shape[0],), device=x0.device)
+    if noise is None:
+        noise = torch.randn_like(x0)
+    return ((noise - model(_ref_q_sample(x0, t, alpha_bars, noise), t)) ** 2).mean()
+
+
+# What diffusion_loss and train may call that another test judges; never train, a sampler, the
+# network or the schedules (the probes call those themselves).
+UNDER_LOSS = {"q_sample": _ref_q_sample}
+UNDER_TRAIN = {**UNDER_LOSS, "diffusion_loss": _ref_diffusion_loss}
 
 
 def _to(sch: dict, device="cpu", dtype=None) -> dict:
@@ -170,8 +204,10 @@ def embedding(t, dim: int):
 
 
 def loss_given(weights, x0, alpha_bars, t, noise):
+    d = student("diffusion")
     model = SmallEps(weights)
-    return attempt_detached(lambda: student("diffusion").diffusion_loss(model, x0, alpha_bars, t, noise))
+    with substituted(d, **UNDER_LOSS):
+        return attempt_detached(lambda: d.diffusion_loss(model, x0, alpha_bars, t, noise))
 
 
 def loss_draws(weights, x0, alpha_bars, calls: int) -> dict:
@@ -180,7 +216,7 @@ def loss_draws(weights, x0, alpha_bars, calls: int) -> dict:
     d = student("diffusion")
     model = SmallEps(weights, record=True)
     losses = []
-    with torch.no_grad():
+    with torch.no_grad(), substituted(d, **UNDER_LOSS):
         for _ in range(calls):
             losses.append(attempt_detached(lambda: d.diffusion_loss(model, x0, alpha_bars)))
     return {"losses": losses, "calls": model.calls[: calls + 1]}
@@ -253,10 +289,11 @@ def seeded_calls(function: str, seed: int, inputs: dict) -> list:
         "train": lambda: d.train(SmallEps(inputs["weights"]), inputs["data"].clone(), inputs["alpha_bars"],
                                  inputs["steps"], batch_size=inputs["batch_size"], lr=inputs["lr"]),
     }
+    pieces = {"diffusion_loss": UNDER_LOSS, "train": UNDER_TRAIN}.get(function, {})
     out = []
     for s in (seed, seed, seed + 1):
         torch.manual_seed(s)
-        with torch.no_grad() if function != "train" else torch.enable_grad():
+        with torch.no_grad() if function != "train" else torch.enable_grad(), substituted(d, **pieces):
             out.append(attempt_detached(calls[function]))
     return out
 
@@ -336,8 +373,10 @@ class RecordingEps(SmallEps):
 
 
 def train_mechanics(weights, data, alpha_bars, steps: int, batch_size: int, lr: float) -> dict:
+    d = student("diffusion")
     model = RecordingEps(weights)
-    losses = attempt_detached(lambda: student("diffusion").train(model, data, alpha_bars, steps, batch_size=batch_size, lr=lr))
+    with substituted(d, **UNDER_TRAIN):
+        losses = attempt_detached(lambda: d.train(model, data, alpha_bars, steps, batch_size=batch_size, lr=lr))
     return {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
             "final": model.weights()}
 
@@ -398,7 +437,8 @@ def train_toy(seed: int, data, steps: int, batch_size: int, lr: float, x_T, zs) 
     torch.manual_seed(seed)
     sch = _schedule_of(d)
     model = d.EpsModel(dim=2, hidden=TOY_HIDDEN)
-    losses = detached(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
+    with substituted(d, **UNDER_TRAIN):   # the grader's loss: the student's train must learn
+        losses = detached(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
     return {"losses": losses, **_quality_runs(d, model, sch, seed, x_T, zs, 2, keep=300)}
 
 
@@ -411,7 +451,8 @@ def train_digits(seed: int, data, steps: int, batch_size: int, lr: float, x_T, z
     torch.manual_seed(seed)
     sch = _schedule_of(d)
     model = d.EpsModel(dim=64, hidden=DIGITS_HIDDEN)
-    losses = detached(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
+    with substituted(d, **UNDER_TRAIN):   # the grader's loss: the student's train must learn
+        losses = detached(d.train(model, data, sch["alpha_bars"], steps, batch_size=batch_size, lr=lr))
     out = {"losses": losses, **_quality_runs(d, model, sch, seed, x_T, zs, 64)}
     ts = torch.tensor([1, 5, 10, 20, 30, 45, 60, 80, 100])
     out["forward"] = attempt_detached(lambda: d.q_sample(data[:1].repeat(len(ts), 1), ts, sch["alpha_bars"]))

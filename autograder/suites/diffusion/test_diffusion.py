@@ -85,6 +85,7 @@ def test_shapes(worker, seed, credit, batch, dim, T):
 # --------------------------------------------------------------------------- schedules
 
 
+@pytest.mark.judges("linear_betas", "cosine_betas", "make_schedule")
 def test_schedules(worker, seed, credit):
     """linear_betas and cosine_betas against float64 references for T, beta_1, beta_T, s and
     max_beta drawn from the seed (entry 0 is 0, beta_T clipped at max_beta), T = 1 for the
@@ -143,6 +144,7 @@ def test_schedules(worker, seed, credit):
 # --------------------------------------------------------------------------- forward process
 
 
+@pytest.mark.judges("q_sample")
 def test_q_sample(worker, seed, credit):
     """q_sample against float64 for given noise (t = 1, T and between; float64 and float32,
     with a schedule so gentle that 1 - alpha_bar_t rounds to 0 in float32), and its drawn
@@ -228,6 +230,7 @@ def _global_seed_problems(worker, function: str, seed: int, inputs: dict, what: 
 # --------------------------------------------------------------------------- network
 
 
+@pytest.mark.judges("time_embedding", "EpsModel")
 def test_time_embedding(worker, seed, credit):
     """time_embedding against float64 for t from 1 to 1000 and two sizes (sin half, then cos
     half), float32 out; the student's EpsModel gives different outputs at different t for
@@ -331,6 +334,7 @@ LOSS_CALLS = 300
 LOSS_BATCH = 40
 
 
+@pytest.mark.judges("diffusion_loss")   # on the grader's q_sample (probes.UNDER_LOSS)
 def test_loss(worker, seed, credit):
     """diffusion_loss against float64 for given t and noise on the grader's network (rows
     and dimensions of distinct sizes), and with t and noise drawn by the student: 12,000 t's
@@ -433,6 +437,7 @@ def _reverse_cases(g):
     return cases
 
 
+@pytest.mark.judges("reverse_step")
 def test_reverse_step(worker, seed, credit):
     """reverse_step against float64: the posterior mean written through eps, the variance
     beta-tilde_t ("posterior") or beta_t ("beta"), no noise at t = 1, at t = 1, 2, T and
@@ -568,6 +573,8 @@ def _density_figure(plt, mix, panels, title_prefix: str, extent: float = 3.5):
     return fig
 
 
+@pytest.mark.judges("sample")
+@pytest.mark.upstream("test_reverse_step")
 def test_sampler_exact(worker, seed, credit, artifacts):
     """The student's sample driven by the exact noise predictor eps* of a Gaussian mixture
     the judge draws from the seed (T = 100, both variances): every step of the trajectory
@@ -672,6 +679,7 @@ def _prior_problems(worker) -> list[str]:
     return problems
 
 
+@pytest.mark.judges("ddim_sample")
 def test_ddim_exact(worker, seed, credit):
     """The student's ddim_sample from the judge's x_T, driven by the exact eps* of the
     seed's mixture, against the judge's own float64 DDIM: 1 step, 7 steps (T / 7 is not an
@@ -818,6 +826,7 @@ def adam_first_step(w, x, t, noise, lr: float):
     return {k: (-lr * v.grad / (v.grad.abs() + 1e-8), v.grad) for k, v in leaves.items()}
 
 
+@pytest.mark.judges("train")   # on the grader's diffusion_loss and q_sample (probes.UNDER_TRAIN)
 def test_train_mechanics(worker, seed, credit):
     """The student's train on the grader's network and lattice data drawn from the seed,
     watched step by step: exactly `steps` Adam steps of learning rate `lr`, each on one batch
@@ -963,6 +972,8 @@ def _shuffled_credit(out, key: str, n: int, dim: int, score) -> float:
     return score(value.double())
 
 
+@pytest.mark.upstream("test_schedules", "test_time_embedding", "test_train_mechanics", "test_reverse_step",
+                      "test_sampler_exact")   # the loss and q_sample under train: the grader's
 def test_toy_quality(worker, seed, secret_rng, thresholds, credit, artifacts):
     """The student's EpsModel(dim=2) trained by the student's train, for a fixed number of
     steps, on samples of this grading's hidden mixture (the ring of 8 rotated, scaled, shifted
@@ -1023,6 +1034,8 @@ def _fid_score(pixels, thresholds) -> float:
     return tier(kitdata.metrics.fid_lite(pixels), thresholds["digits_fid_tiers"], higher_is_better=False)
 
 
+@pytest.mark.upstream("test_schedules", "test_time_embedding", "test_train_mechanics", "test_reverse_step",
+                      "test_sampler_exact")   # the loss and q_sample under train: the grader's
 def test_digits_quality(worker, seed, secret_rng, thresholds, credit, artifacts):
     """The student's EpsModel(dim=64) trained by the student's train, for a fixed number of
     steps, on the training digits scaled to [-1, 1] under this grading's hidden pixel

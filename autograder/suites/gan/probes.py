@@ -15,19 +15,44 @@ exact update in float64:
 The loop's mechanics (train_mechanics) are recorded with PyTorch's global module-forward and
 optimiser-step hooks, so they see the student's own G, D and optimisers however the code
 builds and calls them.
+
+Every probe that runs a student function downstream of the losses (the steps, train_step,
+train) runs it :func:`substituted`: the grader's ``discriminator_loss`` and ``generator_loss``
+(judged by test_discriminator_loss and test_generator_loss) are in the student's module for
+the duration of the call, so the tests of the steps and of the loop judge those alone.
 """
 from __future__ import annotations
 
 import contextlib
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from autograder.sandbox.worker import readable_meta, shuffled_weights, student
+from autograder.sandbox.worker import readable_meta, shuffled_weights, student, substituted
 
 
 def _gan():
     return student("gan")
+
+
+# --- the grader's pieces ---------------------------------------------------------------------
+# The handout's definitions, exactly (ref_gan.py holds the same maths in float64).
+
+
+def _ref_discriminator_loss(real_logits, fake_logits):
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def _ref_generator_loss(fake_logits, saturating=False):
+    if saturating:
+        return -F.softplus(fake_logits).mean()
+    return F.softplus(-fake_logits).mean()
+
+
+# The losses the student's steps and loop call; never a step, train_step, train or a network
+# (those are what the tests judge), nor sample_noise (no test of its own).
+LOSSES = {"discriminator_loss": _ref_discriminator_loss, "generator_loss": _ref_generator_loss}
 
 
 # --- networks --------------------------------------------------------------------------------
@@ -168,7 +193,8 @@ def discriminator_steps(x_dim, n, lr, momentum, calls, confident=None):
         _stale(D.parameters())
         G.b.grad = None
         G.noise = []
-        loss = gan.discriminator_step(G, D, opt_d, given)
+        with substituted(gan, **LOSSES):
+            loss = gan.discriminator_step(G, D, opt_d, given)
         out["noise"].append(G.noise)
         out["reals"].append(real)
         out.setdefault("reals_after", []).append(given)
@@ -190,7 +216,8 @@ def generator_steps(x_dim, n, lr, momentum, calls, saturating, confident=None):
     for _ in range(calls):
         _stale(G.parameters())
         G.noise = []
-        loss = gan.generator_step(G, D, opt_g, n, saturating=saturating)
+        with substituted(gan, **LOSSES):
+            loss = gan.generator_step(G, D, opt_g, n, saturating=saturating)
         out["noise"].append(G.noise)
         out["losses"].append(loss)
         out["b"].append(G.b.detach().clone())
@@ -206,7 +233,8 @@ def train_step(x_dim, n, lr, saturating):
     opt_d = torch.optim.SGD(D.parameters(), lr=lr)
     out = {"b0": G.b.detach().clone(), "d0": _d_params(D)}
     real = torch.randn(n, x_dim) + 1.0
-    losses = gan.train_step(G, D, opt_g, opt_d, real, saturating=saturating)
+    with substituted(gan, **LOSSES):
+        losses = gan.train_step(G, D, opt_g, opt_d, real, saturating=saturating)
     out.update(real=real, losses=losses, b=G.b.detach().clone(), d=_d_params(D))
     return out
 
@@ -243,7 +271,8 @@ def train_loop(steps, batch_size):
 
     gan = _gan()
     x = torch.from_numpy(kitdata.digits.load_digits("train")[0][:256])
-    G, D, history = gan.train(x, steps, z_dim=4, hidden=16, output="sigmoid", batch_size=batch_size, lr=1e-3)
+    with substituted(gan, **LOSSES):
+        G, D, history = gan.train(x, steps, z_dim=4, hidden=16, output="sigmoid", batch_size=batch_size, lr=1e-3)
     with torch.no_grad():
         xs = G(torch.randn(50, 4))
         logits = D(x[:10])
@@ -278,8 +307,9 @@ def train_mechanics(x, steps, z_dim, hidden, batch_size, lr, saturating):
     from torch.optim.optimizer import register_optimizer_step_pre_hook
     hooks = [register_module_forward_hook(on_forward), register_optimizer_step_pre_hook(on_step)]
     try:
-        G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="linear",
-                                  batch_size=batch_size, lr=lr, saturating=saturating)
+        with substituted(gan, **LOSSES):
+            G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="linear",
+                                      batch_size=batch_size, lr=lr, saturating=saturating)
     finally:
         for h in hooks:
             h.remove()
@@ -384,8 +414,9 @@ def _generate(gan, G, z, n_samples):
 def train_mixture(x, steps, batch_size, lr, z_dim, hidden, z, n_samples):
     """Train on the judge's 2-D samples x (a hidden variant of a mixture); generate from z."""
     gan = _gan()
-    G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="linear",
-                              batch_size=batch_size, lr=lr)
+    with substituted(gan, **LOSSES):
+        G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="linear",
+                                  batch_size=batch_size, lr=lr)
     d, g = _history(history)
     return {**_generate(gan, G, z, n_samples), "d_loss": d, "g_loss": g}
 
@@ -393,7 +424,8 @@ def train_mixture(x, steps, batch_size, lr, z_dim, hidden, z, n_samples):
 def train_digits(x, steps, batch_size, lr, z_dim, hidden, z, n_samples):
     """Train on the judge's digits x (N, 64) (the training digits, pixels permuted in secret)."""
     gan = _gan()
-    G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="sigmoid",
-                              batch_size=batch_size, lr=lr)
+    with substituted(gan, **LOSSES):
+        G, D, history = gan.train(x, steps, z_dim=z_dim, hidden=hidden, output="sigmoid",
+                                  batch_size=batch_size, lr=lr)
     d, g = _history(history)
     return {**_generate(gan, G, z, n_samples), "d_loss": d, "g_loss": g}

@@ -58,6 +58,7 @@ def _judge_network(worker, seed, which, dims, output=None):
               "Linear -> LeakyReLU(0.2) -> Linear" + (" -> output map" if which == "G" else " (no sigmoid)"))
 
 
+@pytest.mark.judges("Generator")
 def test_generator_output(worker, seed):
     _judge_network(worker, seed, "G", (6, 5, 9), "linear")
     _judge_network(worker, seed, "G", (7, 64, 24), "sigmoid")
@@ -79,6 +80,7 @@ def test_generator_output(worker, seed):
                 fails(f"{name} squashes its output into [0, 1]: output='linear' has no output map")
 
 
+@pytest.mark.judges("Discriminator")
 def test_discriminator_output(worker, seed):
     _judge_network(worker, seed, "D", (5, 9))
     _judge_network(worker, seed, "D", (64, 24))
@@ -125,6 +127,7 @@ def _again(values):
     return torch.tensor(values[::-1]) * 0.8 + 0.35
 
 
+@pytest.mark.judges("discriminator_loss")
 def test_discriminator_loss(worker, credit):
     def logits(extreme):
         if extreme == "again":
@@ -141,6 +144,7 @@ def test_discriminator_loss(worker, credit):
     _judge_loss("discriminator_loss", lambda e: worker.call("discriminator_loss", *logits(e)), expected, credit)
 
 
+@pytest.mark.judges("generator_loss")
 @pytest.mark.parametrize("saturating", [False, True], ids=["non_saturating", "saturating"])
 def test_generator_loss(worker, credit, saturating):
     def logits(extreme):
@@ -228,6 +232,7 @@ CONFIDENT_D_STEP = [20.0, -110.0]
 CONFIDENT_G_STEP = {False: -110.0, True: 20.0}   # where each form of L_G keeps a gradient of ~1
 
 
+@pytest.mark.judges("discriminator_step")   # on the grader's discriminator_loss (probes.LOSSES)
 def test_discriminator_step(worker, credit):
     _check_discriminator_steps(worker, calls=2, confident=None)
     try:
@@ -278,6 +283,7 @@ def _check_discriminator_steps(worker, calls, confident):
             fails("discriminator_step should return L_D computed before the step")
 
 
+@pytest.mark.judges("generator_step")   # on the grader's generator_loss (probes.LOSSES)
 @pytest.mark.parametrize("saturating", [False, True], ids=["non_saturating", "saturating"])
 def test_generator_step(worker, credit, saturating):
     _check_generator_steps(worker, saturating, calls=2, confident=None)
@@ -321,6 +327,8 @@ def _check_generator_steps(worker, saturating, calls, confident):
             fails("generator_step should return L_G computed before the step")
 
 
+@pytest.mark.judges("train_step")
+@pytest.mark.upstream("test_discriminator_step", "test_generator_step")
 def test_train_step(worker):
     """One round: D steps first (against the current G), then G against the updated D."""
     lr = 0.1
@@ -343,6 +351,7 @@ def test_train_step(worker):
         raise AssertionError("train_step's generator update is not one generator_step with n = real.shape[0]")
 
 
+@pytest.mark.judges("make_optimizers")
 def test_optimizers(worker):
     out = worker.call("optimizers", 3e-3, (0.4, 0.99))
     if not (out["pair"]):
@@ -362,6 +371,8 @@ def test_optimizers(worker):
             fails(f"make_optimizers: {name} ignores betas")
 
 
+@pytest.mark.judges("train")
+@pytest.mark.upstream("test_generator_output", "test_discriminator_output", "test_train_step", "test_optimizers")
 def test_train_loop(worker, seed):
     steps = 7
     out = worker.call("train_loop", steps, 32)
@@ -568,6 +579,8 @@ def _judge_prior(worker):
         fails("sample's noise is not z ~ N(0, I): its distribution differs (truncated, shrunk or another law?)")
 
 
+@pytest.mark.judges("sample")
+@pytest.mark.upstream("test_generator_output")
 def test_sampling(worker, seed):
     out = worker.call("sampling", 40)
     a = expect_finite(expect_tensor(out["a"], name="sample(G, 40)", shape=(40, 3), dtype=torch.float32), name="sample")
@@ -624,6 +637,8 @@ def _generated(out, key, name, shape):
 RING_SCALE, RING_SHIFT = (0.85, 1.15), 0.35    # the ring's hidden variant (see test_ring_quality)
 
 
+@pytest.mark.upstream("test_generator_output", "test_discriminator_output", "test_train_step", "test_optimizers",
+                      "test_train_loop")   # the losses: the grader's (probes.LOSSES)
 def test_ring_quality(worker, thresholds, artifacts, credit, seed, secret_rng):
     """The student's loop on samples of a hidden variant of the ring of 8 (rotated, scaled,
     shifted, reweighted; drawn for this grading in the judge): G(z) from the judge's noise
@@ -692,6 +707,8 @@ def test_ring_quality(worker, thresholds, artifacts, credit, seed, secret_rng):
                          "(partial credit)")
 
 
+@pytest.mark.upstream("test_generator_output", "test_discriminator_output", "test_train_step", "test_optimizers",
+                      "test_train_loop")   # the losses: the grader's (probes.LOSSES)
 def test_digit_quality(worker, thresholds, artifacts, credit, seed, secret_rng):
     """The student's loop on the training digits with their pixels permuted in secret (an MLP
     learns them exactly as well; a copied or blended shipped digit lands on the wrong pixels).

@@ -2,15 +2,33 @@
 
 Every probe returns raw results (tensors, strings, numbers); all judging happens in
 test_tiny_lm.py. The worker seeds torch/random/numpy with the test's seed before a call.
+
+The student's ``train`` runs :func:`substituted`: with the grader's ``lm_loss`` (judged by
+test_loss) in the student's module for the duration of the call, so the tests of training
+judge the loop and the model alone. (``get_batch`` stays the student's: the handout leaves
+how its windows are drawn from the generator open, so no version of the grader's could stand
+in for it draw for draw.)
 """
+
 import torch
+import torch.nn.functional as F
 
 import kitdata.text as kt
-from autograder.sandbox.worker import shuffled_weights, student
+from autograder.sandbox.worker import shuffled_weights, student, substituted
 
 
 def _tl():
     return student("tiny_lm")
+
+
+def _ref_lm_loss(logits, targets):
+    """The handout's mean next-token NLL (ref_tiny_lm.py holds it in float64)."""
+    V = logits.shape[-1]
+    return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
+
+
+# What train may call that another test judges; never train, get_batch (above) or a model class.
+UNDER_TRAIN = {"lm_loss": _ref_lm_loss}
 
 
 class TableLM(torch.nn.Module):
@@ -136,8 +154,9 @@ def train_loop(ids, vocab_size, block_size, steps, batch_size, lr, generator_see
     runs = []
     for s in generator_seeds:
         model = RecordingLM(vocab_size, block_size)
-        losses = tl.train(model, ids.clone(), steps=steps, batch_size=batch_size, lr=lr,
-                          generator=torch.Generator().manual_seed(s))
+        with substituted(tl, **UNDER_TRAIN):
+            losses = tl.train(model, ids.clone(), steps=steps, batch_size=batch_size, lr=lr,
+                              generator=torch.Generator().manual_seed(s))
         runs.append({"losses": losses, "inputs": model.inputs, "weights": model.weights,
                      "final": model.W.detach().clone()})
         torch.rand(7)
@@ -276,8 +295,9 @@ def train_and_evaluate(train_text, alphabet, steps, batch_size, block_size, n_sa
     tok = tl.CharTokenizer(train_text)
     train_ids = tok.encode(train_text)
     model = tl.TinyGPT(tl.GPTConfig(vocab_size=tok.vocab_size, block_size=block_size))
-    losses = tl.train(model, train_ids, steps=steps, batch_size=batch_size,
-                      generator=torch.Generator().manual_seed(seed))
+    with substituted(tl, **UNDER_TRAIN):   # the grader's loss: the student's train must learn
+        losses = tl.train(model, train_ids, steps=steps, batch_size=batch_size,
+                          generator=torch.Generator().manual_seed(seed))
     model.eval()
     _TRAINED.update(model=model, tok=tok, train_ids=train_ids)
     result = {"losses": losses, "alphabet_ids": tok.encode(alphabet), "samples": None}

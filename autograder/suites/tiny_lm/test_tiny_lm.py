@@ -41,6 +41,7 @@ def _expect_ids(value, *, name, n, vocab_size):
 
 
 # ======================================================================== tokenizer
+@pytest.mark.judges("CharTokenizer")
 def test_tokenizer_roundtrip(worker, seed):
     g = _rng(seed)
     corpus_strings = [""] + [_random_text(LANG.alphabet, n, g) for n in (1, 37, 500)]
@@ -95,6 +96,7 @@ def test_tokenizer_roundtrip(worker, seed):
                       "used one after the other (nothing may be shared between them or cached)")
 
 
+@pytest.mark.judges("CharTokenizer")
 def test_tokenizer_unknown(worker, seed):
     g = _rng(seed)
     known = _random_text(LANG.alphabet, 30, g)
@@ -118,6 +120,7 @@ def test_tokenizer_unknown(worker, seed):
 
 
 # ======================================================================== bigram
+@pytest.mark.judges("BigramLM")
 def test_bigram_entropy(worker, seed):
     """alpha = 0: the bigram's cross-entropy on its own training text is the empirical
     conditional entropy H(X_{t+1} | X_t) of the pair counts, and a token never followed by
@@ -195,6 +198,7 @@ def _window_starts(pairs, ids, B, T, name="get_batch"):
     return torch.cat(starts) if starts else torch.zeros(0, dtype=torch.long)
 
 
+@pytest.mark.judges("get_batch")
 def test_batches(worker, seed):
     """Contiguous windows, targets shifted by one, every start in [0, N - block_size - 1]
     drawn (the last window too), the rows of a batch drawn independently (not one run of
@@ -235,6 +239,8 @@ def test_batches(worker, seed):
         fails("get_batch should draw every start in [0, N - block_size - 1], the last window included")
 
 
+@pytest.mark.judges("train")
+@pytest.mark.upstream("test_batches")   # lm_loss: the grader's (probes.UNDER_TRAIN)
 def test_train_loop(worker, seed):
     """train() on a grader-owned model (logits = W[idx], W float64 from zero): exactly `steps`
     steps, each on a fresh (batch_size, block_size) batch of windows of ids drawn with the
@@ -287,6 +293,7 @@ def test_train_loop(worker, seed):
                      f"(AdamW at the lr passed in, each step's gradient of that step's loss)", rtol=0.0, atol=0.05 * lr)
 
 
+@pytest.mark.judges("lm_loss")
 @pytest.mark.parametrize("case", ["float32", "float64", "large_logits", "extreme_float64"])
 def test_loss(worker, seed, case):
     """lm_loss against the float64 reference, its dtype kept, its inputs left unchanged.
@@ -314,6 +321,8 @@ def test_loss(worker, seed, case):
     expect_same(out["targets"], targets, name="the targets after lm_loss (it should not change its inputs)")
 
 
+@pytest.mark.judges("TinyGPT")
+@pytest.mark.upstream("test_logits_shapes")
 def test_initial_loss(worker, seed, thresholds):
     """An untrained model should predict nearly uniformly: loss ~ ln V on random tokens."""
     g = _rng(seed)
@@ -329,6 +338,7 @@ def test_initial_loss(worker, seed, thresholds):
 
 
 # ======================================================================== the transformer
+@pytest.mark.judges("TinyGPT")
 def test_logits_shapes(worker, seed, credit):
     """Logits of every shape (a batch of one, a sequence of one, a full block), and the same
     logits in train() and in eval() mode: nothing in the handout's model depends on the mode.
@@ -378,6 +388,7 @@ def _check_forward_parts(worker, g, V, block, n_layer=2, n_head=4, n_embd=32):
               "x + attn(ln1(x)) then x + mlp(ln2(x)), the final LayerNorm ln_f, then the head")
 
 
+@pytest.mark.judges("CausalSelfAttention")
 @pytest.mark.parametrize("gain", [1.0, 300.0], ids=["ordinary_scores", "large_scores"])
 def test_attention_module(worker, seed, gain):
     """CausalSelfAttention against softmax(q k^T / sqrt(hs) + M) v with its own weights,
@@ -412,6 +423,8 @@ def test_attention_module(worker, seed, gain):
         expect_close(y, ref_y, name="CausalSelfAttention output" + where, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.judges("TinyGPT")
+@pytest.mark.upstream("test_attention_module")
 def test_causality(worker, seed):
     """Changing tokens after position t leaves logits at positions <= t unchanged (every t),
     and changing the first token changes later logits (the model reads the past)."""
@@ -543,6 +556,8 @@ def _quality_credit(ce, gap, lang, th):
     return tier(gap, th["gap_tiers"], higher_is_better=False)
 
 
+@pytest.mark.upstream("test_batches", "test_train_loop", "test_logits_shapes", "test_attention_module",
+                      "test_causality", "test_initial_loss")   # lm_loss under train: the grader's
 def test_learned_quality(worker, seed, secret_rng, thresholds, credit, artifacts):
     """Trained with the student's own loop for a fixed number of steps on text of a language
     drawn for this grading (its fresh-letter law, echo lag, echo and case-switch rates come
@@ -631,6 +646,7 @@ def _check_generated(out, prompt, n_new, V, name="generate"):
     return out.long()
 
 
+@pytest.mark.judges("generate")
 def test_generate_reproducible(worker, seed):
     """The generator passed in decides the draws: same seed, same text; another seed, another
     text. For a batch of several prompts and for a batch of one prompt of one token. With
@@ -662,6 +678,7 @@ def test_generate_reproducible(worker, seed):
               "torch's global generator")
 
 
+@pytest.mark.judges("generate")
 @pytest.mark.parametrize("temperature", [0.0, 1e-3], ids=["zero", "tiny"])
 def test_generate_greedy(worker, seed, temperature):
     """temperature 0 (and -> 0) follows the argmax path; texts longer than block_size are
@@ -692,6 +709,7 @@ def test_generate_greedy(worker, seed, temperature):
               "(all of it while it is shorter)")
 
 
+@pytest.mark.judges("generate")
 @pytest.mark.parametrize("k", [1, 3, 17])
 def test_generate_top_k(worker, seed, k):
     """Only the k most likely tokens, in proportion to their probabilities; a top_k at least
@@ -719,6 +737,7 @@ def test_generate_top_k(worker, seed, k):
             fails(f"generate(top_k={k}) with top_k at least the vocabulary size should keep every token")
 
 
+@pytest.mark.judges("generate")
 @pytest.mark.parametrize("temperature", [0.5, 2.0])
 def test_generate_temperature(worker, seed, temperature):
     """One new token from a fixed context, 8000 times: its frequencies must follow

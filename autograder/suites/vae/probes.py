@@ -1,6 +1,12 @@
 """Hidden probes for the VAE assignment: they run in the sandboxed worker and call the
 student's ``vae.py``. They measure nothing; the judge (test_vae.py) does.
 
+A probe that runs a student function downstream of others (``train``, ``elbo``) runs it
+:func:`substituted`: the upstream maths helpers that other tests judge (``kl_divergence``,
+``reconstruction_loss``, ``reparameterize``, and under ``train`` also ``elbo``) are the
+grader's own correct ones for the duration of the call, so each test judges only its own
+function (the student's code looks them up in its module at call time).
+
 Several probes hand the student's functions ``FixedVAE``, a model of the grader's own with
 weights chosen by the judge, so the judge can compute exact float64 references for the
 ELBO, the prior samples and the IWAE bound without trusting the student's network.
@@ -11,10 +17,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from autograder.sandbox.wire import Raised
 from autograder.sandbox.worker import (attempt, attempt_detached, describe, detached, readable_meta, shuffled_weights,
-                               student)
+                                        student, substituted)
 
 X_DIM = 64
 TRAIN_BATCH = 64
@@ -49,6 +56,37 @@ class FixedVAE(nn.Module):
     def forward(self, x):  # for students whose elbo calls model(x)
         mu, logvar = self.encode(x)
         return self.decode(student("vae").reparameterize(mu, logvar)), mu, logvar
+
+
+# --------------------------------------------------------------------------- the grader's pieces
+# The handout's definitions, exactly (the judge's ref_vae.py holds the same maths in float64).
+
+
+def _ref_reparameterize(mu, logvar):
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def _ref_kl_divergence(mu, logvar):
+    return 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+
+
+def _ref_reconstruction_loss(logits, x):
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
+
+
+def _ref_elbo(model, x):
+    mu, logvar = model.encode(x)
+    recon = _ref_reconstruction_loss(model.decode(_ref_reparameterize(mu, logvar)), x)
+    kl = _ref_kl_divergence(mu, logvar)
+    return {"elbo": -(recon + kl), "recon": recon, "kl": kl}
+
+
+# What the student's elbo may call (judged by test_reparameterize_*, test_kl_divergence,
+# test_elbo_terms), and what train may call (elbo too: judged by test_elbo_terms and
+# test_elbo_uses_sample). Never train, sample or the VAE class: those are what tests judge.
+UNDER_ELBO = {"reparameterize": _ref_reparameterize, "kl_divergence": _ref_kl_divergence,
+              "reconstruction_loss": _ref_reconstruction_loss}
+UNDER_TRAIN = {**UNDER_ELBO, "elbo": _ref_elbo}
 
 
 def _fixed(weights, device="cpu", cast_latents=False):
@@ -126,14 +164,19 @@ def recon(logits, x):
 
 
 def elbo_terms(weights, x) -> dict:
-    with torch.no_grad():
-        return student("vae").elbo(_fixed(weights), x)
+    """The student's elbo on the grader's model, with the grader's kl_divergence (judged by
+    test_kl_divergence; reconstruction_loss is judged here, so it stays the student's)."""
+    vae = student("vae")
+    with torch.no_grad(), substituted(vae, kl_divergence=_ref_kl_divergence):
+        return vae.elbo(_fixed(weights), x)
 
 
 def elbo_replicas(weights, x, replicas: int) -> dict:
-    """elbo on `replicas` copies of each row of x (row-major: x[0], x[1], ..., x[0], ...)."""
-    with torch.no_grad():
-        return student("vae").elbo(_fixed(weights), x.repeat(replicas, 1))
+    """elbo on `replicas` copies of each row of x (row-major: x[0], x[1], ..., x[0], ...),
+    with the grader's reparameterize, kl_divergence and reconstruction_loss."""
+    vae = student("vae")
+    with torch.no_grad(), substituted(vae, **UNDER_ELBO):
+        return vae.elbo(_fixed(weights), x.repeat(replicas, 1))
 
 
 def prior_samples(weights, n: int, z_dim: int, reseed: int) -> dict:
@@ -156,13 +199,24 @@ def prior_samples(weights, n: int, z_dim: int, reseed: int) -> dict:
     return {"calls": calls}
 
 
+# Rows times k per call of iwae_bound: its (rows, k, pixels) tensors stay near 10 MB each.
+IWAE_DRAWS_PER_CALL = 20_000
+
+
 def iwae(weights, x, replicas: int, ks: list) -> dict:
-    """{"k": estimates (replicas * B,)} for each k, on `replicas` copies of x."""
+    """{"k": estimates (replicas * B,)} for each k, on `replicas` copies of x, in calls of at
+    most IWAE_DRAWS_PER_CALL / k rows (each estimate is its own row's: the split changes no
+    law, only the memory); a call that returns no tensor is returned as it is."""
     vae = student("vae")
     model = _fixed(weights)
     xs = x.repeat(replicas, 1)
+    out = {}
     with torch.no_grad():
-        return {str(k): vae.iwae_bound(model, xs, int(k)) for k in ks}
+        for k in ks:
+            parts = [vae.iwae_bound(model, rows, int(k)) for rows in xs.split(max(1, IWAE_DRAWS_PER_CALL // int(k)))]
+            tensors = all(isinstance(p, torch.Tensor) and p.dim() == 1 for p in parts)
+            out[str(k)] = torch.cat(parts) if tensors else parts[0]
+    return out
 
 
 def iwae_calls(weights, x, k: int, calls: int) -> list:
@@ -242,8 +296,8 @@ class RecordingVAE(FixedVAE):
 
 
 def train_mechanics(weights, data, steps: int, batch_size: int, lr: float, reseed: int) -> dict:
-    """The student's train on the grader's model (tiny encoder sigma: a deterministic loss)
-    and the judge's data: its returned losses as they are, the batches and weights of every
+    """The student's train (with the grader's elbo and its pieces) on the grader's model (tiny
+    encoder sigma: a deterministic loss) and the judge's data: its returned losses as they are, the batches and weights of every
     step, and the final weights. Then twice more right after torch.manual_seed(reseed), with
     Python's and NumPy's generators seeded differently each time: the batches of those runs
     ("rerun_batches"), which only torch's generator may decide."""
@@ -251,8 +305,10 @@ def train_mechanics(weights, data, steps: int, batch_size: int, lr: float, resee
 
     import numpy as np
 
+    vae = student("vae")
     model = RecordingVAE(weights)
-    losses = attempt_detached(lambda: student("vae").train(model, data, steps, batch_size=batch_size, lr=lr))
+    with substituted(vae, **UNDER_TRAIN):
+        losses = attempt_detached(lambda: vae.train(model, data, steps, batch_size=batch_size, lr=lr))
     out = {"losses": losses, "groups": model.groups[: steps + 2], "steps_seen": len(model.groups),
            "final": model.weights()}
     reruns = []
@@ -261,7 +317,8 @@ def train_mechanics(weights, data, steps: int, batch_size: int, lr: float, resee
         random.seed(other)
         np.random.seed(other)
         again = RecordingVAE(weights)
-        attempt(lambda: student("vae").train(again, data, steps, batch_size=batch_size, lr=lr))
+        with substituted(vae, **UNDER_TRAIN):
+            attempt(lambda: vae.train(again, data, steps, batch_size=batch_size, lr=lr))
         reruns.append([group["batches"][0] for group in again.groups[:steps]])
     out["rerun_batches"] = reruns
     return out
@@ -283,14 +340,16 @@ _TRAINED: dict = {}
 
 
 def train_and_sample(x_train: torch.Tensor, steps: int, z: torch.Tensor) -> dict:
-    """Train the student's VAE with the student's `train` for `steps` steps on the judge's
+    """Train the student's VAE with the student's `train` (the grader's elbo and its pieces
+    under it) for `steps` steps on the judge's
     training digits (a variant drawn for this grading), then decode the judge's latent
     vectors z (n, 64, cut to the model's Z) with the trained decoder and with a copy whose
     weights are shuffled. Returns the raw logits and the losses; the models are kept for
     :func:`heldout_report`, which gets the held-out digits once training is over."""
     vae = student("vae")
     model = vae.VAE(x_dim=X_DIM)
-    losses = detached(vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR))
+    with substituted(vae, **UNDER_TRAIN):   # the grader's loss pieces: the student's train must learn
+        losses = detached(vae.train(model, x_train, steps, batch_size=TRAIN_BATCH, lr=TRAIN_LR))
     model.eval()
     twin = shuffled_weights(model)
     twin.eval()

@@ -53,6 +53,7 @@ def _shape_spec(batch: int, z_dim: int, sample_n: int) -> dict:
     }
 
 
+@pytest.mark.judges("VAE")
 @pytest.mark.parametrize("batch,z_dim,k", SHAPE_CASES)
 def test_shapes(worker, seed, credit, batch, z_dim, k):
     """Every function returns what the handout says (shape, float32), for a batch of one and
@@ -127,6 +128,7 @@ def _kl_inputs(case: str, g) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, logvar
 
 
+@pytest.mark.judges("kl_divergence")
 @pytest.mark.parametrize("case", ["typical", "wide"])
 def test_kl_divergence(worker, seed, case):
     """Closed-form KL(N(mu, sigma^2) || N(0, I)) against a float64 reference, for float64 and
@@ -145,6 +147,7 @@ def test_kl_divergence(worker, seed, case):
 # --------------------------------------------------------------------------- reparameterisation
 
 
+@pytest.mark.judges("reparameterize")
 def test_reparameterize_gradients(worker, seed):
     """z = mu + sigma * eps: dz/dmu = 1 and dz/dlogvar = (z - mu) / 2, checked through backward."""
     g = torch.Generator().manual_seed(seed)
@@ -165,6 +168,7 @@ def test_reparameterize_gradients(worker, seed):
                  name="the gradient of reparameterize with respect to logvar (sigma = exp(logvar / 2))")
 
 
+@pytest.mark.judges("reparameterize")
 def test_reparameterize_statistics(worker):
     """Draws of reparameterize(mu, logvar) have mean mu, variance exp(logvar) and are Gaussian,
     and a second call draws fresh noise.
@@ -231,6 +235,7 @@ def _recon_logits(g) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, x
 
 
+@pytest.mark.judges("reconstruction_loss", "elbo")      # elbo runs on the grader's kl_divergence
 def test_elbo_terms(worker, seed, credit):
     """reconstruction_loss against float64 at moderate logits and at logits far from 0 (the
     far case its own third of the points), in float64 and float32; and the ELBO,
@@ -278,6 +283,7 @@ def _elbo_terms(worker, seed):
     expect_close(terms["elbo"], -(recon + kl), name="elbo(...)['elbo'] (= -(recon + kl))", rtol=1e-7, atol=1e-4)
 
 
+@pytest.mark.judges("elbo")   # on the grader's reparameterize, kl_divergence and reconstruction_loss
 def test_elbo_uses_sample(worker, seed):
     """recon is -log p(x|z) at a *sample* z ~ q(z|x): its average over many calls is the
     expectation E_q[-log p(x|z)] (computed by quadrature), not -log p(x|mu)."""
@@ -372,6 +378,7 @@ def _prior_latents(call, n: int, z_dim: int) -> torch.Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
+@pytest.mark.judges("sample")
 def test_sample_from_prior(worker, seed):
     """sample() decodes z ~ N(0, I) and returns sigmoid(logits). The grader's decoder puts
     z into the first logits, so the judge reads z back and tests it (alpha = 1e-7 per test):
@@ -464,6 +471,8 @@ def _heldout_neg_elbo(held: dict, x_held: torch.Tensor) -> float:
     return float((recon + kl).mean())
 
 
+@pytest.mark.judges("train")   # train runs on the grader's elbo and its pieces (probes.UNDER_TRAIN)
+@pytest.mark.upstream("test_shapes", "test_train_mechanics")
 def test_training_loop(worker, seed, thresholds, credit, artifacts, secret_rng):
     """The student's train() on the training digits (permuted for this grading) for a fixed
     number of steps; the held-out -ELBO (nats per image, the grader's own estimate from the
@@ -530,6 +539,7 @@ def _loss_matches(loss, group) -> bool:
                for x in group["batches"])
 
 
+@pytest.mark.judges("train")   # on the grader's elbo and its pieces (probes.UNDER_TRAIN): nothing upstream
 def test_train_mechanics(worker, seed, credit):
     """The student's train on the grader's model (deterministic loss: log sigma^2 ~ -300, z = mu)
     and data drawn from the seed, watched step by step: exactly `steps` Adam steps of
@@ -629,6 +639,7 @@ def _quality(samples: torch.Tensor, thresholds) -> tuple[float, float, float]:
     return memorised, fid, fraction
 
 
+@pytest.mark.upstream("test_shapes", "test_train_mechanics", "test_training_loop")   # the loss: the grader's
 def test_sample_quality(worker, seed, thresholds, credit, artifacts, secret_rng):
     """Generation after the fixed training budget on digits permuted for this grading: the
     student's trained decoder on the judge's z ~ N(0, I), pixel means sigmoid(decode(z)),
@@ -698,6 +709,7 @@ def _iwae(worker, seed, ks, replicas):
     return est, elbo, w, x
 
 
+@pytest.mark.judges("iwae_bound")
 def test_iwae_k1_matches_elbo(worker, seed):
     """With k = 1 the IWAE estimate is a single-sample ELBO: its average is the ELBO."""
     est, elbo, _, _ = _iwae(worker, seed, [1], replicas=4000)
@@ -708,6 +720,7 @@ def test_iwae_k1_matches_elbo(worker, seed):
                   "standard errors off): log w = log p(x|z) + log p(z) - log q(z|x), full Gaussian densities")
 
 
+@pytest.mark.judges("iwae_bound")
 def test_iwae_grows_with_k(worker, seed):
     """E[IWAE_k] grows with k (k = 1, 8, 64: significantly from 1 to 64, never
     significantly down between neighbours) and E[IWAE_64] >= ELBO."""
@@ -727,6 +740,7 @@ def test_iwae_grows_with_k(worker, seed):
             fails("iwae_bound with k = 64 is below the ELBO on average")
 
 
+@pytest.mark.judges("iwae_bound")
 def test_iwae_below_log_likelihood(worker, seed):
     """IWAE_16 on 16 digits has the law of the grader's own IWAE_16 (k == B; also with a
     confident decoder), E[IWAE_k] <= log p(x) (log p(x) by quadrature over the 2-d latent)

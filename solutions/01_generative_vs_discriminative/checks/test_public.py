@@ -4,6 +4,7 @@ statistics, devices, learned quality after training)."""
 
 import math
 
+import pytest
 import torch
 
 from autograder.grading.judge import expect_close, expect_finite, expect_tensor, fails
@@ -11,6 +12,7 @@ from autograder.grading.judge import expect_close, expect_finite, expect_tensor,
 F64 = torch.float64
 
 
+@pytest.mark.judges("fit_gaussian_classifier", "log_joint", "posterior", "predict")
 def test_fit_and_bayes_rule(worker):
     out = worker.call("fitted")
     p = out["params"]
@@ -30,6 +32,7 @@ def test_fit_and_bayes_rule(worker):
     expect_tensor(out["samples"], name="sample_class", shape=(5, 2), dtype=F64)
 
 
+@pytest.mark.judges("cross_entropy")
 def test_cross_entropy(worker):
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0]], dtype=F64)
     y = torch.tensor([0, 2])
@@ -39,6 +42,7 @@ def test_cross_entropy(worker):
     expect_tensor(out["grad"], name="the gradient of cross_entropy", shape=(2, 3))
 
 
+@pytest.mark.judges("TinyCNN", "class_activation_map")
 def test_cnn_and_cam(worker):
     out = worker.call("cnn_and_cam")
     expect_tensor(out["logits"], name="TinyCNN", shape=(2, 3))
@@ -46,6 +50,8 @@ def test_cnn_and_cam(worker):
     expect_tensor(out["cam"], name="class_activation_map", shape=(2, 12, 12))
 
 
+@pytest.mark.judges("train_classifier")
+@pytest.mark.upstream("test_cross_entropy")
 def test_training_lowers_the_loss(worker):
     losses = worker.call("short_training", 200)
     if not isinstance(losses, list) or len(losses) != 200 or not all(isinstance(v, float) for v in losses):

@@ -2,6 +2,7 @@
 hidden suite checks the same functions more thoroughly (float64 references, statistics,
 samplers driven by an exact noise predictor, devices, quality after training)."""
 
+import pytest
 import torch
 
 from autograder.grading.judge import expect_close, expect_tensor, fails
@@ -9,6 +10,7 @@ from autograder.grading.judge import expect_close, expect_tensor, fails
 F64 = torch.float64
 
 
+@pytest.mark.judges("linear_betas", "cosine_betas", "make_schedule", "q_sample", "time_embedding", "EpsModel", "diffusion_loss", "reverse_step", "sample")
 def test_shapes(worker):
     out = worker.call("shapes")
     expect_tensor(out["linear"], name="linear_betas(10)", shape=(11,), dtype=F64)
@@ -26,6 +28,7 @@ def test_shapes(worker):
     expect_tensor(out["ddim"], name="ddim_sample", shape=(5, 2), dtype=torch.float32)
 
 
+@pytest.mark.judges("linear_betas", "cosine_betas", "make_schedule")
 def test_schedule_endpoints(worker):
     out = worker.call("schedules", 100)
     lin, cos = out["linear"], out["cosine"]
@@ -45,6 +48,7 @@ def test_schedule_endpoints(worker):
         fails("cosine_betas: beta_T should be clipped at max_beta = 0.999")
 
 
+@pytest.mark.judges("q_sample")
 def test_q_sample_formula(worker):
     abar = torch.tensor([1.0, 0.64, 0.25], dtype=F64)
     x0 = torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=F64)
@@ -56,6 +60,7 @@ def test_q_sample_formula(worker):
     expect_close(got, expected, name="q_sample", rtol=1e-12)
 
 
+@pytest.mark.judges("reverse_step")
 def test_reverse_step_last_step(worker):
     betas = torch.tensor([0.0, 0.1, 0.2], dtype=F64)
     alphas = 1 - betas
@@ -72,6 +77,8 @@ def test_reverse_step_last_step(worker):
                      name=f"reverse_step at t = 1 (variance={variance!r}: no noise at the last step)", rtol=1e-12)
 
 
+@pytest.mark.judges("train")
+@pytest.mark.upstream("test_shapes", "test_schedule_endpoints", "test_q_sample_formula")
 def test_training_reduces_the_loss(worker):
     losses = worker.call("short_training", 600)
     if not isinstance(losses, list) or len(losses) != 600:
