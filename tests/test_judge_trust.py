@@ -355,3 +355,17 @@ def test_held_out_digits_returned_as_samples_earn_nothing(tmp_path):
     result = runner.grade(COURSE, vae, _vae(tmp_path, cheat), only=["test_sample_quality"], layers=[])
     test = _test(result, "test_sample_quality")
     assert test.score == 0 and test.message, test.message
+
+
+def test_a_judge_that_fails_before_any_test_is_a_grader_error(tmp_path, monkeypatch):
+    """pytest exits with 1 (as for failed tests) when a plugin does not import: with no test
+    reported, that is the grader's failure, never "0 passed, 0 failed" (a student package
+    missing an engine module once read so)."""
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    (folder / "mini.py").write_text(GOOD)
+    args = runner._judge_args
+    monkeypatch.setattr(runner, "_judge_args", lambda *a: args(*a) + ["-p", "a_plugin_that_is_not_installed"])
+    for public in (False, True):
+        result = runner.grade(CONFIG, MINI, folder, public=public, suite=EXAMPLE / "suite")
+        assert result.status == "grader-error" and "exited with code 1" in result.grader_errors[0], result.grader_errors

@@ -300,7 +300,7 @@ STUDENT_MARKER = "STUDENT_BUILD"      # inside the student package's kitdata: no
 # authoring/ (needs the solutions), classroom/ (the instructor's class).
 STUDENT_ENGINE = ("__init__.py", "cli.py", "config.py", "escape.py",
                   "sandbox/__init__.py", "sandbox/supervisor.py", "sandbox/submission.py", "sandbox/wire.py", "sandbox/process.py",
-                  "sandbox/worker.py", "sandbox/containment/*.py",
+                  "sandbox/worker.py", "sandbox/lean_torch.py", "sandbox/containment/*.py",
                   "grading/__init__.py", "grading/job.py", "grading/notebook.py", "grading/reports.py",
                   "grading/runner.py", "grading/judge/*.py")
 # kitdata for students: the training splits, the generators and the metrics. Not here:

@@ -300,7 +300,9 @@ def grade(config: Config, assignment: Assignment, submission: Path, *, seed: int
         shutil.rmtree(private, ignore_errors=True)
 
     grader_errors = []
-    if not timed_out and code not in (0, 1):
+    if not timed_out and (code not in (0, 1) or (code == 1 and not outcomes.cases)):
+        # 1 is failed tests, unless none was reported: then the judge failed before any ran
+        # (a plugin that did not import), which must never read as "0 passed, 0 failed"
         tail = "\n".join(judge_log.strip().splitlines()[-15:])
         grader_errors.append(f"the judge (pytest) exited with code {code}:\n{tail}")
     grader_errors += [f"grading of {path_text(submission)}: {problem}" for problem in outcomes.problems]

@@ -88,7 +88,7 @@ def install() -> int:
         return 0  # a torch whose wrapper is not the one described above
     code, count = wrapper.__code__, 0
     for obj in gc.get_objects():
-        if isinstance(obj, types.FunctionType) and obj.__code__ is code:
+        if type(obj) is types.FunctionType and obj.__code__ is code:  # type(): no proxy's __class__ is asked
             cells = dict(zip(code.co_freevars, (cell.cell_contents for cell in obj.__closure__)))
             fn = cells["fn"]
             if getattr(fn, "__dynamo_disable", None) is None:
