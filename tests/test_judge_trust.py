@@ -358,9 +358,10 @@ def test_held_out_digits_returned_as_samples_earn_nothing(tmp_path):
 
 
 def test_a_judge_that_fails_before_any_test_is_a_grader_error(tmp_path, monkeypatch):
-    """pytest exits with 1 (as for failed tests) when a plugin does not import: with no test
-    reported, that is the grader's failure, never "0 passed, 0 failed" (a student package
-    missing an engine module once read so)."""
+    """Some pytest releases exit with 1 (as for failed tests) when a plugin does not import,
+    others with 4: with no test reported, either is the grader's failure, never "0 passed,
+    0 failed" (a student package missing an engine module once read so, under a pytest that
+    answered 1)."""
     folder = tmp_path / "alice"
     folder.mkdir()
     (folder / "mini.py").write_text(GOOD)
@@ -368,4 +369,5 @@ def test_a_judge_that_fails_before_any_test_is_a_grader_error(tmp_path, monkeypa
     monkeypatch.setattr(runner, "_judge_args", lambda *a: args(*a) + ["-p", "a_plugin_that_is_not_installed"])
     for public in (False, True):
         result = runner.grade(CONFIG, MINI, folder, public=public, suite=EXAMPLE / "suite")
-        assert result.status == "grader-error" and "exited with code 1" in result.grader_errors[0], result.grader_errors
+        assert result.status == "grader-error" and "the judge (pytest) exited with code" in result.grader_errors[0], \
+            result.grader_errors
