@@ -14,11 +14,13 @@ running under the worker's uid, and removes the cgroup.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -57,9 +59,6 @@ class Nursery:
 
     def spare(self) -> SpareWorker | None:
         """A new spare, or None where the nursery is gone (the worker then starts cold)."""
-        import json
-        import socket
-
         fds = []
         try:
             self.channel.sendall(b"s")
